@@ -1,0 +1,1 @@
+"""Plain PyTorch building blocks of AaPE. Nothing here imports fairseq2."""

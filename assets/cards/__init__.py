@@ -1,0 +1,1 @@
+"""fairseq2 asset cards shipped with aape_plugin (registered by the extension)."""

@@ -1,0 +1,34 @@
+"""The plugin is found by fairseq2 through its entry point and registers without error."""
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+from aape_plugin.extension import setup_aape_extension
+
+
+def test_entry_point_resolves_to_the_registration_function() -> None:
+    eps = [ep for ep in entry_points(group="fairseq2.extension") if ep.name == "aape"]
+    assert len(eps) == 1
+    assert eps[0].load() is setup_aape_extension
+
+
+def test_init_fairseq2_runs_the_extension_with_trace_on() -> None:
+    # In a fresh interpreter, as a user would; with FAIRSEQ2_EXTENSION_TRACE=1 any exception
+    # in the extension makes init_fairseq2() raise instead of logging a warning.
+    code = (
+        "from fairseq2 import init_fairseq2\n"
+        "from fairseq2.runtime.dependency import get_dependency_resolver\n"
+        "init_fairseq2()\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "extension failed" not in proc.stderr
+    assert proc.stdout.strip().endswith("ok")
