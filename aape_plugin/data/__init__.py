@@ -1,0 +1,1 @@
+"""Audio data: decoding, log-mel features, manifests and fairseq2 dataset families."""

@@ -1,0 +1,1 @@
+"""Commands that draw the paper's figures from this project's own code."""

@@ -1,0 +1,1 @@
+"""fairseq2 recipes of AaPE: pre-training, linear probe, fine-tuning, extraction."""

@@ -1,0 +1,1 @@
+"""YAML presets of the recipes (``--preset NAME``), shipped as ``aape_plugin.presets``."""
