@@ -1,0 +1,215 @@
+"""The Lambda Encoder: input-dependent SBLU poles (decay, frequency) per subband and time patch."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn import (
+    LayerNorm,
+    Linear,
+    Module,
+    Parameter,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
+
+from aape_plugin.nn.patchify import patchify
+from aape_plugin.nn.position import sincos_2d
+
+
+class LambdaEncoder(Module):
+    """Estimates ``Lambda = (alpha, beta)`` for every kernel of every patch from the log-mel.
+
+    Each ``p x p`` log-mel patch becomes a token; a narrow, shallow Transformer lets each token
+    see the whole clip (fixed 2-D sine-cosine positions); two linear heads give ``num_kernels``
+    decays and frequencies per token, i.e. per (subband, time patch).
+
+    The heads are constrained so that the SBLU always targets the alias-prone band:
+
+    * decay ``alpha = min(softplus(a) + min_decay, max_decay) > 0`` (1/frame). The cap keeps the
+      centre-tap gain ``2 sinh(alpha / 2) / |Lambda|`` finite in float32; at ``alpha = 20`` the
+      kernel is already a unit impulse to within ``exp(-20)``.
+    * frequency ``beta = min_frequency + (max_frequency - min_frequency) * sigmoid(b)``
+      (rad/frame), by default between the post-patch Nyquist ``pi / p`` and the frame Nyquist
+      ``pi``: the band that patching with stride ``p`` folds onto lower frequencies.
+
+    At initialisation the kernels of a subband spread geometrically over the band and all decays
+    are ``init_decay``; the (small) head weights then make them vary with the input.
+
+    With ``adaptive=False`` (an ablation) there is no Transformer: each (subband, kernel) has a
+    learned pole, the same for every input and time patch, under the same constraints.
+    """
+
+    def __init__(
+        self,
+        *,
+        patch_size: int = 16,
+        num_kernels: int = 8,
+        dim: int = 64,
+        depth: int = 2,
+        num_heads: int = 4,
+        mlp_ratio: float = 2.0,
+        min_decay: float = 1e-3,
+        max_decay: float = 20.0,
+        init_decay: float = 0.25,
+        min_frequency: float | None = None,
+        max_frequency: float = math.pi,
+        adaptive: bool = True,
+        num_subbands: int | None = None,
+    ) -> None:
+        """
+        :param patch_size: ``p``; the patches (and subbands) are ``p x p`` log-mel cells.
+        :param num_kernels: ``N`` kernels (poles) per subband and time patch.
+        :param dim: token width of the Transformer ("narrow").
+        :param depth: number of Transformer layers ("shallow").
+        :param num_heads: attention heads.
+        :param mlp_ratio: feed-forward width as a multiple of ``dim``.
+        :param min_decay: the ``eps`` of ``softplus(.) + eps``, in 1/frame.
+        :param max_decay: upper bound of the decay, in 1/frame.
+        :param init_decay: decay at initialisation, in 1/frame.
+        :param min_frequency: lower edge of the frequency band in rad/frame; ``None`` means the
+            post-patch Nyquist ``pi / patch_size``.
+        :param max_frequency: upper edge in rad/frame (``pi``: the frame Nyquist).
+        :param adaptive: ``False`` replaces the input-dependent estimate by learned constants.
+        :param num_subbands: required when ``adaptive`` is ``False`` (one pole set per subband).
+        """
+        super().__init__()
+
+        if min_frequency is None:
+            min_frequency = math.pi / patch_size
+
+        if not 0.0 <= min_frequency < max_frequency <= math.pi:
+            raise ValueError(
+                f"The frequency band must satisfy 0 <= min_frequency < max_frequency <= pi, but "
+                f"is [{min_frequency}, {max_frequency}] instead."
+            )
+
+        if not 0.0 < min_decay < init_decay < max_decay:
+            raise ValueError(
+                f"The decays must satisfy 0 < min_decay < init_decay < max_decay, but are "
+                f"{min_decay}, {init_decay} and {max_decay} instead."
+            )
+
+        if dim % 4 != 0 or dim % num_heads != 0:
+            raise ValueError(
+                f"`dim` must be a multiple of 4 and of `num_heads` ({num_heads}), but is {dim} "
+                f"instead."
+            )
+
+        self.patch_size = patch_size
+        self.num_kernels = num_kernels
+        self.dim = dim
+        self.min_decay = min_decay
+        self.max_decay = max_decay
+        self.init_decay = init_decay
+        self.min_frequency = min_frequency
+        self.max_frequency = max_frequency
+        self.adaptive = adaptive
+
+        if not adaptive:
+            if num_subbands is None:
+                raise ValueError("`num_subbands` must be given when `adaptive` is False.")
+
+            self.num_subbands = num_subbands
+
+            self.static_decay = Parameter(torch.empty(num_subbands, num_kernels))
+            self.static_frequency = Parameter(torch.empty(num_subbands, num_kernels))
+
+            self.reset_parameters()
+
+            return
+
+        self.patch_proj = Linear(patch_size * patch_size, dim)
+
+        layer = TransformerEncoderLayer(
+            dim,
+            num_heads,
+            dim_feedforward=int(dim * mlp_ratio),
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+
+        self.transformer = TransformerEncoder(layer, depth, enable_nested_tensor=False)
+
+        self.norm = LayerNorm(dim)
+
+        self.decay_head = Linear(dim, num_kernels)
+        self.frequency_head = Linear(dim, num_kernels)
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Small head weights; biases that spread the kernels over the band."""
+        if self.adaptive:
+            for head in (self.decay_head, self.frequency_head):
+                torch.nn.init.normal_(head.weight, std=0.02)
+
+            decay_bias, frequency_bias = self.decay_head.bias, self.frequency_head.bias
+        else:
+            decay_bias, frequency_bias = self.static_decay, self.static_frequency
+
+        # softplus^-1(init_decay - min_decay)
+        target = self.init_decay - self.min_decay
+        torch.nn.init.constant_(decay_bias, math.log(math.expm1(target)))
+
+        # Kernel n sits at the geometric centre of the n-th of N equal log-width bins.
+        lo, hi = self.min_frequency, self.max_frequency
+        lo_log = math.log(max(lo, 1e-3))
+        edges = torch.linspace(lo_log, math.log(hi), self.num_kernels + 1, dtype=torch.float64)
+        centres = ((edges[:-1] + edges[1:]) / 2).exp()
+        fraction = ((centres - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3)
+        with torch.no_grad():
+            frequency_bias.copy_(torch.logit(fraction).float().expand_as(frequency_bias))
+
+    def _constrain(self, decay_logits: Tensor, frequency_logits: Tensor) -> tuple[Tensor, Tensor]:
+        decay = F.softplus(decay_logits) + self.min_decay
+
+        decay = decay.clamp(max=self.max_decay)
+
+        span = self.max_frequency - self.min_frequency
+
+        frequency = self.min_frequency + span * torch.sigmoid(frequency_logits)
+
+        return decay, frequency
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """
+        :param x: log-mel ``(B, 1, F, T)``, ``F`` and ``T`` multiples of the patch size.
+        :returns: ``(decay, frequency)``, each ``(B, F/p, T/p, num_kernels)``, in 1/frame and
+            rad/frame.
+        """
+        if not self.adaptive:
+            batch_size, _, num_bins, num_frames = x.shape
+
+            if num_bins // self.patch_size != self.num_subbands:
+                raise ValueError(
+                    f"This LambdaEncoder has poles for {self.num_subbands} subbands, but the "
+                    f"input has {num_bins // self.patch_size} (shape {tuple(x.shape)})."
+                )
+
+            shape = (batch_size, self.num_subbands, num_frames // self.patch_size, self.num_kernels)
+
+            decay, frequency = self._constrain(self.static_decay, self.static_frequency)
+
+            return decay[None, :, None, :].expand(shape), frequency[None, :, None, :].expand(shape)
+
+        patches = patchify(x, self.patch_size)  # (B, S, P, p*p)
+
+        batch_size, num_subbands, num_time_patches, _ = patches.shape
+
+        tokens = self.patch_proj(patches)
+
+        pos = sincos_2d(num_subbands, num_time_patches, self.dim, device=x.device)
+
+        tokens = tokens + pos.to(tokens.dtype)
+
+        tokens = self.transformer(tokens.flatten(1, 2))
+
+        tokens = self.norm(tokens).view(batch_size, num_subbands, num_time_patches, self.dim)
+
+        return self._constrain(self.decay_head(tokens), self.frequency_head(tokens))

@@ -1,0 +1,63 @@
+"""The Lambda Encoder keeps its poles in the alias-prone band, positive, and input-dependent."""
+
+import math
+
+import pytest
+import torch
+
+from aape_plugin.nn.lambda_encoder import LambdaEncoder
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e3, 1e5])
+def test_poles_stay_in_band_for_any_input(scale: float) -> None:
+    g = torch.Generator().manual_seed(0)
+    enc = LambdaEncoder(num_kernels=8)
+    with torch.no_grad():  # large head weights saturate the constraints
+        enc.decay_head.weight.normal_(0, 50.0, generator=g)
+        enc.frequency_head.weight.normal_(0, 50.0, generator=g)
+    x = torch.randn(4, 1, 80, 96, generator=g) * scale
+    decay, frequency = enc(x)
+    assert decay.shape == frequency.shape == (4, 5, 6, 8)
+    assert (decay > 0).all() and (decay <= enc.max_decay).all()
+    assert (frequency >= math.pi / 16).all() and (frequency <= math.pi).all()
+    # Saturation really happened at both ends, so the bounds were exercised.
+    assert frequency.min() < math.pi / 16 + 1e-3 and frequency.max() > math.pi - 1e-3
+
+
+def test_initial_kernels_spread_over_the_band() -> None:
+    enc = LambdaEncoder(num_kernels=8)
+    decay, frequency = enc(torch.zeros(1, 1, 80, 96))
+    mean_freq = frequency.mean(dim=(0, 1, 2))
+    assert (mean_freq.diff() > 0).all()
+    assert mean_freq[0] < 0.3 and mean_freq[-1] > 2.5
+    torch.testing.assert_close(decay.mean(), torch.tensor(0.25), atol=0.02, rtol=0)
+
+
+def test_estimates_depend_on_the_input_and_vary_over_time() -> None:
+    g = torch.Generator().manual_seed(1)
+    enc = LambdaEncoder(num_kernels=8)
+    a = torch.randn(1, 1, 80, 96, generator=g)
+    b = torch.randn(1, 1, 80, 96, generator=g) * 3
+    da, fa = enc(a)
+    db, fb = enc(b)
+    assert (da - db).abs().max() > 1e-3 and (fa - fb).abs().max() > 1e-3
+    assert fa.std(dim=2).mean() > 1e-4  # across time patches of one clip
+
+
+def test_static_variant_ignores_the_input() -> None:
+    enc = LambdaEncoder(num_kernels=8, adaptive=False, num_subbands=5)
+    da, fa = enc(torch.randn(2, 1, 80, 96))
+    db, fb = enc(torch.randn(2, 1, 80, 96) * 5)
+    torch.testing.assert_close(da, db)
+    torch.testing.assert_close(fa, fb)
+    assert da.shape == (2, 5, 6, 8)
+    assert not hasattr(enc, "transformer")
+
+
+def test_invalid_settings_are_named() -> None:
+    with pytest.raises(ValueError, match="frequency band"):
+        LambdaEncoder(min_frequency=1.0, max_frequency=0.5)
+    with pytest.raises(ValueError, match="decays"):
+        LambdaEncoder(init_decay=50.0)
+    with pytest.raises(ValueError, match="num_subbands"):
+        LambdaEncoder(adaptive=False)

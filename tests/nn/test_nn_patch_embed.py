@@ -1,0 +1,71 @@
+"""AaPEPatchEmbed is a drop-in replacement for the plain stem, with clear shape errors."""
+
+import pytest
+import torch
+
+from aape_plugin.nn.patch_embed import AaPEPatchEmbed, PlainPatchEmbed
+from aape_plugin.nn.patchify import SpectrogramShapeError
+
+
+@pytest.mark.parametrize("stem_kls", [PlainPatchEmbed, AaPEPatchEmbed])
+def test_same_interface_and_shapes(stem_kls: type) -> None:
+    stem = stem_kls(embed_dim=96, num_mel_bins=80, patch_size=16)
+    out = stem(torch.randn(2, 1, 80, 96))
+    assert out.tokens.shape == (2, 5, 6, 96)
+    if stem_kls is AaPEPatchEmbed:
+        assert out.decay.shape == out.frequency.shape == (2, 5, 6, 8)
+    else:
+        assert out.decay is None and out.frequency is None
+
+
+def test_default_hyper_parameters_follow_the_design() -> None:
+    stem = AaPEPatchEmbed()
+    assert stem.embed_dim == 768 and stem.num_mel_bins == 80 and stem.patch_size == 16
+    assert stem.sblu.num_kernels == 8 and stem.sblu.num_taps == 33
+    assert stem.sblu.highpass.cutoff == pytest.approx(torch.pi / 16)
+    assert stem.lambda_encoder.min_frequency == pytest.approx(torch.pi / 16)
+    assert stem.lambda_encoder.max_frequency == pytest.approx(torch.pi)
+    out = stem(torch.randn(1, 1, 80, 608))
+    assert out.tokens.shape == (1, 5, 38, 768)
+
+
+def test_gradients_reach_every_parameter() -> None:
+    stem = AaPEPatchEmbed(embed_dim=64)
+    stem(torch.randn(2, 1, 80, 64)).tokens.square().mean().backward()
+    for name, param in stem.named_parameters():
+        assert param.grad is not None and torch.isfinite(param.grad).all(), name
+        assert param.grad.abs().sum() > 0, name
+
+
+def test_bfloat16_forward_and_backward_are_finite() -> None:
+    stem = AaPEPatchEmbed(embed_dim=64).to(torch.bfloat16)
+    x = torch.randn(2, 1, 80, 64, dtype=torch.bfloat16)
+    out = stem(x)
+    out.tokens.float().square().mean().backward()
+    assert torch.isfinite(out.tokens.float()).all()
+    assert all(torch.isfinite(p.grad.float()).all() for p in stem.parameters())
+
+
+@pytest.mark.parametrize("stem_kls", [PlainPatchEmbed, AaPEPatchEmbed])
+def test_time_axis_not_a_multiple_of_the_patch_is_explained(stem_kls: type) -> None:
+    stem = stem_kls(embed_dim=64)
+    with pytest.raises(SpectrogramShapeError, match=r"T=600 .*Crop the time axis to 592 frames or pad it to 608"):
+        stem(torch.randn(1, 1, 80, 600))
+
+
+@pytest.mark.parametrize("stem_kls", [PlainPatchEmbed, AaPEPatchEmbed])
+def test_wrong_number_of_mel_bins_is_explained(stem_kls: type) -> None:
+    stem = stem_kls(embed_dim=64)
+    with pytest.raises(SpectrogramShapeError, match=r"expects 80 mel bins.*got 128 bins"):
+        stem(torch.randn(1, 1, 128, 608))
+    with pytest.raises(SpectrogramShapeError, match="unsqueeze"):
+        stem(torch.randn(1, 80, 608))
+
+
+def test_meta_construction_then_materialisation_works() -> None:
+    with torch.device("meta"):
+        stem = AaPEPatchEmbed(embed_dim=64)
+    stem = stem.to_empty(device="cpu")
+    stem.sblu.highpass.reset_non_persistent_buffers()
+    reference = AaPEPatchEmbed(embed_dim=64)
+    torch.testing.assert_close(stem.sblu.highpass.taps, reference.sblu.highpass.taps)
