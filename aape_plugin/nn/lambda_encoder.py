@@ -177,9 +177,11 @@ class LambdaEncoder(Module):
 
         return decay, frequency
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """
         :param x: log-mel ``(B, 1, F, T)``, ``F`` and ``T`` multiples of the patch size.
+        :param visible: optional ``(B, F/p, T/p)`` boolean; tokens of hidden (masked) patches
+            are left out of the attention, so no estimate depends on hidden content.
         :returns: ``(decay, frequency)``, each ``(B, F/p, T/p, num_kernels)``, in 1/frame and
             rad/frame.
         """
@@ -208,7 +210,9 @@ class LambdaEncoder(Module):
 
         tokens = tokens + pos.to(tokens.dtype)
 
-        tokens = self.transformer(tokens.flatten(1, 2))
+        padding_mask = None if visible is None else ~visible.flatten(1)
+
+        tokens = self.transformer(tokens.flatten(1, 2), src_key_padding_mask=padding_mask)
 
         tokens = self.norm(tokens).view(batch_size, num_subbands, num_time_patches, self.dim)
 

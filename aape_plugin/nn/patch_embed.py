@@ -35,6 +35,15 @@ class PatchEmbedOutput:
     """``(B, F/p, T/p, N)``: the estimated SBLU frequencies (rad/frame); ``None`` for plain."""
 
 
+def expand_patch_mask(visible: Tensor, patch_size: int) -> Tensor:
+    """``(B, S, P)`` patch mask -> ``(B, 1, S*p, P*p)`` mask of spectrogram cells."""
+    batch_size, num_subbands, num_patches = visible.shape
+
+    cells = visible[:, None, :, None, :, None].expand(-1, -1, -1, patch_size, -1, patch_size)
+
+    return cells.reshape(batch_size, 1, num_subbands * patch_size, num_patches * patch_size)
+
+
 def _init_patch_conv(conv: Conv2d) -> None:
     # Xavier on the conv seen as a linear map of the flattened patch (as ViT/MAE do).
     torch.nn.init.xavier_uniform_(conv.weight.view(conv.weight.size(0), -1))
@@ -56,7 +65,11 @@ class PlainPatchEmbed(Module):
 
         _init_patch_conv(self.proj)
 
-    def forward(self, x: Tensor) -> PatchEmbedOutput:
+    def forward(self, x: Tensor, visible: Tensor | None = None) -> PatchEmbedOutput:
+        """
+        :param x: log-mel ``(B, 1, F, T)``.
+        :param visible: ignored: non-overlapping patches cannot leak hidden content.
+        """
         check_spectrogram_shape(
             x, num_mel_bins=self.num_mel_bins, patch_size=self.patch_size, owner=type(self).__name__
         )
@@ -158,14 +171,25 @@ class AaPEPatchEmbed(Module):
 
         self.fusion = PatchFusion(embed_dim, alias_dim, embed_dim)
 
-    def forward(self, x: Tensor) -> PatchEmbedOutput:
+    def forward(self, x: Tensor, visible: Tensor | None = None) -> PatchEmbedOutput:
+        """
+        :param x: log-mel ``(B, 1, F, T)``.
+        :param visible: optional ``(B, F/p, T/p)`` boolean of the patches the model may see
+            (masked pre-training). The aliasing branch looks beyond a patch (the high-pass and
+            the SBLU taps reach into neighbours, the Lambda Encoder attends over the clip), so
+            hidden patches are zeroed (the normalised mean) and left out of the Lambda
+            Encoder's attention; otherwise visible tokens would carry hidden content.
+        """
         check_spectrogram_shape(
             x, num_mel_bins=self.num_mel_bins, patch_size=self.patch_size, owner=type(self).__name__
         )
 
         standard = self.proj(x).permute(0, 2, 3, 1)  # (B, S, P, D)
 
-        decay, frequency = self.lambda_encoder(x)
+        if visible is not None:
+            x = x * expand_patch_mask(visible, self.patch_size).to(x.dtype)
+
+        decay, frequency = self.lambda_encoder(x, visible)
 
         alias = self.sblu(x, decay, frequency)  # (B, S, P, alias_dim)
 

@@ -69,3 +69,21 @@ def test_meta_construction_then_materialisation_works() -> None:
     stem.sblu.highpass.reset_non_persistent_buffers()
     reference = AaPEPatchEmbed(embed_dim=64)
     torch.testing.assert_close(stem.sblu.highpass.taps, reference.sblu.highpass.taps)
+
+
+def test_visible_tokens_do_not_depend_on_hidden_patches() -> None:
+    # In masked pre-training the student's visible tokens must not carry hidden content, even
+    # though the high-pass, the SBLU taps and the Lambda Encoder all look beyond one patch.
+    g = torch.Generator().manual_seed(0)
+    stem = AaPEPatchEmbed(embed_dim=64)
+    x = torch.randn(2, 1, 80, 96, generator=g)
+    visible = torch.rand(2, 5, 6, generator=g) > 0.6
+    visible[:, 0, 0] = True
+    changed = x + 5 * torch.randn(2, 1, 80, 96, generator=g) * (~visible).repeat_interleave(16, 1).repeat_interleave(16, 2)[:, None]
+
+    a = stem(x, visible)
+    b = stem(changed, visible)
+    torch.testing.assert_close(a.tokens[visible], b.tokens[visible], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.frequency[visible], b.frequency[visible], atol=1e-6, rtol=1e-6)
+    # Without the mask the same change does leak into visible tokens.
+    assert (stem(x).tokens[visible] - stem(changed).tokens[visible]).abs().max() > 1e-2

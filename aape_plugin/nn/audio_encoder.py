@@ -1,0 +1,147 @@
+"""A spectrogram ViT: patch embedding (plain or AaPE), 2-D positions, CLS token, block stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from torch.nn import Module, Parameter
+
+from aape_plugin.nn.patch_embed import AaPEPatchEmbed, PlainPatchEmbed
+from aape_plugin.nn.position import sincos_2d
+from aape_plugin.nn.vit import ViTStack
+
+
+@dataclass
+class EncoderOutput:
+    """What :class:`AudioEncoder` returns."""
+
+    cls: Tensor | None
+    """``(B, D)``: the CLS token after the final norm (``None`` without a CLS token)."""
+
+    patches: Tensor
+    """``(B, n, D)``: patch tokens after the final norm, visible patches only when masked,
+    in frequency-major grid order (index ``s * P + t``)."""
+
+    grid: tuple[int, int]
+    """``(S, P)``: the (subband, time patch) grid of the input."""
+
+    layers: list[Tensor] = field(default_factory=list)
+    """Each block's output ``(B, [1 +] n, D)`` before the final norm, if asked for."""
+
+    decay: Tensor | None = None
+    """``(B, S, P, N)`` SBLU decays of the AaPE stem (``None`` for the plain stem)."""
+
+    frequency: Tensor | None = None
+    """``(B, S, P, N)`` SBLU frequencies of the AaPE stem (``None`` for the plain stem)."""
+
+
+class AudioEncoder(Module):
+    """Log-mel ``(B, 1, F, T)`` -> tokens, with optional masking of patches.
+
+    Positions are fixed 2-D sine-cosine embeddings computed for the actual grid, so any
+    ``T`` that is a multiple of the patch size works (half the channels encode the subband,
+    half the time patch). The CLS token has no position embedding.
+    """
+
+    def __init__(
+        self,
+        stem: PlainPatchEmbed | AaPEPatchEmbed,
+        *,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop_path: float = 0.0,
+        use_cls: bool = True,
+        mask_stem_input: bool = True,
+    ) -> None:
+        """
+        :param stem: the patch embedding; its ``embed_dim`` is the encoder width.
+        :param mask_stem_input: when masking, hide the masked patches from the stem too (only
+            matters for the AaPE stem, whose aliasing branch looks beyond one patch).
+        """
+        super().__init__()
+
+        self.stem = stem
+        self.dim = stem.embed_dim
+        self.patch_size = stem.patch_size
+        self.num_mel_bins = stem.num_mel_bins
+        self.use_cls = use_cls
+        self.mask_stem_input = mask_stem_input
+
+        self.cls_token = Parameter(torch.empty(1, 1, self.dim)) if use_cls else None
+
+        self.blocks = ViTStack(
+            dim=self.dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path=drop_path,
+        )
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        if self.cls_token is not None:
+            torch.nn.init.normal_(self.cls_token, std=0.02)
+
+    def embed(self, x: Tensor, visible: Tensor | None = None) -> tuple[Tensor, EncoderOutput]:
+        """Stem + positions, before masking: ``(B, S*P, D)`` tokens and the stem's outputs."""
+        stem_visible = visible if (visible is not None and self.mask_stem_input) else None
+
+        stem_out = self.stem(x, stem_visible)
+
+        batch_size, num_subbands, num_patches, dim = stem_out.tokens.shape
+
+        pos = sincos_2d(num_subbands, num_patches, dim, device=x.device)
+
+        tokens = (stem_out.tokens + pos.to(stem_out.tokens.dtype)).flatten(1, 2)
+
+        info = EncoderOutput(
+            cls=None,
+            patches=tokens,
+            grid=(num_subbands, num_patches),
+            decay=stem_out.decay,
+            frequency=stem_out.frequency,
+        )
+
+        return tokens, info
+
+    def forward(
+        self, x: Tensor, *, visible: Tensor | None = None, return_layers: bool = False
+    ) -> EncoderOutput:
+        """
+        :param x: log-mel ``(B, 1, F, T)``.
+        :param visible: optional ``(B, S, P)`` boolean of visible patches, the same number in
+            every row; only those tokens enter the blocks (as in MAE / M2D students).
+        :param return_layers: also return every block's output (for teacher targets).
+        """
+        tokens, out = self.embed(x, visible)
+
+        if visible is not None:
+            counts = visible.flatten(1).sum(dim=1)
+            if (counts != counts[0]).any() or counts[0] == 0:
+                raise ValueError(
+                    "`visible` must keep the same, non-zero number of patches in every row, "
+                    f"but keeps {counts.tolist()}."
+                )
+
+            index = visible.flatten(1).nonzero()[:, 1].view(x.size(0), -1)  # sorted per row
+
+            tokens = tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.size(-1)))
+
+        if self.cls_token is not None:
+            tokens = torch.cat([self.cls_token.expand(tokens.size(0), -1, -1).to(tokens.dtype), tokens], dim=1)
+
+        normed, layers = self.blocks(tokens, return_layers=return_layers)
+
+        offset = 1 if self.cls_token is not None else 0
+
+        out.cls = normed[:, 0] if self.cls_token is not None else None
+        out.patches = normed[:, offset:]
+        out.layers = layers
+
+        return out

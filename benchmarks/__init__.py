@@ -1,0 +1,1 @@
+"""Speed, memory and quality benchmarks; run them all with ``make bench``."""
