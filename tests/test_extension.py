@@ -32,3 +32,17 @@ def test_init_fairseq2_runs_the_extension_with_trace_on() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "extension failed" not in proc.stderr
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_asset_cards_of_every_arch_are_listed() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fairseq2.assets", "list", "--kind", "model"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    section = proc.stdout.split("package:aape_plugin.assets.cards", 1)[1]
+    for arch in ("aape_base", "aape_small", "aape_tiny", "vit_base", "vit_small", "vit_tiny"):
+        assert f"model:{arch}@" in section

@@ -88,11 +88,25 @@ class AudioEncoder(Module):
         if self.cls_token is not None:
             torch.nn.init.normal_(self.cls_token, std=0.02)
 
-    def embed(self, x: Tensor, visible: Tensor | None = None) -> tuple[Tensor, EncoderOutput]:
-        """Stem + positions, before masking: ``(B, S*P, D)`` tokens and the stem's outputs."""
-        stem_visible = visible if (visible is not None and self.mask_stem_input) else None
+    def embed(
+        self, x: Tensor, visible: Tensor | None = None, num_clones: int = 1
+    ) -> tuple[Tensor, EncoderOutput]:
+        """Stem + positions, before masking: ``(B*M, S*P, D)`` tokens and the stem's outputs.
 
-        stem_out = self.stem(x, stem_visible)
+        The stem runs once per clip unless masked patches must be hidden from it (the AaPE
+        stem with ``mask_stem_input``), in which case it runs once per clone.
+        """
+        per_clone = (
+            visible is not None and self.mask_stem_input and isinstance(self.stem, AaPEPatchEmbed)
+        )
+
+        if per_clone:
+            stem_out = self.stem(x.repeat_interleave(num_clones, dim=0), visible)
+        else:
+            stem_out = self.stem(x)
+
+            if num_clones > 1:
+                stem_out.tokens = stem_out.tokens.repeat_interleave(num_clones, dim=0)
 
         batch_size, num_subbands, num_patches, dim = stem_out.tokens.shape
 
@@ -111,15 +125,26 @@ class AudioEncoder(Module):
         return tokens, info
 
     def forward(
-        self, x: Tensor, *, visible: Tensor | None = None, return_layers: bool = False
+        self,
+        x: Tensor,
+        *,
+        visible: Tensor | None = None,
+        num_clones: int = 1,
+        return_layers: bool = False,
     ) -> EncoderOutput:
         """
         :param x: log-mel ``(B, 1, F, T)``.
-        :param visible: optional ``(B, S, P)`` boolean of visible patches, the same number in
-            every row; only those tokens enter the blocks (as in MAE / M2D students).
+        :param visible: optional ``(B*M, S, P)`` boolean of visible patches, the same number
+            in every row; only those tokens enter the blocks (as in MAE / M2D students).
+        :param num_clones: ``M`` masks per clip (rows ``b*M .. b*M+M-1`` of ``visible``).
         :param return_layers: also return every block's output (for teacher targets).
         """
-        tokens, out = self.embed(x, visible)
+        if visible is not None and visible.size(0) != x.size(0) * num_clones:
+            raise ValueError(
+                f"`visible` must have {x.size(0)} x {num_clones} rows, but has {visible.size(0)}."
+            )
+
+        tokens, out = self.embed(x, visible, num_clones)
 
         if visible is not None:
             counts = visible.flatten(1).sum(dim=1)
@@ -129,7 +154,7 @@ class AudioEncoder(Module):
                     f"but keeps {counts.tolist()}."
                 )
 
-            index = visible.flatten(1).nonzero()[:, 1].view(x.size(0), -1)  # sorted per row
+            index = visible.flatten(1).nonzero()[:, 1].view(visible.size(0), -1)  # sorted per row
 
             tokens = tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.size(-1)))
 

@@ -130,7 +130,8 @@ class ViTStack(Module):
 
         self.dim = dim
 
-        rates = torch.linspace(0.0, drop_path, depth).tolist() if depth > 0 else []
+        # Plain Python: this also runs under a meta-device context, where tensors hold no data.
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
 
         self.blocks = ModuleList(
             ViTBlock(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, drop_path=r, norm_eps=norm_eps)

@@ -1,0 +1,125 @@
+"""The AaPE pre-training criterion: masked-token regression, CLS-to-global regression and the
+multi-mask contrastive consistency term (Figure 1 of the paper).
+
+The criterion is a fairseq2 component: a recipe's ``criterion`` section names it
+(``name: aape_multi_mask``) and carries its config, so ablations are config changes, e.g.
+``--config criterion.config.contrastive_weight=0``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import torch
+import torch.nn.functional as F
+from fairseq2.recipe.component import register_component
+from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
+from torch import Tensor
+
+from aape_plugin.models.ssl_model import SslOutput
+
+AAPE_MULTI_MASK_CRITERION: Final = "aape_multi_mask"
+
+
+@dataclass(kw_only=True)
+class AapeCriterionConfig:
+    """Weights of the three terms and the contrastive temperature."""
+
+    patch_weight: float = 1.0
+    """Weight of the MSE between predicted and teacher tokens at masked positions."""
+
+    global_weight: float = 1.0
+    """Weight of the MSE between the CLS head and the teacher's clip summary."""
+
+    contrastive_weight: float = 0.1
+    """Weight of the multi-mask contrastive term (0 turns it off: the ablation)."""
+
+    temperature: float = 0.1
+    """Softmax temperature of the contrastive term."""
+
+    def validate(self) -> None:
+        for name in ("patch_weight", "global_weight", "contrastive_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0, but is {getattr(self, name)} instead.")
+
+        if self.temperature <= 0:
+            raise ValueError(f"`temperature` must be > 0, but is {self.temperature} instead.")
+
+
+@dataclass
+class AapeLoss:
+    """The weighted total (to back-propagate) and each unweighted term (to report)."""
+
+    total: Tensor
+    patch: Tensor
+    global_: Tensor
+    contrastive: Tensor
+
+
+def multi_mask_contrastive_loss(embeddings: Tensor, clip_index: Tensor, temperature: float) -> Tensor:
+    """InfoNCE over masked views: other clones of the same clip are positives, clones of other
+    clips are negatives.
+
+    For each row ``i`` with positives ``P(i)`` (same clip, ``j != i``):
+    ``l_i = -1/|P(i)| sum_{p in P(i)} log( exp(s_ip / t) / sum_{a != i} exp(s_ia / t) )``,
+    ``s`` the cosine similarity; the loss is the mean of ``l_i`` over rows that have positives
+    (zero when no row has one, e.g. a single clone per clip). It does not depend on the order
+    of the rows.
+    """
+    z = F.normalize(embeddings.float(), dim=-1)
+
+    logits = z @ z.t() / temperature
+
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+
+    logits = logits.masked_fill(self_mask, float("-inf"))
+
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+
+    positives = (clip_index.unsqueeze(0) == clip_index.unsqueeze(1)) & ~self_mask
+
+    num_positives = positives.sum(dim=1)
+
+    has_positives = num_positives > 0
+
+    if not has_positives.any():
+        return embeddings.sum() * 0.0
+
+    pos_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
+
+    per_row = -pos_log_prob[has_positives] / num_positives[has_positives]
+
+    return per_row.mean()
+
+
+class AapeCriterion:
+    """Computes :class:`AapeLoss` from the model's :class:`SslOutput`."""
+
+    def __init__(self, config: AapeCriterionConfig) -> None:
+        config.validate()
+
+        self.config = config
+
+    def __call__(self, output: SslOutput) -> AapeLoss:
+        c = self.config
+
+        patch = F.mse_loss(output.predicted_patches.float(), output.target_patches.float())
+
+        global_ = F.mse_loss(output.predicted_global.float(), output.target_global.float())
+
+        contrastive = multi_mask_contrastive_loss(output.embeddings, output.clip_index, c.temperature)
+
+        total = c.patch_weight * patch + c.global_weight * global_ + c.contrastive_weight * contrastive
+
+        return AapeLoss(total=total, patch=patch, global_=global_, contrastive=contrastive)
+
+
+def create_aape_criterion(resolver: DependencyResolver, config: AapeCriterionConfig) -> AapeCriterion:
+    return AapeCriterion(config)
+
+
+def register_aape_criteria(container: DependencyContainer) -> None:
+    register_component(
+        container, AapeCriterion, AAPE_MULTI_MASK_CRITERION, AapeCriterionConfig, create_aape_criterion
+    )

@@ -1,0 +1,173 @@
+"""Configuration of the AaPE model family (``aape``) and its encoder-only view (``aape_encoder``).
+
+Every field has the default of DESIGN.md section 3 (the ``aape_base`` arch); the archs in
+:mod:`aape_plugin.models.archs` change what differs. Frequencies are in rad/frame and decays in
+1/frame (one log-mel frame = 10 ms at the default front end).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+AAPE_FAMILY: Final = "aape"
+"""The self-supervised model (student, EMA teacher, predictor)."""
+
+AAPE_ENCODER_FAMILY: Final = "aape_encoder"
+"""The encoder alone, loadable from an ``aape`` checkpoint (downstream use)."""
+
+
+@dataclass(kw_only=True)
+class StemConfig:
+    """The patch embedding in front of the ViT."""
+
+    kind: Literal["aape", "plain"] = "aape"
+    """``aape``: Aliasing-aware Patch Embedding; ``plain``: the standard conv stem (ablation)."""
+
+    num_kernels: int = 8
+    """SBLU kernels (complex poles) per subband and time patch."""
+
+    num_taps: int = 33
+    """Taps per SBLU kernel (odd; centred), covering one patch and its neighbours."""
+
+    alias_dim: int = 64
+    """Aliasing features per patch, before Patch Fusion."""
+
+    highpass_taps: int | None = None
+    """Length of the zero-phase high-pass; ``None`` means ``8 * patch_size + 1``."""
+
+    step: float = 1.0
+    """The SBLU step ``Delta``, in frames."""
+
+    centre_tap: Literal["paper", "exact"] = "paper"
+    """Centre-tap gain: the published formula, or the exact step average of exp(-Lambda|t|)."""
+
+    lambda_dim: int = 64
+    """Width of the Lambda Encoder ("narrow")."""
+
+    lambda_depth: int = 2
+    """Layers of the Lambda Encoder ("shallow")."""
+
+    lambda_num_heads: int = 4
+    """Attention heads of the Lambda Encoder."""
+
+    lambda_mlp_ratio: float = 2.0
+    """Feed-forward ratio of the Lambda Encoder."""
+
+    min_decay: float = 1e-3
+    """Decay floor (``softplus(.) + min_decay``), 1/frame."""
+
+    max_decay: float = 20.0
+    """Decay cap, 1/frame (a kernel is a unit impulse to exp(-20) there)."""
+
+    init_decay: float = 0.25
+    """Decay at initialisation, 1/frame."""
+
+    min_frequency: float | None = None
+    """Lower edge of the SBLU band, rad/frame; ``None`` = post-patch Nyquist ``pi / patch_size``."""
+
+    max_frequency: float = math.pi
+    """Upper edge of the SBLU band, rad/frame (``pi``: the frame Nyquist)."""
+
+    adaptive: bool = True
+    """``False``: learned but input-independent decays/frequencies (ablation)."""
+
+
+@dataclass(kw_only=True)
+class EncoderConfig:
+    """The spectrogram ViT (student and teacher share it)."""
+
+    num_mel_bins: int = 80
+    """Log-mel bins of the input (16 kHz, 50-8000 Hz)."""
+
+    num_frames: int = 608
+    """Input frames (10 ms hop): 608 = 6.08 s, a 5 x 38 patch grid. Readers crop/pad to it."""
+
+    patch_size: int = 16
+    """Square patches of ``patch_size`` bins x frames, non-overlapping."""
+
+    model_dim: int = 768
+    """Token width ``D``."""
+
+    num_layers: int = 12
+    """ViT blocks."""
+
+    num_heads: int = 12
+    """Attention heads."""
+
+    mlp_ratio: float = 4.0
+    """Feed-forward width as a multiple of ``model_dim``."""
+
+    qkv_bias: bool = True
+    """Bias in the fused QKV projection."""
+
+    drop_path: float = 0.0
+    """Stochastic depth of the last block (linear from 0) in the student."""
+
+    stem: StemConfig = field(default_factory=StemConfig)
+    """The patch embedding."""
+
+
+@dataclass(kw_only=True)
+class MaskingConfig:
+    """Multi-mask: M independent masks ("clones") of each clip share one teacher pass."""
+
+    ratio: float = 0.75
+    """Fraction of patches hidden from the student (exact per clone, rounded)."""
+
+    num_clones: int = 16
+    """Masks per clip, M."""
+
+    hide_from_stem: bool = True
+    """Hide masked patches from the stem too: the AaPE aliasing branch looks beyond a patch
+    (high-pass, SBLU taps, Lambda Encoder attention) and would otherwise leak hidden content
+    into visible tokens. Costs one stem pass per clone instead of per clip."""
+
+
+@dataclass(kw_only=True)
+class PredictorConfig:
+    """Cross-attention predictor of the teacher's tokens at masked positions."""
+
+    dim: int = 384
+    """Width."""
+
+    num_layers: int = 4
+    """Cross-attention blocks."""
+
+    num_heads: int = 6
+    """Attention heads."""
+
+    mlp_ratio: float = 4.0
+    """Feed-forward ratio."""
+
+
+@dataclass(kw_only=True)
+class TargetConfig:
+    """Layer-wise pooled teacher targets."""
+
+    num_layers: int = 8
+    """Top-k teacher layers averaged (each instance-normalised over tokens first)."""
+
+
+@dataclass(kw_only=True)
+class AapeConfig:
+    """The ``aape`` family: student encoder, EMA teacher, predictor, heads."""
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    """Student and teacher encoder."""
+
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
+    """Multi-mask settings."""
+
+    predictor: PredictorConfig = field(default_factory=PredictorConfig)
+    """Cross-attention predictor."""
+
+    targets: TargetConfig = field(default_factory=TargetConfig)
+    """Teacher targets."""
+
+    contrastive_dim: int = 256
+    """Width of the projection of the student's CLS token used by the contrastive term."""
+
+    downstream_encoder: Literal["teacher", "student"] = "teacher"
+    """Which encoder the ``aape_encoder`` family loads from an ``aape`` checkpoint."""

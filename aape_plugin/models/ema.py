@@ -1,0 +1,39 @@
+"""The teacher's EMA decay schedule."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(kw_only=True)
+class EmaConfig:
+    """EMA decay rising from ``start`` to ``end`` along a half cosine, then constant."""
+
+    start: float = 0.9998
+    """Decay at step 0."""
+
+    end: float = 0.99999
+    """Decay from ``num_steps`` on."""
+
+    num_steps: int = 100_000
+    """Steps of the cosine ramp (0: always ``end``)."""
+
+    def validate(self) -> None:
+        if not 0.0 <= self.start <= 1.0 or not 0.0 <= self.end <= 1.0:
+            raise ValueError(
+                f"EMA decays must be in [0, 1], but start is {self.start} and end is {self.end}."
+            )
+
+        if self.num_steps < 0:
+            raise ValueError(f"`num_steps` must be >= 0, but is {self.num_steps} instead.")
+
+
+def ema_decay(config: EmaConfig, step: int) -> float:
+    """The decay at optimiser step ``step`` (derived from the step, so resuming is exact)."""
+    if config.num_steps == 0 or step >= config.num_steps:
+        return config.end
+
+    progress = max(step, 0) / config.num_steps
+
+    return config.end - (config.end - config.start) * (1 + math.cos(math.pi * progress)) / 2

@@ -1,0 +1,145 @@
+"""The AaPE self-supervised model: student, EMA teacher, cross-attention predictor, heads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import Linear, Module
+
+from aape_plugin.models.config import AapeConfig
+from aape_plugin.nn.audio_encoder import AudioEncoder
+from aape_plugin.nn.masking import random_patch_masks
+from aape_plugin.nn.predictor import CrossAttentionPredictor
+from aape_plugin.nn.targets import global_target, layer_pooled_targets
+
+
+@dataclass
+class SslOutput:
+    """Predictions and targets of one masked teacher-student step (rows: clip x clone)."""
+
+    predicted_patches: Tensor
+    """``(B*M, n_masked, D)`` predictor outputs at the masked positions."""
+
+    target_patches: Tensor
+    """``(B*M, n_masked, D)`` layer-pooled teacher tokens at the same positions."""
+
+    predicted_global: Tensor
+    """``(B*M, D)`` the student's CLS token through the CLS head."""
+
+    target_global: Tensor
+    """``(B*M, D)`` the teacher's clip summary (mean target over patches)."""
+
+    embeddings: Tensor
+    """``(B*M, contrastive_dim)`` the student's CLS projection for the contrastive term."""
+
+    clip_index: Tensor
+    """``(B*M,)`` which clip each row is a masked view of."""
+
+    decay: Tensor | None
+    """``(B, S, P, N)`` the teacher stem's SBLU decays on the full clips (AaPE only)."""
+
+    frequency: Tensor | None
+    """``(B, S, P, N)`` the teacher stem's SBLU frequencies (AaPE only)."""
+
+
+class AapeSslModel(Module):
+    """Masked teacher-student model with multi-mask (Figure 1 of the paper).
+
+    The teacher (an EMA copy of the whole student, stem included) encodes each full clip once;
+    its layer-pooled tokens are shared by the ``M`` masked clones of the clip. The student
+    encodes only the visible patches of each clone; the cross-attention predictor predicts the
+    teacher tokens at the masked positions, the CLS head the teacher's clip summary, and the
+    contrastive head gives the embeddings the criterion pulls together across clones.
+
+    The teacher never receives gradients and stays in eval mode; update it with
+    :meth:`update_teacher` after each optimiser step.
+    """
+
+    def __init__(
+        self,
+        config: AapeConfig,
+        student: AudioEncoder,
+        teacher: AudioEncoder,
+        predictor: CrossAttentionPredictor,
+    ) -> None:
+        super().__init__()
+
+        self.config = config
+
+        self.student = student
+        self.teacher = teacher
+        self.predictor = predictor
+
+        dim = student.dim
+
+        self.cls_head = Linear(dim, dim)
+        self.contrastive_head = Linear(dim, config.contrastive_dim)
+
+        self.teacher.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> AapeSslModel:
+        """Trainers call ``model.train()`` on everything; the teacher stays in eval mode."""
+        super().train(mode)
+
+        self.teacher.eval()
+
+        return self
+
+    def forward(self, x: Tensor) -> SslOutput:
+        """:param x: normalised log-mel ``(B, 1, F, T)``."""
+        masking = self.config.masking
+        num_clones = masking.num_clones
+
+        with torch.no_grad():
+            teacher_out = self.teacher(x, return_layers=True)
+
+            targets = layer_pooled_targets(teacher_out.layers, self.config.targets.num_layers)
+
+            clip_targets = global_target(targets)  # (B, D)
+
+        grid = teacher_out.grid
+
+        masks = random_patch_masks(
+            x.size(0), grid, ratio=masking.ratio, num_clones=num_clones, device=x.device
+        )
+
+        student_out = self.student(x, visible=masks.visible, num_clones=num_clones)
+
+        assert student_out.cls is not None
+
+        context = torch.cat([student_out.cls.unsqueeze(1), student_out.patches], dim=1)
+
+        predicted = self.predictor(context, masks.masked_index, grid)
+
+        num_patches = grid[0] * grid[1]
+
+        flat_index = masks.clip_index.unsqueeze(1) * num_patches + masks.masked_index
+
+        target_patches = targets.flatten(0, 1)[flat_index]  # (B*M, n_masked, D)
+
+        return SslOutput(
+            predicted_patches=predicted,
+            target_patches=target_patches,
+            predicted_global=self.cls_head(student_out.cls),
+            target_global=clip_targets[masks.clip_index],
+            embeddings=self.contrastive_head(student_out.cls),
+            clip_index=masks.clip_index,
+            decay=teacher_out.decay,
+            frequency=teacher_out.frequency,
+        )
+
+    @torch.no_grad()
+    def update_teacher(self, decay: float) -> None:
+        """``teacher <- decay * teacher + (1 - decay) * student``, parameter by parameter.
+
+        Works on FSDP2-sharded (DTensor) parameters too, since both sides are sharded alike.
+        """
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"The EMA decay must be in [0, 1], but is {decay} instead.")
+
+        teacher = [p for p in self.teacher.parameters()]
+        student = [p for p in self.student.parameters()]
+
+        torch._foreach_lerp_(teacher, student, 1.0 - decay)
