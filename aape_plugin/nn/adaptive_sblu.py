@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.nn import Conv1d, Module
+from torch.nn import Conv1d, Module, Parameter
 
 from aape_plugin.nn.highpass import ZeroPhaseHighPass
 from aape_plugin.nn.sblu_kernel import CentreTap, sblu_kernel
@@ -36,8 +36,9 @@ class AdaptiveSBLU(Module):
     every frame) would hold ``K = 33`` copies of the input. Here the zero-padded sequence is cut
     into overlapping per-patch segments of ``p + 2c`` frames (a strided view, copied once:
     ``(p + 2c) / p = 3`` times the input at the defaults), and one grouped ``conv1d`` with one
-    group per (clip, subband, channel, patch) and two output channels (real and imaginary
-    kernel) produces exactly the ``p`` outputs of every segment. This is exact (it equals the
+    group per (clip, patch, channel) and two output channels (real and imaginary kernel)
+    produces exactly the ``p`` outputs of every segment. Working per patch also lets a masked
+    student compute only its visible patches (``index``). This is exact (it equals the
     per-frame sum ``sum_k h[k - c] u[n + k - c]``, tested against a direct implementation) and
     the kernels themselves are generated from ``Lambda`` in closed form, never learned per tap.
     """
@@ -96,51 +97,86 @@ class AdaptiveSBLU(Module):
 
         self.in_proj = Conv1d(s * patch_size, s * num_kernels, 1, groups=s, bias=False)
 
-        self.out_proj = Conv1d(s * 2 * num_kernels, s * out_dim, 1, groups=s)
+        # C, one (out_dim x 2N) map per subband over [Re_1..Re_N, Im_1..Im_N].
+        self.out_weight = Parameter(torch.empty(s, out_dim, 2 * num_kernels))
+        self.out_bias = Parameter(torch.empty(s, out_dim))
+
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``C`` like a (grouped) linear layer: uniform within ``1 / sqrt(2N)``."""
+        bound = 1.0 / math.sqrt(2 * self.num_kernels)
+
+        torch.nn.init.uniform_(self.out_weight, -bound, bound)
+        torch.nn.init.uniform_(self.out_bias, -bound, bound)
 
     def kernels(self, decay: Tensor, frequency: Tensor) -> Tensor:
-        """The complex kernels ``(B, S, P, N, K)`` of poles ``(B, S, P, N)``."""
+        """The complex kernels ``(..., K)`` of poles ``(...)``."""
         return sblu_kernel(
             decay, frequency, self.num_taps, step=self.step, centre_tap=self.centre_tap
         )
 
-    def filter(self, u: Tensor, kernels: Tensor) -> Tensor:
-        """Per-patch adaptive depthwise filtering (step 3).
-
-        :param u: ``(B, S, N, T)`` real sequences, ``T = P * p``.
-        :param kernels: ``(B, S, P, N, K)`` complex kernels, one per time patch.
-        :returns: ``(B, S, N, P, 2, p)``: real and imaginary outputs, per patch and frame.
-        """
+    def segments(self, u: Tensor) -> Tensor:
+        """Cuts ``(B, S, N, T)`` into per-patch segments ``(B, S*P, N, p + 2c)``: patch ``j``'s
+        ``p`` frames with the ``c`` frames on each side its kernel taps reach (zero beyond the
+        ends). One copy of a strided view: ``(p + 2c) / p`` times the input."""
         batch_size, num_subbands, num_kernels, num_frames = u.shape
 
         p = self.patch_size
         c = self.num_taps // 2
-        num_patches = num_frames // p
 
-        padded = F.pad(u, (c, c))
+        windows = F.pad(u, (c, c)).unfold(-1, p + 2 * c, p)  # (B, S, N, P, p + 2c), a view
 
-        segments = padded.unfold(-1, p + 2 * c, p)  # (B, S, N, P, p + 2c), a view
+        return windows.permute(0, 1, 3, 2, 4).flatten(1, 2)  # (B, S*P, N, p + 2c)
 
-        num_groups = batch_size * num_subbands * num_kernels * num_patches
+    def filter(self, segments: Tensor, kernels: Tensor) -> Tensor:
+        """Adaptive depthwise filtering of each segment with its own kernel (step 3).
 
-        segments = segments.reshape(1, num_groups, p + 2 * c)
+        :param segments: ``(B, n, N, p + 2c)`` real.
+        :param kernels: ``(B, n, N, K)`` complex, one per segment and channel.
+        :returns: ``(B, n, N, 2, p)``: real and imaginary outputs at the patch's ``p`` frames.
+        """
+        batch_size, num_patches, num_kernels, length = segments.shape
 
-        weight = kernels.permute(0, 1, 3, 2, 4)  # (B, S, N, P, K)
+        num_groups = batch_size * num_patches * num_kernels
 
-        weight = torch.stack([weight.real, weight.imag], dim=-2).to(u.dtype)  # (..., 2, K)
+        weight = torch.stack([kernels.real, kernels.imag], dim=-2).to(segments.dtype)  # (..., 2, K)
 
-        weight = weight.reshape(num_groups * 2, 1, self.num_taps)
+        out = F.conv1d(
+            segments.reshape(1, num_groups, length),
+            weight.reshape(num_groups * 2, 1, self.num_taps),
+            groups=num_groups,
+        )  # (1, 2G, p)
 
-        out = F.conv1d(segments, weight, groups=num_groups)  # (1, 2G, p)
+        return out.view(batch_size, num_patches, num_kernels, 2, self.patch_size)
 
-        return out.view(batch_size, num_subbands, num_kernels, num_patches, 2, p)
+    def project(self, z: Tensor, subband: Tensor) -> Tensor:
+        """``C``, the grouped pointwise projection of each subband, applied per patch.
 
-    def forward(self, x: Tensor, decay: Tensor, frequency: Tensor) -> Tensor:
+        :param z: ``(B, n, N, 2, p)`` filter outputs.
+        :param subband: ``(B, n)`` the subband of each patch (which group of ``C`` applies).
+        :returns: ``(B, n, out_dim, p)``.
+        """
+        batch_size, num_patches, num_kernels, _, p = z.shape
+
+        weight, bias = self.out_weight, self.out_bias
+
+        channels = z.transpose(2, 3).reshape(batch_size, num_patches, 2 * num_kernels, p)
+
+        y = torch.einsum("bnoc,bncp->bnop", weight[subband].to(z.dtype), channels)
+
+        return y + bias[subband].to(z.dtype).unsqueeze(-1)
+
+    def forward(
+        self, x: Tensor, decay: Tensor, frequency: Tensor, index: Tensor | None = None
+    ) -> Tensor:
         """
         :param x: log-mel ``(B, 1, F, T)``.
-        :param decay: ``(B, F/p, T/p, N)`` in 1/step.
-        :param frequency: ``(B, F/p, T/p, N)`` in rad/step.
-        :returns: aliasing features ``(B, F/p, T/p, out_dim)``.
+        :param decay: ``(B, F/p, T/p, N)`` in 1/step, or ``(B, n, N)`` with ``index``.
+        :param frequency: like ``decay``, in rad/step.
+        :param index: optional ``(B, n)`` flat patch indices ``s * P + t``: compute only these
+            patches (the masked student's visible ones).
+        :returns: aliasing features ``(B, F/p, T/p, out_dim)``, or ``(B, n, out_dim)``.
         """
         batch_size, _, num_bins, num_frames = x.shape
 
@@ -149,7 +185,11 @@ class AdaptiveSBLU(Module):
         n = self.num_kernels
         num_patches = num_frames // p
 
-        expected = (batch_size, s, num_patches, n)
+        if index is None:
+            expected: tuple[int, ...] = (batch_size, s, num_patches, n)
+        else:
+            expected = (batch_size, index.size(1), n)
+
         if decay.shape != expected or frequency.shape != expected:
             raise ValueError(
                 f"`decay` and `frequency` must have shape {expected} for an input of shape "
@@ -160,15 +200,25 @@ class AdaptiveSBLU(Module):
 
         u = self.in_proj(hp).view(batch_size, s, n, num_frames)  # B
 
-        z = self.filter(u, self.kernels(decay, frequency))  # (B, S, N, P, 2, p)
+        segments = self.segments(u)  # (B, S*P, N, L)
 
-        # [Re | Im] channels of each subband next to each other for the grouped C.
-        z = z.permute(0, 1, 4, 2, 3, 5).reshape(batch_size, s * 2 * n, num_frames)
+        if index is None:
+            subband = torch.arange(s, device=x.device).repeat_interleave(num_patches)
+            subband = subband.expand(batch_size, -1)
+            decay, frequency = decay.flatten(1, 2), frequency.flatten(1, 2)
+        else:
+            segments = segments.gather(1, index[:, :, None, None].expand(-1, -1, *segments.shape[2:]))
+            subband = torch.div(index, num_patches, rounding_mode="floor")
 
-        y = self.out_proj(z).view(batch_size, s, self.out_dim, num_patches, p)  # C
+        z = self.filter(segments, self.kernels(decay, frequency))  # (B, n, N, 2, p)
+
+        y = self.project(z, subband)  # C: (B, n, out, p)
 
         power = y.float().square().mean(dim=-1)
 
-        features = (power + self.pool_eps).sqrt().to(y.dtype)  # (B, S, out_dim, P)
+        features = (power + self.pool_eps).sqrt().to(y.dtype)  # (B, n, out)
 
-        return features.permute(0, 1, 3, 2)
+        if index is None:
+            return features.view(batch_size, s, num_patches, self.out_dim)
+
+        return features

@@ -31,10 +31,11 @@ class EncoderOutput:
     """Each block's output ``(B, [1 +] n, D)`` before the final norm, if asked for."""
 
     decay: Tensor | None = None
-    """``(B, S, P, N)`` SBLU decays of the AaPE stem (``None`` for the plain stem)."""
+    """``(B, S, P, N)`` SBLU decays of the AaPE stem (``(B*M, n, N)``, visible patches only,
+    when masked); ``None`` for the plain stem."""
 
     frequency: Tensor | None = None
-    """``(B, S, P, N)`` SBLU frequencies of the AaPE stem (``None`` for the plain stem)."""
+    """SBLU frequencies, shaped like ``decay``."""
 
 
 class AudioEncoder(Module):
@@ -73,6 +74,8 @@ class AudioEncoder(Module):
 
         self.cls_token = Parameter(torch.empty(1, 1, self.dim)) if use_cls else None
 
+        self._pos_cache: dict[tuple[int, int, torch.device, torch.dtype], Tensor] = {}
+
         self.blocks = ViTStack(
             dim=self.dim,
             depth=depth,
@@ -88,31 +91,51 @@ class AudioEncoder(Module):
         if self.cls_token is not None:
             torch.nn.init.normal_(self.cls_token, std=0.02)
 
-    def embed(
-        self, x: Tensor, visible: Tensor | None = None, num_clones: int = 1
-    ) -> tuple[Tensor, EncoderOutput]:
-        """Stem + positions, before masking: ``(B*M, S*P, D)`` tokens and the stem's outputs.
+    def position_embeddings(
+        self, num_subbands: int, num_patches: int, device: torch.device, dtype: torch.dtype
+    ) -> Tensor:
+        """``(S, P, D)`` fixed embeddings, cached per grid, device and dtype (not a buffer: they
+        are not learned, need no checkpointing, and the grid follows the input length)."""
+        key = (num_subbands, num_patches, device, dtype)
 
-        The stem runs once per clip unless masked patches must be hidden from it (the AaPE
-        stem with ``mask_stem_input``), in which case it runs once per clone.
+        pos = self._pos_cache.get(key)
+        if pos is None:
+            pos = sincos_2d(num_subbands, num_patches, self.dim, device=device).to(dtype)
+            self._pos_cache[key] = pos
+
+        return pos
+
+    def embed(
+        self, x: Tensor, index: Tensor | None = None, num_clones: int = 1
+    ) -> tuple[Tensor, EncoderOutput]:
+        """Stem + positions: ``(B, S*P, D)`` tokens, or ``(B*M, n, D)`` at ``index``.
+
+        The stem runs once per clip unless the kept patches must be the only thing it sees
+        (the AaPE stem with ``mask_stem_input``), in which case it runs once per clone on the
+        kept patches only.
         """
-        per_clone = (
-            visible is not None and self.mask_stem_input and isinstance(self.stem, AaPEPatchEmbed)
-        )
+        num_subbands = x.size(2) // self.patch_size
+        num_patches = x.size(3) // self.patch_size
+
+        per_clone = index is not None and self.mask_stem_input and isinstance(self.stem, AaPEPatchEmbed)
 
         if per_clone:
-            stem_out = self.stem(x.repeat_interleave(num_clones, dim=0), visible)
+            stem_out = self.stem(x.repeat_interleave(num_clones, dim=0), index)
+            tokens = stem_out.tokens
         else:
             stem_out = self.stem(x)
+            tokens = stem_out.tokens.flatten(1, 2)
 
-            if num_clones > 1:
-                stem_out.tokens = stem_out.tokens.repeat_interleave(num_clones, dim=0)
+        pos = self.position_embeddings(num_subbands, num_patches, x.device, tokens.dtype).flatten(0, 1)
 
-        batch_size, num_subbands, num_patches, dim = stem_out.tokens.shape
+        if per_clone:
+            tokens = tokens + pos[index]
+        else:
+            tokens = tokens + pos
 
-        pos = sincos_2d(num_subbands, num_patches, dim, device=x.device)
-
-        tokens = (stem_out.tokens + pos.to(stem_out.tokens.dtype)).flatten(1, 2)
+            if index is not None:
+                tokens = tokens.repeat_interleave(num_clones, dim=0)
+                tokens = tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.size(-1)))
 
         info = EncoderOutput(
             cls=None,
@@ -139,14 +162,14 @@ class AudioEncoder(Module):
         :param num_clones: ``M`` masks per clip (rows ``b*M .. b*M+M-1`` of ``visible``).
         :param return_layers: also return every block's output (for teacher targets).
         """
-        if visible is not None and visible.size(0) != x.size(0) * num_clones:
-            raise ValueError(
-                f"`visible` must have {x.size(0)} x {num_clones} rows, but has {visible.size(0)}."
-            )
-
-        tokens, out = self.embed(x, visible, num_clones)
+        index = None
 
         if visible is not None:
+            if visible.size(0) != x.size(0) * num_clones:
+                raise ValueError(
+                    f"`visible` must have {x.size(0)} x {num_clones} rows, but has {visible.size(0)}."
+                )
+
             counts = visible.flatten(1).sum(dim=1)
             if (counts != counts[0]).any() or counts[0] == 0:
                 raise ValueError(
@@ -154,12 +177,13 @@ class AudioEncoder(Module):
                     f"but keeps {counts.tolist()}."
                 )
 
-            index = visible.flatten(1).nonzero()[:, 1].view(visible.size(0), -1)  # sorted per row
+            index = visible.flatten(1).nonzero()[:, 1].view(visible.size(0), -1)  # ascending
 
-            tokens = tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.size(-1)))
+        tokens, out = self.embed(x, index, num_clones)
 
         if self.cls_token is not None:
-            tokens = torch.cat([self.cls_token.expand(tokens.size(0), -1, -1).to(tokens.dtype), tokens], dim=1)
+            cls = self.cls_token.expand(tokens.size(0), -1, -1).to(tokens.dtype)
+            tokens = torch.cat([cls, tokens], dim=1)
 
         normed, layers = self.blocks(tokens, return_layers=return_layers)
 

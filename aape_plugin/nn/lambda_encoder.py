@@ -177,43 +177,52 @@ class LambdaEncoder(Module):
 
         return decay, frequency
 
-    def forward(self, x: Tensor, visible: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, index: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """
         :param x: log-mel ``(B, 1, F, T)``, ``F`` and ``T`` multiples of the patch size.
-        :param visible: optional ``(B, F/p, T/p)`` boolean; tokens of hidden (masked) patches
-            are left out of the attention, so no estimate depends on hidden content.
-        :returns: ``(decay, frequency)``, each ``(B, F/p, T/p, num_kernels)``, in 1/frame and
-            rad/frame.
+        :param index: optional ``(B, n)`` flat patch indices ``s * P + t`` (ascending): estimate
+            only these patches, attending only among them, so that no estimate depends on the
+            other (hidden) patches; as a masked ViT student does.
+        :returns: ``(decay, frequency)`` in 1/frame and rad/frame, each
+            ``(B, F/p, T/p, num_kernels)``, or ``(B, n, num_kernels)`` when ``index`` is given.
         """
-        if not self.adaptive:
-            batch_size, _, num_bins, num_frames = x.shape
+        batch_size, _, num_bins, num_frames = x.shape
 
-            if num_bins // self.patch_size != self.num_subbands:
+        num_subbands = num_bins // self.patch_size
+        num_time_patches = num_frames // self.patch_size
+
+        if not self.adaptive:
+            if num_subbands != self.num_subbands:
                 raise ValueError(
                     f"This LambdaEncoder has poles for {self.num_subbands} subbands, but the "
-                    f"input has {num_bins // self.patch_size} (shape {tuple(x.shape)})."
+                    f"input has {num_subbands} (shape {tuple(x.shape)})."
                 )
 
-            shape = (batch_size, self.num_subbands, num_frames // self.patch_size, self.num_kernels)
+            decay, frequency = self._constrain(self.static_decay, self.static_frequency)  # (S, N)
 
-            decay, frequency = self._constrain(self.static_decay, self.static_frequency)
+            if index is not None:
+                subband = torch.div(index, num_time_patches, rounding_mode="floor")
+                return decay[subband], frequency[subband]
+
+            shape = (batch_size, num_subbands, num_time_patches, self.num_kernels)
 
             return decay[None, :, None, :].expand(shape), frequency[None, :, None, :].expand(shape)
 
-        patches = patchify(x, self.patch_size)  # (B, S, P, p*p)
+        patches = patchify(x, self.patch_size).flatten(1, 2)  # (B, S*P, p*p)
 
-        batch_size, num_subbands, num_time_patches, _ = patches.shape
+        pos = sincos_2d(num_subbands, num_time_patches, self.dim, device=x.device).flatten(0, 1)
 
-        tokens = self.patch_proj(patches)
+        tokens = self.patch_proj(patches) + pos.to(patches.dtype)
 
-        pos = sincos_2d(num_subbands, num_time_patches, self.dim, device=x.device)
+        if index is not None:
+            tokens = tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, self.dim))
 
-        tokens = tokens + pos.to(tokens.dtype)
+        tokens = self.norm(self.transformer(tokens))
 
-        padding_mask = None if visible is None else ~visible.flatten(1)
+        decay, frequency = self._constrain(self.decay_head(tokens), self.frequency_head(tokens))
 
-        tokens = self.transformer(tokens.flatten(1, 2), src_key_padding_mask=padding_mask)
+        if index is None:
+            shape = (batch_size, num_subbands, num_time_patches, self.num_kernels)
+            return decay.view(shape), frequency.view(shape)
 
-        tokens = self.norm(tokens).view(batch_size, num_subbands, num_time_patches, self.dim)
-
-        return self._constrain(self.decay_head(tokens), self.frequency_head(tokens))
+        return decay, frequency

@@ -35,6 +35,25 @@ class PatchEmbedOutput:
     """``(B, F/p, T/p, N)``: the estimated SBLU frequencies (rad/frame); ``None`` for plain."""
 
 
+def gather_patches(tokens: Tensor, index: Tensor) -> Tensor:
+    """``(B, S*P, C)`` tokens at flat indices ``(B, n)`` -> ``(B, n, C)``."""
+    return tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.size(-1)))
+
+
+def patch_grid(x: Tensor, patch_size: int) -> tuple[int, int]:
+    """The ``(S, P)`` patch grid of a ``(B, 1, F, T)`` spectrogram."""
+    return x.size(2) // patch_size, x.size(3) // patch_size
+
+
+def index_to_mask(index: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Flat indices ``(B, n)`` -> boolean ``(B, S, P)``, True at the indexed patches."""
+    mask = torch.zeros(index.size(0), grid[0] * grid[1], dtype=torch.bool, device=index.device)
+
+    mask.scatter_(1, index, True)
+
+    return mask.view(index.size(0), *grid)
+
+
 def expand_patch_mask(visible: Tensor, patch_size: int) -> Tensor:
     """``(B, S, P)`` patch mask -> ``(B, 1, S*p, P*p)`` mask of spectrogram cells."""
     batch_size, num_subbands, num_patches = visible.shape
@@ -65,16 +84,22 @@ class PlainPatchEmbed(Module):
 
         _init_patch_conv(self.proj)
 
-    def forward(self, x: Tensor, visible: Tensor | None = None) -> PatchEmbedOutput:
+    def forward(self, x: Tensor, index: Tensor | None = None) -> PatchEmbedOutput:
         """
         :param x: log-mel ``(B, 1, F, T)``.
-        :param visible: ignored: non-overlapping patches cannot leak hidden content.
+        :param index: optional ``(B, n)`` flat indices ``s * P + t`` of the patches to embed.
+        :returns: tokens ``(B, F/p, T/p, D)``, or ``(B, n, D)`` with ``index``.
         """
         check_spectrogram_shape(
             x, num_mel_bins=self.num_mel_bins, patch_size=self.patch_size, owner=type(self).__name__
         )
 
-        return PatchEmbedOutput(self.proj(x).permute(0, 2, 3, 1))
+        tokens = self.proj(x).permute(0, 2, 3, 1)
+
+        if index is not None:
+            tokens = gather_patches(tokens.flatten(1, 2), index)
+
+        return PatchEmbedOutput(tokens)
 
 
 class AaPEPatchEmbed(Module):
@@ -171,14 +196,17 @@ class AaPEPatchEmbed(Module):
 
         self.fusion = PatchFusion(embed_dim, alias_dim, embed_dim)
 
-    def forward(self, x: Tensor, visible: Tensor | None = None) -> PatchEmbedOutput:
+    def forward(self, x: Tensor, index: Tensor | None = None) -> PatchEmbedOutput:
         """
         :param x: log-mel ``(B, 1, F, T)``.
-        :param visible: optional ``(B, F/p, T/p)`` boolean of the patches the model may see
-            (masked pre-training). The aliasing branch looks beyond a patch (the high-pass and
-            the SBLU taps reach into neighbours, the Lambda Encoder attends over the clip), so
-            hidden patches are zeroed (the normalised mean) and left out of the Lambda
-            Encoder's attention; otherwise visible tokens would carry hidden content.
+        :param index: optional ``(B, n)`` flat indices ``s * P + t`` (ascending) of the patches
+            the model may see (masked pre-training). Only those are embedded, and nothing else
+            of the input reaches them: the aliasing branch looks beyond a patch (the high-pass
+            and the SBLU taps reach into neighbours, the Lambda Encoder attends over the clip),
+            so the other patches are zeroed (the normalised mean) and left out of the Lambda
+            Encoder's attention.
+        :returns: tokens ``(B, F/p, T/p, D)`` and poles ``(B, F/p, T/p, N)``; with ``index``,
+            ``(B, n, D)`` and ``(B, n, N)``.
         """
         check_spectrogram_shape(
             x, num_mel_bins=self.num_mel_bins, patch_size=self.patch_size, owner=type(self).__name__
@@ -186,11 +214,15 @@ class AaPEPatchEmbed(Module):
 
         standard = self.proj(x).permute(0, 2, 3, 1)  # (B, S, P, D)
 
-        if visible is not None:
+        if index is not None:
+            standard = gather_patches(standard.flatten(1, 2), index)
+
+            visible = index_to_mask(index, patch_grid(x, self.patch_size))
+
             x = x * expand_patch_mask(visible, self.patch_size).to(x.dtype)
 
-        decay, frequency = self.lambda_encoder(x, visible)
+        decay, frequency = self.lambda_encoder(x, index)
 
-        alias = self.sblu(x, decay, frequency)  # (B, S, P, alias_dim)
+        alias = self.sblu(x, decay, frequency, index)
 
         return PatchEmbedOutput(self.fusion(standard, alias), decay, frequency)

@@ -36,10 +36,12 @@ def test_filtering_equals_the_direct_reference(patch_size: int, num_taps: int, f
     sblu = AdaptiveSBLU(num_mel_bins=2 * patch_size, patch_size=patch_size, num_kernels=3, num_taps=num_taps)
     u = torch.randn(2, 2, 3, frames, generator=g)
     decay, frequency = poles((2, 2, frames // patch_size, 3), g)
-    kernels = sblu.kernels(decay, frequency)
+    kernels = sblu.kernels(decay, frequency)  # (B, S, P, N, K)
 
-    fast = sblu.filter(u, kernels)  # (B, S, N, P, 2, p)
-    fast = torch.complex(fast[..., 0, :], fast[..., 1, :]).flatten(-2).to(torch.complex128)
+    fast = sblu.filter(sblu.segments(u), kernels.flatten(1, 2))  # (B, S*P, N, 2, p)
+    fast = fast.view(2, 2, frames // patch_size, 3, 2, patch_size)
+    fast = torch.complex(fast[..., 0, :], fast[..., 1, :])  # (B, S, P, N, p)
+    fast = fast.permute(0, 1, 3, 2, 4).flatten(-2).to(torch.complex128)  # (B, S, N, T)
 
     torch.testing.assert_close(fast, direct_filter(u, kernels, patch_size), atol=2e-5, rtol=1e-5)
 
@@ -49,16 +51,16 @@ def averaging_sblu(patch_size: int = 16) -> AdaptiveSBLU:
     sblu = AdaptiveSBLU(num_mel_bins=80, patch_size=patch_size, num_kernels=8)
     with torch.no_grad():
         sblu.in_proj.weight.fill_(1.0 / patch_size)
-        sblu.out_proj.bias.zero_()
+        sblu.out_bias.zero_()
     return sblu
 
 
 def band_power(sblu: AdaptiveSBLU, x: torch.Tensor, decay: torch.Tensor, frequency: torch.Tensor) -> torch.Tensor:
     """Mean |z|^2 per (subband, kernel) over the interior patches (no edge effects)."""
     u = sblu.in_proj(sblu.highpass(x.squeeze(1))).view(1, 5, 8, -1)
-    z = sblu.filter(u, sblu.kernels(decay, frequency))  # (1, S, N, P, 2, p)
-    power = z.square().sum(dim=-2).mean(dim=-1)  # (1, S, N, P)
-    return power[0, :, :, 4:-4].mean(dim=-1)  # (S, N)
+    z = sblu.filter(sblu.segments(u), sblu.kernels(decay, frequency).flatten(1, 2))  # (1, S*P, N, 2, p)
+    power = z.square().sum(dim=-2).mean(dim=-1).view(5, -1, 8)  # (S, P, N)
+    return power[:, 4:-4].mean(dim=1)  # (S, N)
 
 
 def tremolo_logmel(rate_hz: float, frames: int = 608, subband: int = 2) -> torch.Tensor:
@@ -151,3 +153,15 @@ def test_pole_shape_mismatch_is_named() -> None:
     sblu = AdaptiveSBLU(num_mel_bins=32, num_kernels=4)
     with pytest.raises(ValueError, match=r"\(1, 2, 4, 4\)"):
         sblu(torch.randn(1, 1, 32, 64), torch.ones(1, 2, 3, 4), torch.ones(1, 2, 3, 4))
+
+
+def test_computing_only_some_patches_equals_gathering_from_all() -> None:
+    g = torch.Generator().manual_seed(5)
+    sblu = AdaptiveSBLU(num_mel_bins=80, num_kernels=8)
+    x = torch.randn(3, 1, 80, 96, generator=g)
+    decay, frequency = poles((3, 5, 6, 8), g)
+    full = sblu(x, decay, frequency).flatten(1, 2)  # (B, 30, out)
+    index = torch.stack([torch.randperm(30, generator=g)[:7].sort().values for _ in range(3)])
+    rows = torch.arange(3)[:, None]
+    part = sblu(x, decay.flatten(1, 2)[rows, index], frequency.flatten(1, 2)[rows, index], index)
+    torch.testing.assert_close(part, full[rows, index], atol=1e-5, rtol=1e-5)

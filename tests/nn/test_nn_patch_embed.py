@@ -71,19 +71,33 @@ def test_meta_construction_then_materialisation_works() -> None:
     torch.testing.assert_close(stem.sblu.highpass.taps, reference.sblu.highpass.taps)
 
 
-def test_visible_tokens_do_not_depend_on_hidden_patches() -> None:
+def test_kept_tokens_do_not_depend_on_hidden_patches() -> None:
     # In masked pre-training the student's visible tokens must not carry hidden content, even
     # though the high-pass, the SBLU taps and the Lambda Encoder all look beyond one patch.
     g = torch.Generator().manual_seed(0)
     stem = AaPEPatchEmbed(embed_dim=64)
     x = torch.randn(2, 1, 80, 96, generator=g)
-    visible = torch.rand(2, 5, 6, generator=g) > 0.6
-    visible[:, 0, 0] = True
-    changed = x + 5 * torch.randn(2, 1, 80, 96, generator=g) * (~visible).repeat_interleave(16, 1).repeat_interleave(16, 2)[:, None]
+    index = torch.stack([torch.randperm(30, generator=g)[:8].sort().values for _ in range(2)])
+    visible = torch.zeros(2, 30, dtype=torch.bool)
+    visible.scatter_(1, index, True)
+    hidden_cells = (~visible).view(2, 5, 6).repeat_interleave(16, 1).repeat_interleave(16, 2)[:, None]
+    changed = x + 5 * torch.randn(2, 1, 80, 96, generator=g) * hidden_cells
 
-    a = stem(x, visible)
-    b = stem(changed, visible)
-    torch.testing.assert_close(a.tokens[visible], b.tokens[visible], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(a.frequency[visible], b.frequency[visible], atol=1e-6, rtol=1e-6)
-    # Without the mask the same change does leak into visible tokens.
-    assert (stem(x).tokens[visible] - stem(changed).tokens[visible]).abs().max() > 1e-2
+    a = stem(x, index)
+    b = stem(changed, index)
+    assert a.tokens.shape == (2, 8, 64) and a.frequency.shape == (2, 8, 8)
+    torch.testing.assert_close(a.tokens, b.tokens, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(a.frequency, b.frequency, atol=1e-6, rtol=1e-6)
+    # Without hiding, the same change does leak into the kept tokens.
+    rows = torch.arange(2)[:, None]
+    full_a = stem(x).tokens.flatten(1, 2)[rows, index]
+    full_b = stem(changed).tokens.flatten(1, 2)[rows, index]
+    assert (full_a - full_b).abs().max() > 1e-2
+
+
+def test_plain_stem_index_equals_gathering() -> None:
+    stem = PlainPatchEmbed(embed_dim=64)
+    x = torch.randn(2, 1, 80, 96)
+    index = torch.tensor([[0, 3, 7], [1, 2, 29]])
+    full = stem(x).tokens.flatten(1, 2)
+    torch.testing.assert_close(stem(x, index).tokens, full[torch.arange(2)[:, None], index])
