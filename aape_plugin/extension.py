@@ -5,6 +5,7 @@ from __future__ import annotations
 from fairseq2.composition import register_package_assets
 from fairseq2.runtime.dependency import DependencyContainer
 
+from aape_plugin.data.registration import register_aape_datasets
 from aape_plugin.losses import register_aape_criteria
 from aape_plugin.models.registration import register_aape_models
 
@@ -12,7 +13,7 @@ ASSET_CARDS_PACKAGE = "aape_plugin.assets.cards"
 
 
 def setup_aape_extension(container: DependencyContainer) -> None:
-    """Registers AaPE's model families, archs, criterion and asset cards with fairseq2.
+    """Registers AaPE's model families, archs, criterion, dataset families and asset cards with fairseq2.
 
     fairseq2 calls this once per process (``init_fairseq2()`` and every recipe run). It only
     logs a warning when an extension raises, so run tests with ``FAIRSEQ2_EXTENSION_TRACE=1``.
@@ -20,5 +21,7 @@ def setup_aape_extension(container: DependencyContainer) -> None:
     register_aape_models(container)
 
     register_aape_criteria(container)
+
+    register_aape_datasets(container)
 
     register_package_assets(container, ASSET_CARDS_PACKAGE)

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from fairseq2 import init_fairseq2
 
 from aape_plugin.models.config import AapeConfig
 from aape_plugin.models.encoder_model import convert_aape_state_dict
@@ -15,8 +14,8 @@ ARCHS = {"aape_base", "aape_small", "aape_tiny", "vit_base", "vit_small", "vit_t
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fairseq2_initialised() -> None:
-    init_fairseq2()
+def _fairseq2(fairseq2_initialised: None) -> None:
+    """Every test here needs the registered families."""
 
 
 def test_both_families_list_every_arch() -> None:

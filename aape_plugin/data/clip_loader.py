@@ -1,0 +1,102 @@
+"""One clip -> normalised log-mel: decode (only the crop), resample, log-mel, crop/pad, normalise."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any, Literal, TypeAlias
+
+import torch
+import torch.nn.functional as F
+
+from aape_plugin.data.audio import AudioReadError, audio_info, load_waveform
+from aape_plugin.data.features import LogMel, LogMelConfig
+from aape_plugin.data.stats import FeatureStats
+
+Crop: TypeAlias = Literal["random", "centre", "none"]
+
+log = logging.getLogger("aape_plugin.data")
+
+
+class ClipLoader:
+    """Turns a manifest example into model input; never raises on bad audio.
+
+    Called from fairseq2's data-pipeline worker threads. Cropping happens on the waveform
+    before resampling, so only what is used is decoded and resampled; the random offset is
+    drawn from ``(seed, epoch, clip index)``, so a resumed run crops exactly as an
+    uninterrupted one. Clips shorter than the crop are padded with zeros after normalisation
+    (the data set's mean), and ``num_frames`` tells the valid length.
+    """
+
+    def __init__(
+        self,
+        features: LogMelConfig,
+        stats: FeatureStats,
+        *,
+        num_frames: int | None,
+        crop: Crop,
+        seed: int,
+    ) -> None:
+        if crop not in ("random", "centre", "none"):
+            raise ValueError(f"`crop` must be 'random', 'centre' or 'none', but is {crop!r} instead.")
+
+        if crop != "none" and (num_frames is None or num_frames < 1):
+            raise ValueError(f"`num_frames` must be a positive number of frames when cropping, but is {num_frames}.")
+
+        stats.validate()
+
+        self.features = features
+        self.stats = stats
+        self.num_frames = num_frames
+        self.crop: Crop = crop
+        self.seed = seed
+        self.epoch = 0
+        self.logmel = LogMel(features)
+
+    def __call__(self, example: dict[str, Any]) -> dict[str, Any]:
+        path = example["path"]
+
+        try:
+            return {**example, "ok": True, **self._load(path, example["index"])}
+        except AudioReadError as ex:
+            return {**example, "ok": False, "reason": ex.reason}
+        except Exception as ex:  # anything else a corrupt file can raise inside a decoder
+            return {**example, "ok": False, "reason": f"{type(ex).__name__}: {ex}"}
+
+    def _load(self, path: str, index: int) -> dict[str, Any]:
+        cfg = self.features
+
+        info = audio_info(path)
+
+        offset, duration = 0.0, None
+
+        if self.crop != "none":
+            assert self.num_frames is not None
+            # A centred STFT gives n_samples // hop + 1 frames.
+            duration = cfg.num_samples(self.num_frames) / cfg.sample_rate
+            spare = max(info.duration - duration, 0.0)
+            if self.crop == "random":
+                rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
+                offset = rng.uniform(0.0, spare)
+            else:
+                offset = spare / 2
+
+        wave = load_waveform(path, cfg.sample_rate, offset=offset, duration=duration, info=info)
+
+        if self.crop != "none":
+            wave = wave[: cfg.num_samples(self.num_frames)]  # type: ignore[arg-type]
+
+        mel = self.logmel(wave)  # (n_mels, frames)
+
+        mel = (mel - self.stats.mean) / self.stats.std
+
+        valid = mel.size(1)
+
+        if self.num_frames is not None and self.crop != "none":
+            valid = min(valid, self.num_frames)
+            if mel.size(1) >= self.num_frames:
+                mel = mel[:, : self.num_frames]
+            else:
+                mel = F.pad(mel, (0, self.num_frames - mel.size(1)))
+
+        return {"features": mel.unsqueeze(0).contiguous(), "num_frames": valid}

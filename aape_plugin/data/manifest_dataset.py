@@ -1,0 +1,121 @@
+"""The ``audio_manifest`` dataset family: TSV manifests or an EVAR metadata CSV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from fairseq2.datasets import DatasetError
+
+from aape_plugin.data.clips import ClipEntry, label_vocabulary
+from aape_plugin.data.dataset import AudioDataset
+from aape_plugin.data.demo import resolve_root
+from aape_plugin.data.manifest import evar_splits, read_evar_csv, read_tsv_manifest
+
+AUDIO_MANIFEST_FAMILY: Final = "audio_manifest"
+
+
+@dataclass(kw_only=True)
+class AudioManifestDatasetConfig:
+    """Where the clips and their lists are. Relative paths are taken from ``root``."""
+
+    root: Path = field(default_factory=lambda: Path("@demo"))
+    """Audio folder; ``@demo`` is the demo data shipped with aape_plugin."""
+
+    metadata: str | None = None
+    """An EVAR metadata CSV (``file_name,label,split``); its split column defines the splits."""
+
+    splits: dict[str, str] = field(default_factory=lambda: {"train": "train.tsv", "valid": "valid.tsv", "test": "test.tsv"})
+    """TSV manifest of each split (used without ``metadata``; missing files are no split)."""
+
+    labels: str | None = None
+    """Optional file with one class name per line (fixes the class order); otherwise the
+    sorted names found in all splits."""
+
+    stats: str | None = None
+    """Optional JSON of log-mel statistics (``python -m aape_plugin.data.stats``)."""
+
+
+class AudioManifestDataset(AudioDataset):
+    def __init__(self, name: str, entries: dict[str, list[ClipEntry]], label_names: list[str] | None, stats_file: Path | None) -> None:
+        self.name = name
+        self._entries = entries
+        self._label_names = label_names
+        self._stats_file = stats_file
+        self._multi = any(len(e.labels) > 1 for es in entries.values() for e in es)
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self._entries)
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return self._label_names
+
+    @property
+    def multi_label(self) -> bool:
+        return self._multi
+
+    @property
+    def stats_file(self) -> Path | None:
+        return self._stats_file
+
+    def entries(self, split: str) -> list[ClipEntry]:
+        self.check_split(split)
+        return self._entries[split]
+
+
+def _in_root(root: Path, name: str) -> Path:
+    path = Path(name).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioManifestDataset:
+    """Reads every split's list now, so that a malformed row fails at start with its line."""
+    root = resolve_root(config.root)
+
+    if not root.is_dir():
+        raise DatasetError(
+            f"The audio folder {root} does not exist. Point `root` at the folder the manifest's "
+            f"paths are relative to, e.g. --config dataset.config_overrides.root=/data/esc50."
+        )
+
+    entries: dict[str, list[ClipEntry]] = {}
+
+    if config.metadata is not None:
+        metadata = _in_root(root, config.metadata)
+        if not metadata.is_file():
+            raise DatasetError(f"The metadata file {metadata} does not exist (expected EVAR's `file_name,label,split` CSV, e.g. {root / 'metadata.csv'}).")
+        for split in evar_splits(metadata):
+            entries[split] = read_evar_csv(metadata, root, split=split)
+        name = metadata.stem
+    else:
+        for split, file_name in config.splits.items():
+            manifest = _in_root(root, file_name)
+            if manifest.is_file():
+                entries[split] = read_tsv_manifest(manifest, root)
+        if not entries:
+            expected = ", ".join(str(_in_root(root, f)) for f in config.splits.values())
+            raise DatasetError(f"No manifest found; expected at least one of: {expected}.")
+        name = root.name
+
+    all_entries = [e for es in entries.values() for e in es]
+
+    label_names: list[str] | None
+    if config.labels is not None:
+        label_file = _in_root(root, config.labels)
+        if not label_file.is_file():
+            raise DatasetError(f"The label file {label_file} does not exist.")
+        label_names = [line.strip() for line in label_file.read_text().splitlines() if line.strip()]
+    else:
+        label_names = label_vocabulary(all_entries) or None
+
+    if label_names is not None:
+        unlabelled = [e.where for e in all_entries if not e.labels]
+        if unlabelled:
+            raise DatasetError(f"{unlabelled[0]}: a labelled data set has a clip without a label ({len(unlabelled)} such rows).")
+
+    stats_file = _in_root(root, config.stats) if config.stats is not None else None
+
+    return AudioManifestDataset(name, entries, label_names, stats_file)
