@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,21 @@ def load_waveform(
     wave = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
 
     if info.sample_rate != sample_rate:
-        wave = torchaudio.functional.resample(wave, info.sample_rate, sample_rate)
+        wave = resampler(info.sample_rate, sample_rate)(wave)
 
     return wave.contiguous()
+
+
+_resamplers: dict[tuple[int, int], torchaudio.transforms.Resample] = {}
+_resamplers_lock = threading.Lock()
+
+
+def resampler(orig: int, new: int) -> torchaudio.transforms.Resample:
+    """torchaudio's band-limited sinc resampler, one per rate pair: building its kernel costs
+    about as much as applying it, so it is built once (and shared by reader threads)."""
+    with _resamplers_lock:
+        module = _resamplers.get((orig, new))
+        if module is None:
+            module = torchaudio.transforms.Resample(orig, new)
+            _resamplers[(orig, new)] = module
+        return module

@@ -57,13 +57,16 @@ class ClipLoader:
         path = example["path"]
 
         try:
-            return {**example, "ok": True, **self._load(path, example["index"])}
+            example["features"], example["num_frames"] = self._load(path, example["index"])
+            example["ok"] = True
         except AudioReadError as ex:
-            return {**example, "ok": False, "reason": ex.reason}
+            example["ok"], example["reason"] = False, ex.reason
         except Exception as ex:  # anything else a corrupt file can raise inside a decoder
-            return {**example, "ok": False, "reason": f"{type(ex).__name__}: {ex}"}
+            example["ok"], example["reason"] = False, f"{type(ex).__name__}: {ex}"
 
-    def _load(self, path: str, index: int) -> dict[str, Any]:
+        return example
+
+    def _load(self, path: str, index: int) -> tuple[torch.Tensor, int]:
         cfg = self.features
 
         info = audio_info(path)
@@ -99,4 +102,4 @@ class ClipLoader:
             else:
                 mel = F.pad(mel, (0, self.num_frames - mel.size(1)))
 
-        return {"features": mel.unsqueeze(0).contiguous(), "num_frames": valid}
+        return mel.unsqueeze(0).contiguous(), valid

@@ -187,6 +187,7 @@ def create_audio_reader(
     labels = encode_labels(entries, label_names, multi_label)
     num_classes = len(label_names) if label_names is not None else 0
 
+    # The loader fills these dicts in place (the pipeline hands each worker its own copy).
     examples = [{"index": i, "path": str(e.path), "label": lab} for i, (e, lab) in enumerate(zip(entries, labels))]
 
     loader = ClipLoader(features, stats, num_frames=options.num_frames, crop=options.crop, seed=options.seed)
@@ -209,7 +210,10 @@ def create_audio_reader(
     def collate(batch: list[dict[str, Any]]) -> AudioBatch:
         frames = [ex["features"].size(-1) for ex in batch]
         longest = max(frames)
-        feats = torch.stack([torch.nn.functional.pad(ex["features"], (0, longest - ex["features"].size(-1))) for ex in batch])
+        if min(frames) == longest:  # cropped clips: nothing to pad
+            feats = torch.stack([ex["features"] for ex in batch])
+        else:
+            feats = torch.stack([torch.nn.functional.pad(ex["features"], (0, longest - ex["features"].size(-1))) for ex in batch])
         label_tensor = None
         if label_names is not None:
             if multi_label:
