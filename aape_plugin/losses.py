@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from fairseq2.recipe.component import register_component
 from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
+from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 
 from aape_plugin.models.ssl_model import SslOutput
@@ -38,13 +39,18 @@ class AapeCriterionConfig:
     temperature: float = 0.1
     """Softmax temperature of the contrastive term."""
 
-    def validate(self) -> None:
+    def validate(self) -> ValidationResult:
+        """fairseq2 validates recipe configs through this (the ``Validatable`` protocol)."""
+        result = ValidationResult()
+
         for name in ("patch_weight", "global_weight", "contrastive_weight"):
             if getattr(self, name) < 0:
-                raise ValueError(f"`{name}` must be >= 0, but is {getattr(self, name)} instead.")
+                result.add_error(f"`{name}` must be >= 0, but is {getattr(self, name)} instead.")
 
         if self.temperature <= 0:
-            raise ValueError(f"`temperature` must be > 0, but is {self.temperature} instead.")
+            result.add_error(f"`temperature` must be > 0, but is {self.temperature} instead.")
+
+        return result
 
 
 @dataclass
@@ -97,7 +103,9 @@ class AapeCriterion:
     """Computes :class:`AapeLoss` from the model's :class:`SslOutput`."""
 
     def __init__(self, config: AapeCriterionConfig) -> None:
-        config.validate()
+        result = config.validate()
+        if result.has_error():
+            raise ValueError(f"Invalid criterion config: {result}")
 
         self.config = config
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from fairseq2.datasets import DatasetError
+from aape_plugin.data.errors import AudioDataError
 
 from aape_plugin.data.audioset import audioset_entries, index_audio_folder, read_class_labels, read_segments
 from aape_plugin.data.clips import ClipEntry
@@ -83,10 +83,10 @@ def open_audioset_dataset(config: AudioSetDatasetConfig) -> AudioSetDataset:
     root = resolve_root(config.root)
 
     if not root.is_dir():
-        raise DatasetError(
+        raise AudioDataError(
             f"The AudioSet folder {root} does not exist. Expected {root}/class_labels_indices.csv, "
             f"{root}/balanced_train_segments.csv, ... and the clips (e.g. {root}/audio/YTID.wav); "
-            f"set it with --config dataset.config_overrides.root=/path/to/audioset."
+            f"in a recipe, set it with --config dataset.root=/path/to/audioset."
         )
 
     classes = read_class_labels(root / config.class_labels)
@@ -100,7 +100,7 @@ def open_audioset_dataset(config: AudioSetDatasetConfig) -> AudioSetDataset:
 
     if not split_segments:
         wanted = sorted({n for names in config.splits.values() for n in names})
-        raise DatasetError(f"No AudioSet segment CSV found in {root}; expected some of {wanted}.")
+        raise AudioDataError(f"No AudioSet segment CSV found in {root}; expected some of {wanted}.")
 
     audio_dir = root / config.audio_dir
     files = index_audio_folder(audio_dir, {seg.ytid for segs in split_segments.values() for seg in segs})
@@ -111,7 +111,7 @@ def open_audioset_dataset(config: AudioSetDatasetConfig) -> AudioSetDataset:
         found, absent = audioset_entries(segs, files)
         fraction = len(absent) / len(segs)
         if fraction > config.max_missing_fraction:
-            raise DatasetError(
+            raise AudioDataError(
                 f"AudioSet split {split!r}: {len(absent)} of {len(segs)} segments ({100 * fraction:.1f}%) have no "
                 f"audio file under {audio_dir} (e.g. {absent[0].ytid}), more than max_missing_fraction="
                 f"{config.max_missing_fraction}. Check `audio_dir` and the file naming (YTID.wav, YYTID.wav, YTID_start.flac)."

@@ -25,6 +25,9 @@ class AudioBatch(SupportsDeviceTransfer):
     """``(B,)`` int64 class indices (single-label), ``(B, C)`` float multi-hot (multi-label),
     or ``None`` for unlabelled data."""
 
+    indices: Tensor | None = None
+    """``(B,)`` each clip's position in its split's list (stable across processes and runs)."""
+
     num_skipped: int = 0
     """Unreadable clips skipped while this batch was assembled (see the log for which)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fairseq2.datasets import DatasetError
+from aape_plugin.data.errors import AudioDataError
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ClipEntry:
     """``manifest:line`` the entry came from, for error messages."""
 
 
-class ManifestError(DatasetError):
+class ManifestError(AudioDataError):
     """A manifest or metadata file is malformed; raised when a data set is opened, naming the
     file and line, so that a bad row never surfaces as a crash deep in a data worker."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from fairseq2.datasets import DatasetError
+from aape_plugin.data.errors import AudioDataError
 from fairseq2.gang import Gangs
 
 from aape_plugin.data.clips import ClipEntry
@@ -45,7 +45,7 @@ class AudioDataset(ABC):
 
     def check_split(self, split: str) -> None:
         if split not in self.splits:
-            raise DatasetError(f"{self.name} has no split {split!r}; its splits are {self.splits}.")
+            raise AudioDataError(f"{self.name} has no split {split!r}; its splits are {self.splits}.")
 
     def create_reader(
         self, split: str, gangs: Gangs, features: LogMelConfig, stats: FeatureStats, options: AudioReaderOptions

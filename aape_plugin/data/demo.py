@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from fairseq2.datasets import DatasetError
+from aape_plugin.data.errors import AudioDataError
 
 DEMO_ROOT = "@demo"
 """Write this as a data set's root to mean the demo data shipped with aape_plugin (asset cards
@@ -16,7 +16,7 @@ def demo_root() -> Path:
     """The folder of the shipped demo data (``assets/demo`` in a checkout)."""
     root = Path(str(files("aape_plugin.assets") / "demo"))
     if not (root / "pretrain.tsv").exists():
-        raise DatasetError(
+        raise AudioDataError(
             f"The demo data is missing from {root}. In a checkout, regenerate it with "
             f"`python -m aape_plugin.data.make_demo --out assets/demo`."
         )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from fairseq2.datasets import DatasetError
+from aape_plugin.data.errors import AudioDataError
 
 from aape_plugin.data.clips import ClipEntry, label_vocabulary
 from aape_plugin.data.dataset import AudioDataset
@@ -76,9 +76,9 @@ def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioMani
     root = resolve_root(config.root)
 
     if not root.is_dir():
-        raise DatasetError(
+        raise AudioDataError(
             f"The audio folder {root} does not exist. Point `root` at the folder the manifest's "
-            f"paths are relative to, e.g. --config dataset.config_overrides.root=/data/esc50."
+            f"paths are relative to (in a recipe: --config dataset.root=/data/esc50)."
         )
 
     entries: dict[str, list[ClipEntry]] = {}
@@ -86,7 +86,7 @@ def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioMani
     if config.metadata is not None:
         metadata = _in_root(root, config.metadata)
         if not metadata.is_file():
-            raise DatasetError(f"The metadata file {metadata} does not exist (expected EVAR's `file_name,label,split` CSV, e.g. {root / 'metadata.csv'}).")
+            raise AudioDataError(f"The metadata file {metadata} does not exist (expected EVAR's `file_name,label,split` CSV, e.g. {root / 'metadata.csv'}).")
         for split in evar_splits(metadata):
             entries[split] = read_evar_csv(metadata, root, split=split)
         name = metadata.stem
@@ -97,7 +97,7 @@ def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioMani
                 entries[split] = read_tsv_manifest(manifest, root)
         if not entries:
             expected = ", ".join(str(_in_root(root, f)) for f in config.splits.values())
-            raise DatasetError(f"No manifest found; expected at least one of: {expected}.")
+            raise AudioDataError(f"No manifest found; expected at least one of: {expected}.")
         name = root.name
 
     all_entries = [e for es in entries.values() for e in es]
@@ -106,7 +106,7 @@ def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioMani
     if config.labels is not None:
         label_file = _in_root(root, config.labels)
         if not label_file.is_file():
-            raise DatasetError(f"The label file {label_file} does not exist.")
+            raise AudioDataError(f"The label file {label_file} does not exist.")
         label_names = [line.strip() for line in label_file.read_text().splitlines() if line.strip()]
     else:
         label_names = label_vocabulary(all_entries) or None
@@ -114,7 +114,7 @@ def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioMani
     if label_names is not None:
         unlabelled = [e.where for e in all_entries if not e.labels]
         if unlabelled:
-            raise DatasetError(f"{unlabelled[0]}: a labelled data set has a clip without a label ({len(unlabelled)} such rows).")
+            raise AudioDataError(f"{unlabelled[0]}: a labelled data set has a clip without a label ({len(unlabelled)} such rows).")
 
     stats_file = _in_root(root, config.stats) if config.stats is not None else None
 

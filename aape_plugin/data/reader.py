@@ -11,13 +11,14 @@ from typing import Any, Literal
 
 import torch
 from fairseq2.data.data_pipeline import read_sequence
-from fairseq2.datasets import DataPipelineReader, DataReader, DatasetError, SyncMode
+from fairseq2.datasets import DataPipelineReader, DataReader, SyncMode
 from fairseq2.gang import Gangs
 from typing_extensions import Self
 
 from aape_plugin.data.batch import AudioBatch
 from aape_plugin.data.clip_loader import ClipLoader, Crop
 from aape_plugin.data.clips import ClipEntry
+from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.stats import FeatureStats
 
@@ -78,7 +79,7 @@ class AudioReaderOptions:
             raise ValueError(f"`max_bad_fraction` must be in [0, 1], but is {self.max_bad_fraction}.")
 
 
-class TooManyBadClipsError(DatasetError):
+class TooManyBadClipsError(AudioDataError):
     """More clips than allowed could not be read; the message summarises which."""
 
 
@@ -151,7 +152,7 @@ class AudioReader(DataReader[AudioBatch]):
 
 def encode_labels(entries: Sequence[ClipEntry], label_names: list[str] | None, multi_label: bool) -> list[Any]:
     """Class index (single-label) or list of indices (multi-label) per entry; ``None`` when the
-    data set is unlabelled. Unknown names are a :class:`DatasetError` naming the row."""
+    data set is unlabelled. Unknown names are an :class:`AudioDataError` naming the row."""
     if label_names is None:
         return [None] * len(entries)
 
@@ -160,9 +161,9 @@ def encode_labels(entries: Sequence[ClipEntry], label_names: list[str] | None, m
     for e in entries:
         unknown = [n for n in e.labels if n not in index]
         if unknown:
-            raise DatasetError(f"{e.where}: unknown label(s) {unknown}; known labels: {label_names[:20]}{'...' if len(label_names) > 20 else ''}.")
+            raise AudioDataError(f"{e.where}: unknown label(s) {unknown}; known labels: {label_names[:20]}{'...' if len(label_names) > 20 else ''}.")
         if not multi_label and len(e.labels) != 1:
-            raise DatasetError(f"{e.where}: a single-label task needs exactly one label per clip, found {list(e.labels)}.")
+            raise AudioDataError(f"{e.where}: a single-label task needs exactly one label per clip, found {list(e.labels)}.")
         out.append([index[n] for n in e.labels] if multi_label else index[e.labels[0]])
     return out
 
@@ -182,7 +183,7 @@ def create_audio_reader(
     options.validate()
 
     if not entries:
-        raise DatasetError(f"{name}: the split has no clips.")
+        raise AudioDataError(f"{name}: the split has no clips.")
 
     labels = encode_labels(entries, label_names, multi_label)
     num_classes = len(label_names) if label_names is not None else 0
@@ -229,6 +230,7 @@ def create_audio_reader(
             num_frames=torch.tensor([ex["num_frames"] for ex in batch]),
             paths=[ex["path"] for ex in batch],
             labels=label_tensor,
+            indices=torch.tensor([ex["index"] for ex in batch], dtype=torch.int64),
             num_skipped=skipped,
         )
 

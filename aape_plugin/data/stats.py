@@ -18,10 +18,11 @@ import torch
 
 from aape_plugin.data.audio import AudioReadError, load_waveform
 from aape_plugin.data.clips import ClipEntry
+from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMel, LogMelConfig
 
 
-class StatsError(Exception):
+class StatsError(AudioDataError):
     """The statistics file is missing or malformed; the message says which and how to make one."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from fairseq2.utils.validation import ValidationResult
+
 
 @dataclass(kw_only=True)
 class EmaConfig:
@@ -19,14 +21,17 @@ class EmaConfig:
     num_steps: int = 100_000
     """Steps of the cosine ramp (0: always ``end``)."""
 
-    def validate(self) -> None:
+    def validate(self) -> ValidationResult:
+        """fairseq2 validates recipe configs through this (the ``Validatable`` protocol)."""
+        result = ValidationResult()
+
         if not 0.0 <= self.start <= 1.0 or not 0.0 <= self.end <= 1.0:
-            raise ValueError(
-                f"EMA decays must be in [0, 1], but start is {self.start} and end is {self.end}."
-            )
+            result.add_error(f"EMA decays must be in [0, 1], but start is {self.start} and end is {self.end}.")
 
         if self.num_steps < 0:
-            raise ValueError(f"`num_steps` must be >= 0, but is {self.num_steps} instead.")
+            result.add_error(f"`num_steps` must be >= 0, but is {self.num_steps} instead.")
+
+        return result
 
 
 def ema_decay(config: EmaConfig, step: int) -> float:

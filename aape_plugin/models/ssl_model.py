@@ -87,8 +87,12 @@ class AapeSslModel(Module):
 
         return self
 
-    def forward(self, x: Tensor) -> SslOutput:
-        """:param x: normalised log-mel ``(B, 1, F, T)``."""
+    def forward(self, x: Tensor, mask_seeds: list[int] | None = None) -> SslOutput:
+        """
+        :param x: normalised log-mel ``(B, 1, F, T)``.
+        :param mask_seeds: optional seed per clip for its masks (see :func:`random_patch_masks`);
+            by default masks come from the global random generator.
+        """
         masking = self.config.masking
         num_clones = masking.num_clones
 
@@ -102,7 +106,7 @@ class AapeSslModel(Module):
         grid = teacher_out.grid
 
         masks = random_patch_masks(
-            x.size(0), grid, ratio=masking.ratio, num_clones=num_clones, device=x.device
+            x.size(0), grid, ratio=masking.ratio, num_clones=num_clones, device=x.device, seeds=mask_seeds
         )
 
         student_out = self.student(x, visible=masks.visible, num_clones=num_clones)

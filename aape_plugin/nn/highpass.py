@@ -67,6 +67,11 @@ class ZeroPhaseHighPass(Module):
 
         self.reset_non_persistent_buffers()
 
+    def reset_parameters(self) -> None:
+        """No parameters; materialising a meta-device model (fairseq2's ``to_device``) calls
+        this, and the taps must be computed then."""
+        self.reset_non_persistent_buffers()
+
     def reset_non_persistent_buffers(self) -> None:
         """Recomputes the taps (also after construction on the meta device)."""
         taps = design_highpass_fir(self.cutoff, self.num_taps, kaiser_beta=self.kaiser_beta)

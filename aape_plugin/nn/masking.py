@@ -42,8 +42,14 @@ def random_patch_masks(
     num_clones: int,
     device: torch.device | None = None,
     generator: torch.Generator | None = None,
+    seeds: list[int] | None = None,
 ) -> PatchMasks:
-    """Independent uniformly random masks with exactly ``num_masked_patches`` hidden each."""
+    """Independent uniformly random masks with exactly ``num_masked_patches`` hidden each.
+
+    :param seeds: one seed per clip: its clones' masks then depend on the seed alone, not on
+        which other clips share the batch or the process (so one process and several
+        data-parallel ones, or an interrupted and an uninterrupted run, mask alike).
+    """
     num_subbands, num_time_patches = grid
 
     num_patches = num_subbands * num_time_patches
@@ -52,7 +58,15 @@ def random_patch_masks(
 
     rows = batch_size * num_clones
 
-    noise = torch.rand(rows, num_patches, device=device, generator=generator)
+    if seeds is None:
+        noise = torch.rand(rows, num_patches, device=device, generator=generator)
+    else:
+        if len(seeds) != batch_size:
+            raise ValueError(f"`seeds` must hold one seed per clip ({batch_size}), but holds {len(seeds)}.")
+        noise = torch.cat([
+            torch.rand(num_clones, num_patches, device=device, generator=torch.Generator(device=device).manual_seed(seed))
+            for seed in seeds
+        ])
 
     masked_index = noise.argsort(dim=1)[:, :num_masked].sort(dim=1).values
 

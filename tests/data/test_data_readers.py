@@ -107,7 +107,7 @@ def test_missing_folder_error_shows_what_was_expected(tmp_path: Path) -> None:
 
     from aape_plugin.data.manifest_dataset import AudioManifestDatasetConfig
 
-    with pytest.raises(DatasetError, match=r"does not exist.*dataset.config_overrides.root"):
+    with pytest.raises(DatasetError, match=r"does not exist.*--config dataset.root="):
         get_audio_manifest_hub().open_custom_dataset(AudioManifestDatasetConfig(root=tmp_path / "nope", metadata="m.csv"))
     with pytest.raises(DatasetError, match=r"expected EVAR's `file_name,label,split` CSV, e.g."):
         get_audio_manifest_hub().open_custom_dataset(AudioManifestDatasetConfig(root=tmp_path, metadata="m.csv"))

@@ -45,3 +45,12 @@ def test_invalid_ratio_is_named() -> None:
         num_masked_patches(30, 1.0)
     with pytest.raises(ValueError, match="at least 2 patches"):
         num_masked_patches(1, 0.5)
+
+
+def test_seeded_masks_depend_only_on_each_clips_seed() -> None:
+    a = random_patch_masks(3, (5, 6), ratio=0.75, num_clones=4, seeds=[11, 22, 33])
+    b = random_patch_masks(2, (5, 6), ratio=0.75, num_clones=4, seeds=[33, 11])
+    # Clip with seed 33 is row-block 2 in a and 0 in b; seed 11 is block 0 in a and 1 in b.
+    assert torch.equal(a.visible[8:12], b.visible[0:4])
+    assert torch.equal(a.visible[0:4], b.visible[4:8])
+    assert not torch.equal(a.visible[0:4], a.visible[4:8])

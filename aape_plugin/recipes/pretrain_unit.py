@@ -1,0 +1,125 @@
+"""The pre-training step: loss, EMA update and metrics. fairseq2's trainer does the rest."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import MutableMapping
+
+import torch
+from fairseq2.metrics import Mean, MetricBag, Sum
+from fairseq2.trainer import TrainUnit
+from fairseq2.evaluator import EvalUnit
+from torch import Tensor
+from torch.nn import Module
+
+from aape_plugin.data.batch import AudioBatch
+from aape_plugin.losses import AapeCriterion, AapeLoss
+from aape_plugin.models.ema import EmaConfig, ema_decay
+from aape_plugin.models.ssl_model import AapeSslModel, SslOutput
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+LOSS_METRICS = ("loss", "patch_loss", "global_loss", "contrastive_loss")
+
+
+def stem_quantile_names() -> list[str]:
+    return [f"stem_{what}_q{int(q * 100):02d}" for what in ("decay", "frequency_hz") for q in QUANTILES]
+
+
+def record_losses(bag: MetricBag, loss: AapeLoss, weight: int) -> None:
+    for name, value in zip(LOSS_METRICS, (loss.total, loss.patch, loss.global_, loss.contrastive)):
+        bag.get(name, Mean).update(value.detach().float(), weight=weight)
+
+
+def record_stem(bag: MetricBag, output: SslOutput, frames_per_second: float) -> None:
+    """Quantiles of the estimated SBLU decays (1/frame) and frequencies (Hz)."""
+    if output.decay is None or output.frequency is None:
+        return
+    q = torch.tensor(QUANTILES)
+    decay = torch.quantile(output.decay.detach().float().flatten().cpu(), q)
+    freq_hz = torch.quantile(output.frequency.detach().float().flatten().cpu(), q) * frames_per_second / (2 * math.pi)
+    for name, value in zip(stem_quantile_names(), [*decay, *freq_hz]):
+        bag.get(name, Mean).update(value)
+
+
+def mask_seeds(seed: int, step_nr: int, batch: AudioBatch) -> list[int] | None:
+    """One seed per clip from (run seed, step, clip index): masks that do not depend on how
+    clips are spread over processes, and that a resumed run reproduces."""
+    if batch.indices is None:
+        return None
+    return [((seed * 1_000_003 + step_nr) * 1_000_003 + int(i)) % (2**63) for i in batch.indices.tolist()]
+
+
+class AapePretrainUnit(TrainUnit[AudioBatch]):
+    def __init__(
+        self,
+        dp_model: Module,
+        model: AapeSslModel,
+        criterion: AapeCriterion,
+        ema: EmaConfig,
+        frames_per_second: float,
+        seed: int = 2,
+    ) -> None:
+        self._dp_model = dp_model
+        self._model = model
+        self._criterion = criterion
+        self._ema = ema
+        self._fps = frames_per_second
+        self._seed = seed
+        self._step_nr = 0
+        self._last_publish = time.monotonic()
+
+    def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
+        for name in (*LOSS_METRICS, "ema_decay", *stem_quantile_names()):
+            metric_bag.add(name, Mean())
+        for name in ("num_examples", "total_num_examples", "skipped_clips", "total_skipped_clips"):
+            metric_bag.add(name, Sum())
+
+    def set_step_nr(self, step_nr: int) -> None:
+        self._step_nr = step_nr
+
+    def process_batch(self, batch: AudioBatch, metric_bag: MetricBag) -> tuple[Tensor, int | None]:
+        output = self._dp_model(batch.features, mask_seeds(self._seed, self._step_nr, batch))
+
+        loss = self._criterion(output)
+
+        n = batch.batch_size
+        record_losses(metric_bag, loss, n)
+        record_stem(metric_bag, output, self._fps)
+        metric_bag.get("ema_decay", Mean).update(torch.tensor(ema_decay(self._ema, self._step_nr)))
+        for name in ("num_examples", "total_num_examples"):
+            metric_bag.get(name, Sum).update(n)
+        for name in ("skipped_clips", "total_skipped_clips"):
+            metric_bag.get(name, Sum).update(batch.num_skipped)
+
+        return loss.total, None
+
+    def update_teacher(self) -> None:
+        """Called right after each optimiser step (a post-step hook)."""
+        self._model.update_teacher(ema_decay(self._ema, self._step_nr))
+
+    def process_metric_values(self, values: MutableMapping[str, object]) -> None:
+        now = time.monotonic()
+        elapsed, self._last_publish = now - self._last_publish, now
+        examples = values.get("num_examples")
+        if isinstance(examples, (int, float, Tensor)) and elapsed > 0:
+            values["clips_per_second"] = float(examples) / elapsed
+
+
+class AapePretrainEvalUnit(EvalUnit[AudioBatch]):
+    """SSL losses on held-out clips (new random masks each time)."""
+
+    def __init__(self, dp_model: Module, criterion: AapeCriterion) -> None:
+        self._dp_model = dp_model
+        self._criterion = criterion
+
+    def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
+        for name in LOSS_METRICS:
+            metric_bag.add(name, Mean())
+        metric_bag.add("num_examples", Sum())
+
+    def process_batch(self, batch: AudioBatch, metric_bag: MetricBag) -> None:
+        loss = self._criterion(self._dp_model(batch.features))
+        record_losses(metric_bag, loss, batch.batch_size)
+        metric_bag.get("num_examples", Sum).update(batch.batch_size)

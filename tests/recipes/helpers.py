@@ -1,0 +1,43 @@
+"""Running the real console script in a subprocess, as a user does."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fairseq2_command() -> list[str]:
+    """The installed ``fairseq2`` console script next to this interpreter."""
+    script = Path(sys.executable).parent / "fairseq2"
+    assert script.exists(), f"the console script is not installed at {script}"
+    return [str(script)]
+
+
+def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*fairseq2_command(), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1", **(env or {})},
+        cwd=REPO,
+    )
+
+
+def train_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics" / "train.jsonl").read_text().splitlines()]
+
+
+def one_line_error(proc: subprocess.CompletedProcess) -> str:
+    """The error a user sees: exit code 2, no traceback."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc.stderr
+
+
+def torchrun() -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone"]

@@ -1,0 +1,152 @@
+"""``fairseq2 recipe run aape_pretrain`` end to end on the demo data, through the console script."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.recipes.helpers import REPO, fairseq2_command, one_line_error, run_cli, torchrun, train_metrics
+
+SHORT = [
+    "--preset", "demo", "--no-rich", "--config",
+    "regime.num_steps=30", "regime.checkpoint_every_n_steps=10", "regime.validate_every_n_steps=10",
+    "regime.publish_metrics_every_n_steps=10", "regime.keep_last_n_checkpoints=3",
+    "lr_scheduler.config.num_warmup_steps=5",
+]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pretrain") / "run"
+    proc = run_cli("recipe", "run", "aape_pretrain", str(out), *SHORT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_run_writes_checkpoints_metrics_and_tensorboard(full_run: Path) -> None:
+    ckpt = full_run / "checkpoints"
+    assert (ckpt / "model.yaml").read_text().startswith("name: checkpoint")
+    for step in (10, 20, 30):
+        assert (ckpt / f"step_{step}" / "model").is_dir()
+        assert (ckpt / f"step_{step}" / "data_reader").is_dir()
+    assert (full_run / "feature_stats.json").exists() and (full_run / "config.yaml").exists()
+
+    rows = train_metrics(full_run)
+    assert [r["Step"] for r in rows] == [10, 20, 30]
+    for key in ("Loss", "Masked Token Loss", "CLS Global Loss", "Contrastive Loss", "EMA Decay",
+                "Learning Rate", "Gradient Norm", "Clips per Second", "Skipped Clips",
+                "Stem Decay q50", "Stem Frequency Hz q10", "Stem Frequency Hz q90"):
+        assert key in rows[-1], key
+    assert rows[-1]["Loss"] < rows[0]["Loss"]  # it learns
+    assert 3.125 - 0.01 <= rows[-1]["Stem Frequency Hz q10"] <= rows[-1]["Stem Frequency Hz q90"] <= 50.0
+    assert rows[-1]["Skipped Clips"] == 0 and rows[-1]["Clips per Second"] > 0
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(full_run / "tb" / "train"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert "Loss" in tags and "Contrastive Loss" in tags and "EMA Decay" in tags
+    assert [e.step for e in events.Scalars("Loss")] == [10, 20, 30]
+    assert events.Scalars("Loss")[-1].value == pytest.approx(rows[-1]["Loss"], rel=1e-6)
+
+
+def test_killed_run_resumes_to_the_same_result(full_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([*fairseq2_command(), "recipe", "run", "aape_pretrain", str(out), *SHORT],
+                                stdout=f, stderr=subprocess.STDOUT, cwd=REPO,
+                                env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"})
+    deadline = time.time() + 300
+    while "Checkpoint at step 20 saved" not in log.read_text():
+        assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert [r["Step"] for r in train_metrics(out)] in ([10, 20], [10, 20, 30])
+
+    again = run_cli("recipe", "run", "aape_pretrain", str(out), *SHORT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "Restoring training from the last checkpoint at step 20" in again.stderr
+
+    resumed, uninterrupted = train_metrics(out)[-1], train_metrics(full_run)[-1]
+    assert resumed["Step"] == uninterrupted["Step"] == 30
+    # Same data order, crops and masks (seeded by clip and step), teacher, optimiser and RNG
+    # restored: the only freedom left is the order of float sums across threads.
+    for key in ("Loss", "Masked Token Loss", "Contrastive Loss"):
+        assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-5), key
+
+
+def test_two_ddp_processes_agree_with_one_on_the_first_step(tmp_path: Path) -> None:
+    common = ["--preset", "demo", "--no-rich", "--config", "regime.num_steps=1", "regime.publish_metrics_every_n_steps=1",
+              "regime.checkpoint_every_n_steps=1", "regime.validate_every_n_steps=1",
+              "lr_scheduler.config.num_warmup_steps=0", "common.cluster=none", "dataset.num_parallel_calls=1"]
+    one = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "one"), *common, "dataset.batch_size=16")
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = subprocess.run(
+        [*torchrun(), "--nproc_per_node=2", "-m", "aape_plugin", "recipe", "run", "aape_pretrain",
+         str(tmp_path / "two"), *common, "dataset.batch_size=8"],
+        capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
+    )
+    assert two.returncode == 0, two.stderr[-4000:]
+    a, b = train_metrics(tmp_path / "one")[0], train_metrics(tmp_path / "two")[0]
+    assert a["Number of Examples"] == b["Number of Examples"] == 16
+    # Same 16 clips (rank r takes every other clip of the shared shuffle), same masks (seeded
+    # per clip), same initial weights: the per-clip losses agree. The contrastive term does
+    # not, by design: its negatives are the clips on the same rank.
+    assert b["Masked Token Loss"] == pytest.approx(a["Masked Token Loss"], rel=1e-4)
+    assert b["CLS Global Loss"] == pytest.approx(a["CLS Global Loss"], rel=1e-4)
+    assert (tmp_path / "two" / "checkpoints" / "step_1" / "data_reader" / "dp_01.pt").exists()
+
+
+def test_unknown_recipe_preset_and_arch_are_one_line_errors() -> None:
+    err = one_line_error(run_cli("recipe", "run", "aape_pretrian", "/tmp/x"))
+    assert "unknown recipe 'aape_pretrian'; available recipes: aape_pretrain" in err
+    err = one_line_error(run_cli("recipe", "run", "aape_pretrain", "/tmp/x", "--preset", "dmeo"))
+    assert "unknown preset 'dmeo'" in err and "audioset_base, audioset_small, demo" in err
+    err = one_line_error(run_cli("recipe", "run", "aape_pretrain", "/tmp/x", "--model-arch", "aape_huge"))
+    assert "unknown arch 'aape_huge'" in err
+    for arch in ("aape_base", "aape_small", "aape_tiny", "vit_base", "vit_small", "vit_tiny"):
+        assert arch in err
+
+
+def test_config_typo_and_missing_dataset_are_clear(tmp_path: Path) -> None:
+    err = one_line_error(run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "a"), "--preset", "demo",
+                                 "--config", "trainer.max_grad_nrom=1"))
+    assert "max_grad_nrom" in err and len(err.strip().splitlines()) == 1
+    proc = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "b"), "--preset", "demo", "--no-rich",
+                   "--config", "dataset.name=null", "dataset.family=audioset", f"dataset.root={tmp_path / 'no_audioset'}")
+    err = one_line_error(proc)
+    assert f"The AudioSet folder {tmp_path / 'no_audioset'} does not exist" in err
+
+
+def test_list_presets_dump_config_and_precedence(tmp_path: Path) -> None:
+    listing = run_cli("recipe", "list")
+    assert listing.returncode == 0 and listing.stdout.startswith("aape_pretrain")
+    presets = run_cli("recipe", "presets", "aape_pretrain")
+    assert "demo" in presets.stdout and "aape_tiny on the shipped demo data" in presets.stdout
+
+    user = tmp_path / "mine.yaml"
+    user.write_text("dataset:\n  batch_size: 5\n  stats_file: ${dir}/stats.json\nregime:\n  num_steps: 77\n")
+    proc = run_cli("recipe", "run", "aape_pretrain", "--preset", "demo", "--config-file", str(user),
+                   "--model-arch", "vit_tiny", "--config", "regime.num_steps=88", "--dump-config")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    import yaml
+
+    config = yaml.safe_load(proc.stdout)
+    assert config["model"]["arch"] == "vit_tiny"             # --model-arch over the preset
+    assert config["dataset"]["batch_size"] == 5               # user file over the preset
+    assert config["dataset"]["name"] == "demo_pool"           # preset over the default
+    assert config["regime"]["num_steps"] == 88                # --config over the user file
+    assert config["dataset"]["stats_file"] == str(tmp_path / "stats.json")  # ${dir} = the user file's folder
+    assert config["optimizer"]["config"]["lr"] == 0.001       # preset value kept
+
+
+def test_assets_command_forwards_to_fairseq2() -> None:
+    proc = run_cli("assets", "list", "--kind", "dataset")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "dataset:demo_pitch@" in proc.stdout and "dataset:demo_pool@" in proc.stdout
