@@ -13,7 +13,7 @@ from aape_plugin.data.audio import AudioReadError, audio_info, load_waveform
 from aape_plugin.data.features import LogMel, LogMelConfig
 from aape_plugin.data.stats import FeatureStats
 
-Crop: TypeAlias = Literal["random", "centre", "none"]
+Crop: TypeAlias = Literal["random", "centre", "start", "none"]
 
 log = logging.getLogger("aape_plugin.data")
 
@@ -37,8 +37,8 @@ class ClipLoader:
         crop: Crop,
         seed: int,
     ) -> None:
-        if crop not in ("random", "centre", "none"):
-            raise ValueError(f"`crop` must be 'random', 'centre' or 'none', but is {crop!r} instead.")
+        if crop not in ("random", "centre", "start", "none"):
+            raise ValueError(f"`crop` must be 'random', 'centre', 'start' or 'none', but is {crop!r} instead.")
 
         if crop != "none" and (num_frames is None or num_frames < 1):
             raise ValueError(f"`num_frames` must be a positive number of frames when cropping, but is {num_frames}.")
@@ -81,7 +81,7 @@ class ClipLoader:
             if self.crop == "random":
                 rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
                 offset = rng.uniform(0.0, spare)
-            else:
+            elif self.crop == "centre":
                 offset = spare / 2
 
         wave = load_waveform(path, cfg.sample_rate, offset=offset, duration=duration, info=info)

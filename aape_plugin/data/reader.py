@@ -36,8 +36,8 @@ class AudioReaderOptions:
     """Crop / pad target in log-mel frames (the model's input length)."""
 
     crop: Crop = "random"
-    """``random`` (training), ``centre`` (evaluation) or ``none`` (full clips, padded to the
-    longest of the batch)."""
+    """``random`` (training), ``centre`` or ``start`` (evaluation: the middle or the first
+    ``num_frames``), or ``none`` (full clips, padded to the longest of the batch)."""
 
     shuffle: bool = True
     """Shuffle the clips (every epoch differently)."""

@@ -1,0 +1,1 @@
+"""Downstream evaluation: embedding caches, the EVAR linear probe, metrics, result tables."""

@@ -1,0 +1,45 @@
+"""Embeddings of a split, computed once and reused: safetensors files keyed by what made them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+
+class EmbeddingCache:
+    """``folder/<hash>.safetensors`` + ``folder/<hash>.json`` (the key, for humans).
+
+    The key holds everything the embeddings depend on (encoder source and weights file
+    fingerprint, task, split, clip list, crop, front end), so a changed input never reuses a
+    stale file. safetensors holds tensors only: loading one cannot run code.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @staticmethod
+    def digest(key: dict[str, object]) -> str:
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    def get(self, key: dict[str, object]) -> dict[str, Tensor] | None:
+        path = self.folder / f"{self.digest(key)}.safetensors"
+        return load_file(str(path)) if path.is_file() else None
+
+    def put(self, key: dict[str, object], tensors: dict[str, Tensor]) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = self.digest(key)
+        tmp = self.folder / f".{name}.tmp"
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+        tmp.replace(self.folder / f"{name}.safetensors")  # atomic: a crash leaves no half file
+        (self.folder / f"{name}.json").write_text(json.dumps(key, indent=1, sort_keys=True, default=str) + "\n")
+        return self.folder / f"{name}.safetensors"
+
+
+def file_fingerprint(path: Path) -> str:
+    """Size and modification time of every file under ``path`` (weights identify by these)."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    return hashlib.sha256("".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in files).encode()).hexdigest()[:16]

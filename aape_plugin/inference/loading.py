@@ -1,0 +1,151 @@
+"""Loading a trained (or freshly initialised) encoder for downstream use.
+
+``source`` may be:
+
+* a pre-training run folder (``OUT`` of ``aape_pretrain``), its ``checkpoints`` folder, or one
+  ``step_N`` folder in it: the model config comes from ``checkpoints/model.yaml``, the weights
+  from the last (or the given) step, the log-mel statistics from the run's
+  ``feature_stats.json``;
+* a ``.pt`` / ``.safetensors`` file saved from an ``aape`` or ``aape_encoder`` model (give
+  ``arch``);
+* the name of an asset card of the ``aape`` family (with a ``checkpoint``).
+
+Weights load with ``torch.load(weights_only=True)`` (fairseq2's ``restrict``): a checkpoint
+cannot run code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import yaml
+
+from aape_plugin.data.stats import FeatureStats
+from aape_plugin.models.config import AapeConfig
+from aape_plugin.nn.audio_encoder import AudioEncoder
+
+
+class EncoderLoadError(Exception):
+    """The encoder source cannot be loaded; the message says what was expected."""
+
+
+@dataclass
+class LoadedEncoder:
+    encoder: AudioEncoder
+    config: AapeConfig
+    stats: FeatureStats | None
+    """The statistics the encoder was trained with, when the source says."""
+    description: str
+
+
+def ensure_fairseq2() -> None:
+    """fairseq2's library container (with this plugin), initialised once per process."""
+    from fairseq2 import init_fairseq2
+    from fairseq2.error import InvalidOperationError
+
+    try:
+        init_fairseq2()
+    except InvalidOperationError:
+        pass
+
+
+def _structure_config(raw: object) -> AapeConfig:
+    from fairseq2.runtime.dependency import get_dependency_resolver
+    from fairseq2.utils.structured import ValueConverter
+
+    converter = get_dependency_resolver().resolve(ValueConverter)
+    return converter.structure(raw, AapeConfig)
+
+
+def _find_step_dir(root: Path, step: int | None) -> Path:
+    steps = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := re.fullmatch(r"step_(\d+)", p.name)) and (p / "model").is_dir())
+    if not steps:
+        raise EncoderLoadError(f"{root} holds no step_N/model checkpoint.")
+    if step is None:
+        return steps[-1][1]
+    for nr, path in steps:
+        if nr == step:
+            return path
+    raise EncoderLoadError(f"{root} has no checkpoint at step {step}; it has steps {[s for s, _ in steps]}.")
+
+
+def _run_layout(source: Path, step: int | None) -> tuple[Path, Path, Path | None] | None:
+    """(model.yaml, step dir, stats file) for a run / checkpoints / step folder."""
+    candidates = [source, source / "checkpoints", source.parent, source.parent.parent]
+    for ckpt in candidates:
+        if (ckpt / "model.yaml").is_file():
+            step_dir = source if source.parent == ckpt and re.fullmatch(r"step_\d+", source.name) else _find_step_dir(ckpt, step)
+            stats = ckpt.parent / "feature_stats.json"
+            return ckpt / "model.yaml", step_dir, stats if stats.is_file() else None
+    return None
+
+
+def load_encoder(
+    source: str | Path,
+    *,
+    weights: Literal["teacher", "student"] = "teacher",
+    step: int | None = None,
+    arch: str | None = None,
+    device: torch.device | str = "cpu",
+) -> LoadedEncoder:
+    """The encoder of ``source`` in eval mode (see the module docstring for the sources)."""
+    from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
+
+    ensure_fairseq2()
+
+    device = torch.device(device)
+    path = Path(str(source)).expanduser()
+
+    if path.is_dir():
+        layout = _run_layout(path, step)
+        if layout is None:
+            raise EncoderLoadError(
+                f"{path} is not a pre-training run: expected {path}/checkpoints/model.yaml and "
+                f"{path}/checkpoints/step_N/model (the OUTPUT_DIR of `fairseq2 recipe run aape_pretrain`)."
+            )
+        model_yaml, step_dir, stats_file = layout
+        meta = yaml.safe_load(model_yaml.read_text())
+        if meta.get("model_family") != "aape":
+            raise EncoderLoadError(f"{model_yaml} describes a {meta.get('model_family')!r} model, not an AaPE one.")
+        config = _structure_config(meta["model_config"])
+        config.downstream_encoder = weights
+        model = get_aape_encoder_hub().load_custom_model(step_dir / "model", config, device=device)
+        stats = FeatureStats.load(stats_file) if stats_file else None
+        return LoadedEncoder(model.encoder.eval(), config, stats, f"{step_dir} ({weights})")
+
+    if path.suffix in (".pt", ".pth", ".safetensors"):
+        if not path.is_file():
+            raise EncoderLoadError(f"The checkpoint file {path} does not exist.")
+        if arch is None:
+            raise EncoderLoadError(f"Loading the file {path} needs the architecture: give `arch` (e.g. aape_base).")
+        config = get_aape_hub().get_arch_config(arch)
+        config.downstream_encoder = weights
+        model = get_aape_encoder_hub().load_custom_model(path, config, device=device)
+        return LoadedEncoder(model.encoder.eval(), config, None, f"{path} ({arch}, {weights})")
+
+    name = str(source)
+    try:
+        ssl = get_aape_hub().load_model(name, device=device)
+    except Exception as ex:
+        raise EncoderLoadError(
+            f"{name!r} is neither a run folder, a checkpoint file nor a loadable asset card of the "
+            f"aape family ({ex})."
+        ) from None
+    encoder = ssl.teacher if weights == "teacher" else ssl.student
+    return LoadedEncoder(encoder.eval(), ssl.config, None, f"asset {name} ({weights})")
+
+
+def new_encoder(arch: str, *, seed: int = 0, device: torch.device | str = "cpu") -> LoadedEncoder:
+    """A randomly initialised encoder of ``arch`` (the untrained baseline)."""
+    from aape_plugin.models.factory import create_encoder
+    from aape_plugin.models.hub import get_aape_hub
+
+    ensure_fairseq2()
+    config = get_aape_hub().get_arch_config(arch)
+    torch.manual_seed(seed)
+    encoder = create_encoder(config.encoder, drop_path=0.0).to(device).eval()
+    return LoadedEncoder(encoder, config, None, f"random {arch} (seed {seed})")

@@ -1,0 +1,331 @@
+"""``aape_linear_probe``: the EVAR linear-evaluation protocol on frozen embeddings.
+
+    fairseq2 recipe run aape_linear_probe OUT --preset esc50 --config dataset.root=/data/esc50 model.checkpoint=RUN
+    fairseq2 recipe run aape_linear_probe OUT --preset demo_pitch --config model.checkpoint=RUN
+
+Per clip, a crop of ``dataset.clip_seconds`` (random for train/valid splits, from the start for
+test and fold splits) is embedded once and cached; a StandardScaler is fitted on the training
+embeddings; one linear layer is trained with Adam and early stopping on the validation split
+(held out from training when the task has none); the test score of the best validation epoch
+is reported, for each seed and fold. Results: ``OUT/results.json`` and ``OUT/results.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from fairseq2.gang import Gangs
+from fairseq2.recipe import Recipe, RecipeContext
+from fairseq2.recipe.config import CommonSection, GangSection
+from fairseq2.runtime.dependency import DependencyContainer
+from fairseq2.task import Task
+from torch import Tensor
+
+from aape_plugin.data.dataset import AudioDataset
+from aape_plugin.data.features import LogMelConfig
+from aape_plugin.data.reader import AudioReaderOptions
+from aape_plugin.data.stats import FeatureStats
+from aape_plugin.eval.embedding_cache import EmbeddingCache, file_fingerprint
+from aape_plugin.eval.metrics import metric_name
+from aape_plugin.eval.probe import ProbeSettings, train_probe
+from aape_plugin.eval.protocol import Part, Round, plan_rounds
+from aape_plugin.inference.embedder import Embedder, EncoderEmbedder, LogMelEmbedder
+from aape_plugin.inference.loading import EncoderLoadError, load_encoder, new_encoder
+from aape_plugin.recipes.dataset_opener import open_dataset_section
+from aape_plugin.recipes.feature_stats import resolve_feature_stats
+from aape_plugin.recipes.pretrain import register_user_errors
+from aape_plugin.recipes.sections import AudioDatasetSection
+
+log = logging.getLogger("aape_plugin.recipes")
+
+
+@dataclass(kw_only=True)
+class EncoderSourceSection:
+    """The representation evaluated."""
+
+    kind: Literal["aape", "logmel"] = "aape"
+    """``aape``: an encoder of the aape family; ``logmel``: the input-feature baseline (per-bin
+    mean and std of the log-mel), which shows what the representation adds."""
+
+    checkpoint: str | None = None
+    """A pre-training run folder (or its checkpoints / step_N folder), a .pt/.safetensors file
+    (give ``arch``), or an asset card name. Unset: a randomly initialised ``arch``."""
+
+    arch: str | None = None
+    """Architecture of a checkpoint file, or of the random encoder when no checkpoint is set."""
+
+    step: int | None = None
+    """Checkpoint step of a run (default: the last one)."""
+
+    weights: Literal["teacher", "student"] = "teacher"
+    """Which encoder of an SSL checkpoint."""
+
+    with_cls: bool = False
+    """Append the mean CLS token to the clip embedding."""
+
+    init_seed: int = 0
+    """Seed of a random encoder's initialisation."""
+
+    stats_file: Path | None = None
+    """Log-mel statistics to normalise with (default: the pre-training run's, else the task's)."""
+
+    device: str | None = None
+    """Device for embedding (default: CUDA when available)."""
+
+    num_frames: int | None = None
+    """Encoder window in frames (default: the encoder's training input length)."""
+
+
+@dataclass(kw_only=True)
+class ProbeDatasetSection(AudioDatasetSection):
+    family: str | None = "audio_manifest"
+
+    clip_seconds: float = 5.0
+    """EVAR's per-task unit: each clip is cropped (or padded) to this length."""
+
+    folds: list[str] | None = None
+    """Split names used as folds for leave-one-fold-out (default: splits named fold1, 2, ...)."""
+
+    valid_fraction: float = 0.1
+    """Share of training clips held out for early stopping when the task has no valid split."""
+
+    batch_size: int = 32
+
+
+@dataclass(kw_only=True)
+class ProbeSection:
+    """EVAR's linear-evaluation settings."""
+
+    lr: float = 3e-4
+    weight_decay: float = 1e-8
+    max_epochs: int = 200
+    patience: int = 20
+    batch_size: int = 200
+    hidden: list[int] = field(default_factory=list)
+    """Hidden layer sizes for an MLP probe (empty: linear)."""
+
+    seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
+
+
+@dataclass(kw_only=True)
+class LinearProbeConfig:
+    model: EncoderSourceSection = field(default_factory=EncoderSourceSection)
+
+    dataset: ProbeDatasetSection = field(default_factory=lambda: ProbeDatasetSection(name="demo_pitch", family=None))
+
+    probe: ProbeSection = field(default_factory=ProbeSection)
+
+    cache_dir: Path | None = None
+    """Where embeddings are cached (default: OUTPUT_DIR/embeddings); share it between runs of
+    the same model to reuse them."""
+
+    gang: GangSection = field(default_factory=GangSection)
+
+    common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
+
+
+def build_embedder(source: EncoderSourceSection, task_stats: FeatureStats, device: torch.device) -> tuple[Embedder, dict[str, Any]]:
+    """The embedder of ``source`` and a description of it (also the cache key's model part)."""
+    if source.kind == "logmel":
+        stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats
+        return LogMelEmbedder(stats), {"kind": "logmel", "stats": [stats.mean, stats.std]}
+
+    if source.checkpoint is not None:
+        loaded = load_encoder(source.checkpoint, weights=source.weights, step=source.step, arch=source.arch, device=device)
+        path = Path(source.checkpoint)
+        fingerprint = file_fingerprint(path) if path.exists() else source.checkpoint
+    elif source.arch is not None:
+        loaded = new_encoder(source.arch, seed=source.init_seed, device=device)
+        fingerprint = f"random-{source.arch}-{source.init_seed}"
+    else:
+        raise EncoderLoadError("Set `model.checkpoint` (a run, file or card), or `model.arch` for a random encoder, or `model.kind=logmel`.")
+
+    stats = FeatureStats.load(source.stats_file) if source.stats_file else (loaded.stats or task_stats)
+    num_frames = source.num_frames or loaded.config.encoder.num_frames
+    embedder = EncoderEmbedder(loaded.encoder, stats, num_frames=num_frames, with_cls=source.with_cls, device=device)
+    return embedder, {"kind": "aape", "source": loaded.description, "fingerprint": fingerprint, "stats": [stats.mean, stats.std],
+                      "with_cls": source.with_cls, "num_frames": num_frames}
+
+
+def embed_split(
+    embedder: Embedder, dataset: AudioDataset, split: str, gangs: Gangs, section: ProbeDatasetSection, *, crop: str, seed: int
+) -> dict[str, Tensor]:
+    """Clip embeddings of every readable clip of ``split`` (rows in the split's order)."""
+    frames = embedder.features.num_frames(int(round(section.clip_seconds * embedder.features.sample_rate)))
+    options = AudioReaderOptions(
+        batch_size=section.batch_size, num_frames=frames, crop=crop, shuffle=False,  # type: ignore[arg-type]
+        num_parallel_calls=section.num_parallel_calls, num_prefetch=section.num_prefetch,
+        max_bad_fraction=section.max_bad_fraction, seed=seed, sync_mode="until_last",
+    )
+    reader = dataset.create_reader(split, gangs, embedder.features, embedder.stats, options)
+    embeddings, labels, indices = [], [], []
+    total = len(dataset.entries(split))
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"embedding {split}", total=total)
+        for group in reader:
+            for batch in group:
+                clip, _, _ = embedder.embed_logmel(batch.features, batch.num_frames)
+                embeddings.append(clip)
+                labels.append(batch.labels)
+                indices.append(batch.indices)
+                bar.advance(task, batch.batch_size)
+    return {"embeddings": torch.cat(embeddings), "labels": torch.cat(labels), "indices": torch.cat(indices)}
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+class LinearProbeTask(Task):
+    def __init__(self, context: RecipeContext, config: LinearProbeConfig) -> None:
+        self._context = context
+        self._config = config
+        self._stop = False
+        self._step_nr = 0
+
+    @property
+    def step_nr(self) -> int:
+        return self._step_nr
+
+    def request_stop(self) -> None:
+        self._stop = True
+
+    def close(self) -> None:
+        pass
+
+    def run(self) -> None:
+        # fairseq2 runs recipes without a trainable `model` section under inference mode;
+        # the probe heads train, so autograd is turned back on here.
+        with torch.inference_mode(False), torch.enable_grad():
+            self._run()
+
+    def _run(self) -> None:
+        config, context = self._config, self._context
+        out = context.output_dir
+        section = config.dataset
+        device = torch.device(config.model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+        dataset = open_dataset_section(context.resolver, section)
+
+        rounds = plan_rounds(
+            dataset.splits,
+            {s: [e.labels if dataset.multi_label else e.labels[0] for e in dataset.entries(s)] for s in dataset.splits},
+            folds=section.folds, valid_fraction=section.valid_fraction, seed=config.common.seed,
+        )
+
+        train_splits = {p.split for r in rounds for p in (*r.train, *r.valid)}
+        test_splits = {p.split for r in rounds for p in r.test}
+
+        task_stats = resolve_feature_stats(
+            stats_file=section.stats_file, dataset=dataset, split=sorted(train_splits)[0], output_dir=out,
+            gangs=context.gangs, features=LogMelConfig(), max_clips=section.stats_max_clips,
+        )
+
+        embedder, model_key = build_embedder(config.model, task_stats, device)
+        log.info("Evaluating %s on %s (%d round(s) x %d seed(s)).", model_key.get("source", model_key["kind"]), dataset.name, len(rounds), len(config.probe.seeds))
+
+        cache = EmbeddingCache(config.cache_dir or out / "embeddings")
+        store: dict[str, dict[str, Tensor]] = {}
+        for split in sorted(train_splits | test_splits):
+            # Random crops where a split only trains; the first seconds where it is tested.
+            crop = "start" if split in test_splits else "random"
+            key = {"model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": config.common.seed,
+                   "clip_seconds": section.clip_seconds, "clips": [str(e.path) for e in dataset.entries(split)],
+                   "features": asdict(embedder.features)}
+            cached = cache.get(key)
+            if cached is None:
+                cached = embed_split(embedder, dataset, split, context.gangs, section, crop=crop, seed=config.common.seed)
+                cache.put(key, cached)
+                log.info("Embedded %d clips of %r (%d-d).", len(cached["embeddings"]), split, cached["embeddings"].size(1))
+            else:
+                log.info("Reusing cached embeddings of %r (%d clips).", split, len(cached["embeddings"]))
+            store[split] = cached
+
+        multi = dataset.multi_label
+        num_classes = len(dataset.label_names or [])
+        settings = ProbeSettings(lr=config.probe.lr, weight_decay=config.probe.weight_decay, max_epochs=config.probe.max_epochs,
+                                 patience=config.probe.patience, batch_size=config.probe.batch_size, hidden=tuple(config.probe.hidden))
+
+        def gather(parts: tuple[Part, ...]) -> tuple[Tensor, Tensor]:
+            xs, ys = [], []
+            for part in parts:
+                data = store[part.split]
+                if part.rows is None:
+                    xs.append(data["embeddings"]), ys.append(data["labels"])
+                else:
+                    wanted = torch.tensor(part.rows, dtype=torch.int64)
+                    keep = torch.isin(data["indices"], wanted)
+                    xs.append(data["embeddings"][keep]), ys.append(data["labels"][keep])
+            return torch.cat(xs), torch.cat(ys)
+
+        results = []
+        for rnd in rounds:
+            train, valid, test = gather(rnd.train), gather(rnd.valid), gather(rnd.test)
+            for seed in config.probe.seeds:
+                if self._stop:
+                    return
+                res = train_probe(train, valid, test, num_classes=num_classes, multi_label=multi, settings=settings, seed=seed)
+                self._step_nr += 1
+                results.append({"round": rnd.name, "seed": seed, **asdict(res), "train": len(train[0]), "valid": len(valid[0]), "test": len(test[0])})
+                log.info("%s seed %d: test %s %.4f (valid %.4f, best epoch %d).", rnd.name, seed, metric_name(multi), res.test_score, res.valid_score, res.best_epoch)
+
+        write_results(out, dataset.name, model_key, metric_name(multi), results, config)
+
+
+def write_results(out: Path, task: str, model_key: dict[str, Any], metric: str, results: list[dict[str, Any]], config: LinearProbeConfig) -> None:
+    per_seed = [r["test_score"] for r in results]
+    per_round: dict[str, list[float]] = {}
+    for r in results:
+        per_round.setdefault(r["round"], []).append(r["test_score"])
+    summary = summarise(per_seed)
+    model = model_key.get("source") or model_key["kind"]
+    payload = {
+        "recipe": "aape_linear_probe", "task": task, "model": model, "model_key": model_key, "metric": metric,
+        "summary": summary, "rounds": {k: summarise(v) for k, v in per_round.items()}, "runs": results,
+        "settings": {"clip_seconds": config.dataset.clip_seconds, "probe": asdict(config.probe)},
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
+    lines = [
+        f"# Linear probe: {task}", "",
+        f"Model: {model}  ", f"Metric: {metric} (test), mean +- std over {summary['n']} runs "
+        f"({len(per_round)} round(s) x {len(config.probe.seeds)} seed(s))", "",
+        "| task | model | " + metric + " |", "|---|---|---|",
+        f"| {task} | {model} | {100 * summary['mean']:.2f} +- {100 * summary['std']:.2f} |", "",
+    ]
+    if len(per_round) > 1:
+        lines += ["| round | mean | std |", "|---|---|---|"] + [
+            f"| {k} | {100 * s['mean']:.2f} | {100 * s['std']:.2f} |" for k, s in payload["rounds"].items()
+        ]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    log.info("%s on %s: %s %.2f +- %.2f (%d runs). Written to %s.", model, task, metric, 100 * summary["mean"], 100 * summary["std"], summary["n"], out / "results.md")
+
+
+class LinearProbeRecipe(Recipe):
+    """Linear probe (EVAR protocol) of a frozen encoder or the log-mel baseline, one preset per task."""
+
+    description = "Linear probe (EVAR protocol) of a frozen encoder or the log-mel baseline; one preset per task"
+
+    presets = "aape_plugin.presets:eval"
+
+    def register(self, container: DependencyContainer) -> None:
+        from fairseq2.recipe.cli import register_cli_error
+
+        from aape_plugin.recipes.pretrain import _log_user_error
+
+        register_user_errors(container)
+        register_cli_error(container, EncoderLoadError, _log_user_error)
+
+    def create_task(self, context: RecipeContext) -> Task:
+        return LinearProbeTask(context, context.get_config_as(LinearProbeConfig))
+
+    @property
+    def config_kls(self) -> type[object]:
+        return LinearProbeConfig
