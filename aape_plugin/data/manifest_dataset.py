@@ -36,6 +36,10 @@ class AudioManifestDatasetConfig:
     stats: str | None = None
     """Optional JSON of log-mel statistics (``python -m aape_plugin.data.stats``)."""
 
+    layout: str = "manifest"
+    """``manifest`` (TSV manifests or ``metadata``), or a corpus' own layout as downloaded:
+    ``esc50``, ``us8k``, ``speech_commands`` (see :mod:`aape_plugin.data.corpora`)."""
+
 
 class AudioManifestDataset(AudioDataset):
     def __init__(self, name: str, entries: dict[str, list[ClipEntry]], label_names: list[str] | None, stats_file: Path | None) -> None:
@@ -83,7 +87,14 @@ def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioMani
 
     entries: dict[str, list[ClipEntry]] = {}
 
-    if config.metadata is not None:
+    if config.layout != "manifest":
+        from aape_plugin.data.corpora import CORPUS_LAYOUTS
+
+        if config.layout not in CORPUS_LAYOUTS:
+            raise AudioDataError(f"Unknown layout {config.layout!r}; known: manifest, {', '.join(CORPUS_LAYOUTS)}.")
+        entries = CORPUS_LAYOUTS[config.layout](root)
+        name = config.layout
+    elif config.metadata is not None:
         metadata = _in_root(root, config.metadata)
         if not metadata.is_file():
             raise AudioDataError(f"The metadata file {metadata} does not exist (expected EVAR's `file_name,label,split` CSV, e.g. {root / 'metadata.csv'}).")

@@ -127,16 +127,40 @@ def load_encoder(
         model = get_aape_encoder_hub().load_custom_model(path, config, device=device)
         return LoadedEncoder(model.encoder.eval(), config, None, f"{path} ({arch}, {weights})")
 
-    name = str(source)
-    try:
-        ssl = get_aape_hub().load_model(name, device=device)
-    except Exception as ex:
+    return _load_card(str(source), weights, device)
+
+
+def _load_card(name: str, weights: str, device: torch.device) -> LoadedEncoder:
+    """An asset card of the ``aape_encoder`` family (the encoder alone, e.g. the shipped
+    ``aape_tiny_demo``) or of the ``aape`` family (a whole SSL checkpoint). A card may carry
+    ``feature_stats: {mean, std}``, the statistics the encoder was trained with."""
+    from fairseq2.assets import AssetStore
+    from fairseq2.runtime.dependency import get_dependency_resolver
+
+    from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
+
+    card = get_dependency_resolver().resolve(AssetStore).maybe_retrieve_card(name)
+    if card is None:
         raise EncoderLoadError(
-            f"{name!r} is neither a run folder, a checkpoint file nor a loadable asset card of the "
-            f"aape family ({ex})."
-        ) from None
-    encoder = ssl.teacher if weights == "teacher" else ssl.student
-    return LoadedEncoder(encoder.eval(), ssl.config, None, f"asset {name} ({weights})")
+            f"{name!r} is neither a run folder, a checkpoint file (.pt/.safetensors) nor an asset card "
+            f"(list them with `fairseq2 assets list --kind model`)."
+        )
+
+    family = card.field("model_family").as_(str)
+    stats = None
+    raw_stats = card.maybe_get_field("feature_stats")
+    if raw_stats is not None:
+        values = raw_stats.as_(dict)
+        stats = FeatureStats(mean=float(values["mean"]), std=float(values["std"]), source=f"asset card {name}")
+
+    if family == "aape_encoder":
+        model = get_aape_encoder_hub().load_model(name, device=device)
+        return LoadedEncoder(model.encoder.eval(), model.config, stats, f"asset {name}")
+    if family == "aape":
+        ssl = get_aape_hub().load_model(name, device=device)
+        encoder = ssl.teacher if weights == "teacher" else ssl.student
+        return LoadedEncoder(encoder.eval(), ssl.config, stats, f"asset {name} ({weights})")
+    raise EncoderLoadError(f"The asset card {name!r} is of the {family!r} family, not aape or aape_encoder.")
 
 
 def new_encoder(arch: str, *, seed: int = 0, device: torch.device | str = "cpu") -> LoadedEncoder:

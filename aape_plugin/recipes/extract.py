@@ -1,0 +1,151 @@
+"""``aape_extract``: clip and frame embeddings of a folder of audio or of a data set's splits.
+
+    fairseq2 recipe run aape_extract OUT --config input_dir=/my/audio model.checkpoint=RUN
+    fairseq2 recipe run aape_extract OUT --config dataset.name=demo_pitch model.checkpoint=aape_tiny_demo
+
+Writes, per split (``files`` for a folder), ``OUT/<split>.safetensors`` with ``clip``
+``(N, D)``, ``frames`` ``(M, E)`` (all clips' frame embeddings, concatenated),
+``frame_offsets`` ``(N + 1,)`` (clip ``i`` owns ``frames[offsets[i]:offsets[i+1]]``) and
+``timestamps`` ``(M,)`` (seconds from each clip's start), and ``OUT/<split>.json`` with the
+clip paths in row order. Whole clips are embedded (no cropping).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from fairseq2.recipe import Recipe, RecipeContext
+from fairseq2.recipe.config import CommonSection, GangSection
+from fairseq2.runtime.dependency import DependencyContainer
+from fairseq2.task import Task
+from fairseq2.utils.validation import ValidationResult
+from safetensors.torch import save_file
+
+from aape_plugin.data.audioset import AUDIO_SUFFIXES
+from aape_plugin.data.clips import ClipEntry
+from aape_plugin.data.errors import AudioDataError
+from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
+from aape_plugin.data.stats import FeatureStats
+from aape_plugin.inference.loading import EncoderLoadError
+from aape_plugin.recipes.dataset_opener import open_dataset_section
+from aape_plugin.recipes.linear_probe import EncoderSourceSection, build_embedder
+from aape_plugin.recipes.sections import AudioDatasetSection
+
+log = logging.getLogger("aape_plugin.recipes")
+
+
+@dataclass(kw_only=True)
+class ExtractDatasetSection(AudioDatasetSection):
+    family: str | None = None
+
+    splits: list[str] | None = None
+    """Splits to extract (default: all)."""
+
+    batch_size: int = 8
+
+    def validate(self) -> ValidationResult:
+        # Unlike a training data set, this one is optional (``input_dir`` can replace it).
+        return ValidationResult()
+
+
+@dataclass(kw_only=True)
+class ExtractConfig:
+    model: EncoderSourceSection = field(default_factory=lambda: EncoderSourceSection(checkpoint="aape_tiny_demo"))
+
+    input_dir: Path | None = None
+    """A folder of audio files (searched recursively); or use `dataset`."""
+
+    dataset: ExtractDatasetSection = field(default_factory=ExtractDatasetSection)
+
+    gang: GangSection = field(default_factory=GangSection)
+
+    common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
+
+
+class ExtractTask(Task):
+    def __init__(self, context: RecipeContext, config: ExtractConfig) -> None:
+        self._context, self._config, self._step = context, config, 0
+
+    @property
+    def step_nr(self) -> int:
+        return self._step
+
+    def request_stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def run(self) -> None:
+        config, context = self._config, self._context
+        device = torch.device(config.model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+        jobs: dict[str, list[ClipEntry]] = {}
+        if config.input_dir is not None:
+            folder = config.input_dir.expanduser()
+            if not folder.is_dir():
+                raise AudioDataError(f"`input_dir` {folder} is not a folder of audio files.")
+            files = sorted(Path(d) / f for d, _, fs in os.walk(folder) for f in fs if Path(f).suffix.lower() in AUDIO_SUFFIXES)
+            if not files:
+                raise AudioDataError(f"No audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {folder}.")
+            jobs["files"] = [ClipEntry(p) for p in files]
+        elif config.dataset.name is not None or config.dataset.family is not None:
+            dataset = open_dataset_section(context.resolver, config.dataset)
+            for split in config.dataset.splits or dataset.splits:
+                dataset.check_split(split)
+                jobs[split] = dataset.entries(split)
+        else:
+            raise AudioDataError("Set `input_dir` (a folder of audio) or `dataset.name` / `dataset.family`.")
+
+        stats = FeatureStats.load(config.dataset.stats_file) if config.dataset.stats_file else None
+        embedder, key = build_embedder(config.model, stats or FeatureStats(mean=0.0, std=1.0), device)
+        if config.model.kind == "aape" and stats is None and embedder.stats.mean == 0.0 and embedder.stats.std == 1.0:
+            raise EncoderLoadError("The encoder does not say which log-mel statistics it was trained with; set `dataset.stats_file`.")
+
+        for split, entries in jobs.items():
+            options = AudioReaderOptions(batch_size=config.dataset.batch_size, num_frames=1, crop="none", shuffle=False,
+                                         num_parallel_calls=config.dataset.num_parallel_calls, max_bad_fraction=config.dataset.max_bad_fraction)
+            reader = create_audio_reader(entries, context.gangs, embedder.features, embedder.stats, options, name=split)
+            clips, frames, offsets, stamps, paths = [], [], [0], [], []
+            for group in reader:
+                for batch in group:
+                    clip, frame, valid = embedder.embed_logmel(batch.features, batch.num_frames)
+                    for i in range(batch.batch_size):
+                        n = int(valid[i])
+                        clips.append(clip[i])
+                        frames.append(frame[i, :n])
+                        stamps.append(embedder.timestamps(n))
+                        offsets.append(offsets[-1] + n)
+                        paths.append(batch.paths[i])
+                    self._step += 1
+            out = context.output_dir / f"{split}.safetensors"
+            save_file({"clip": torch.stack(clips), "frames": torch.cat(frames), "frame_offsets": torch.tensor(offsets),
+                       "timestamps": torch.cat(stamps)}, str(out))
+            (context.output_dir / f"{split}.json").write_text(json.dumps({"model": key, "paths": paths}, indent=1) + "\n")
+            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s.", len(clips), clips[0].numel(), offsets[-1], split, out)
+
+
+class ExtractRecipe(Recipe):
+    """Write clip and frame embeddings (with timestamps) of a folder or a data set to disk."""
+
+    description = "Write clip and frame embeddings (with timestamps) of a folder or a data set to safetensors files"
+
+    def register(self, container: DependencyContainer) -> None:
+        from fairseq2.recipe.cli import register_cli_error
+
+        from aape_plugin.recipes.pretrain import _log_user_error, register_user_errors
+
+        register_user_errors(container)
+        register_cli_error(container, EncoderLoadError, _log_user_error)
+
+    def create_task(self, context: RecipeContext) -> Task:
+        return ExtractTask(context, context.get_config_as(ExtractConfig))
+
+    @property
+    def config_kls(self) -> type[object]:
+        return ExtractConfig
