@@ -7,6 +7,7 @@ from fairseq2.runtime.dependency import DependencyContainer
 
 from aape_plugin.data.registration import register_aape_datasets
 from aape_plugin.losses import register_aape_criteria
+from aape_plugin.models.classifier import register_aape_classifier
 from aape_plugin.models.registration import register_aape_models
 
 ASSET_CARDS_PACKAGE = "aape_plugin.assets.cards"
@@ -19,6 +20,8 @@ def setup_aape_extension(container: DependencyContainer) -> None:
     logs a warning when an extension raises, so run tests with ``FAIRSEQ2_EXTENSION_TRACE=1``.
     """
     register_aape_models(container)
+
+    register_aape_classifier(container)
 
     register_aape_criteria(container)
 

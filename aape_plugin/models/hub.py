@@ -16,3 +16,10 @@ from aape_plugin.models.ssl_model import AapeSslModel
 get_aape_hub = ModelHubAccessor(AAPE_FAMILY, AapeSslModel, AapeConfig)
 
 get_aape_encoder_hub = ModelHubAccessor(AAPE_ENCODER_FAMILY, AapeEncoderModel, AapeConfig)
+
+
+def get_classifier_hub():  # noqa: ANN201 - the accessor's generic type
+    """The ``aape_classifier`` family (fine-tuning)."""
+    from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AapeClassifierConfig, AudioClassifier
+
+    return ModelHubAccessor(AAPE_CLASSIFIER_FAMILY, AudioClassifier, AapeClassifierConfig)()
