@@ -5,13 +5,18 @@ export AAPE_VENV := $(VENV)
 # A failing plugin registration must fail loudly, not as a log warning.
 export FAIRSEQ2_EXTENSION_TRACE := 1
 
-.PHONY: setup demo test bench figures
+.PHONY: setup demo test bench figures demo-model study
 
 setup:
 	@scripts/setup.sh
 
 demo: setup
 	$(PY) -m aape_plugin.demo
+
+# Rebuilds the shipped aape_tiny_demo encoder (assets/models) from the demo pre-training.
+demo-model: setup
+	$(PY) -m aape_plugin recipe run aape_pretrain runs/demo-model --preset demo
+	$(PY) -m aape_plugin.inference.export runs/demo-model --out assets/models/aape_tiny_demo.safetensors
 
 test:
 	@scripts/setup.sh test

@@ -116,7 +116,8 @@ def _recipe_run(name: str, argv: list[str]) -> int:
 
     _check_arch(resolver, config)
 
-    forwarded: list[str] = []
+    # The output folder goes first: fairseq2's --config takes every following word.
+    forwarded: list[str] = [] if args.output_dir is None else [str(args.output_dir)]
     tmp = None
     if file_config is not None:
         import yaml
@@ -125,15 +126,13 @@ def _recipe_run(name: str, argv: list[str]) -> int:
         yaml.safe_dump(file_config, tmp, sort_keys=False)
         tmp.close()
         forwarded += ["--config-file", tmp.name]
-    if overrides:
-        forwarded += ["--config", *overrides]
     for flag in ("dump_config", "no_rich", "no_exit_on_error"):
         if getattr(args, flag):
             forwarded.append("--" + flag.replace("_", "-"))
     if args.checkpoint_dir is not None:
         forwarded += ["--checkpoint-dir", str(args.checkpoint_dir)]
-    if args.output_dir is not None:
-        forwarded.append(str(args.output_dir))
+    if overrides:
+        forwarded += ["--config", *overrides]
 
     from fairseq2.recipe.cli import main as fairseq2_main
 

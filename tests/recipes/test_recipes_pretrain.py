@@ -151,3 +151,11 @@ def test_assets_command_forwards_to_fairseq2() -> None:
     proc = run_cli("assets", "list", "--kind", "dataset")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "dataset:demo_pitch@" in proc.stdout and "dataset:demo_pool@" in proc.stdout
+
+
+def test_output_dir_may_come_after_config_overrides(tmp_path: Path) -> None:
+    proc = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "run"), "--preset", "demo",
+                   "--config", "regime.num_steps=2", "lr_scheduler.config.num_warmup_steps=1",
+                   "regime.checkpoint_every_n_steps=2", "regime.publish_metrics_every_n_steps=2", "regime.validate_every_n_steps=2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["Step"] for r in train_metrics(tmp_path / "run")] == [2]
