@@ -46,3 +46,12 @@ def test_asset_cards_of_every_arch_are_listed() -> None:
     section = proc.stdout.split("package:aape_plugin.assets.cards", 1)[1]
     for arch in ("aape_base", "aape_small", "aape_tiny", "vit_base", "vit_small", "vit_tiny"):
         assert f"model:{arch}@" in section
+
+
+def test_configuration_reference_is_current() -> None:
+    from pathlib import Path
+
+    from aape_plugin.cli.reference import reference
+
+    committed = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text()
+    assert committed == reference(), "docs/config.md is stale: python -m aape_plugin.cli.reference > docs/config.md"

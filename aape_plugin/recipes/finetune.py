@@ -73,19 +73,32 @@ class PretrainedSection:
     train from a random initialisation (the from-scratch baseline)."""
 
     weights: Literal["teacher", "student"] = "teacher"
+    """Which encoder of an SSL checkpoint."""
+
     step: int | None = None
+    """Checkpoint step of a run (default: the last one)."""
 
 
 @dataclass(kw_only=True)
 class FinetuneDatasetSection(AudioDatasetSection):
     family: str | None = "audio_manifest"
     clip_seconds: float = 5.0
+    """Clips are cropped (randomly in training, from the start to evaluate) or padded to this."""
+
     train_split: str = "train"
+    """Split trained on."""
+
     valid_split: str | None = "valid"
+    """Split that selects the checkpoint (``regime.score_metric``)."""
+
     test_split: str = "test"
+    """Split scored once, with the selected checkpoint."""
+
     valid_fraction: float = 0.1
     """Held out from training when ``valid_split`` is unset or missing."""
+
     batch_size: int = 32
+    """Clips per batch and data-parallel rank."""
 
 
 @dataclass(kw_only=True)

@@ -96,6 +96,7 @@ class ProbeDatasetSection(AudioDatasetSection):
     """Share of training clips held out for early stopping when the task has no valid split."""
 
     batch_size: int = 32
+    """Clips embedded per batch."""
 
 
 @dataclass(kw_only=True)
@@ -103,14 +104,25 @@ class ProbeSection:
     """EVAR's linear-evaluation settings."""
 
     lr: float = 3e-4
+    """Adam learning rate (EVAR: 3e-4 for most models, 3e-5 for M2D's 3840-d features)."""
+
     weight_decay: float = 1e-8
+    """Adam weight decay."""
+
     max_epochs: int = 200
+    """Upper bound on training epochs."""
+
     patience: int = 20
+    """Stop after this many epochs without a better validation score."""
+
     batch_size: int = 200
+    """Embeddings per step (EVAR: min(200, N))."""
+
     hidden: list[int] = field(default_factory=list)
     """Hidden layer sizes for an MLP probe (empty: linear)."""
 
     seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
+    """One probe per seed (and per fold); results are mean +- std over all of them."""
 
 
 @dataclass(kw_only=True)
@@ -118,8 +130,10 @@ class LinearProbeConfig:
     model: EncoderSourceSection = field(default_factory=EncoderSourceSection)
 
     dataset: ProbeDatasetSection = field(default_factory=lambda: ProbeDatasetSection(name="demo_pitch", family=None))
+    """The task (an asset card ``name``, or ``family`` + ``root``; presets set it)."""
 
     probe: ProbeSection = field(default_factory=ProbeSection)
+    """The linear-evaluation protocol."""
 
     cache_dir: Path | None = None
     """Where embeddings are cached (default: OUTPUT_DIR/embeddings); share it between runs of

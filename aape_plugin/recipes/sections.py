@@ -30,8 +30,8 @@ class AudioDatasetSection(DatasetSection):
     """Clips sampled when the statistics are computed at start."""
 
     batch_size: int = 12
-    """Clips per batch and data-parallel rank (each seen as ``model.masking.num_clones``
-    masked views)."""
+    """Clips per batch and data-parallel rank (in pre-training, each is seen as
+    ``model.masking.num_clones`` masked views)."""
 
     shuffle_window: int = 0
     """Shuffle buffer in clips (0: the whole split)."""
