@@ -51,3 +51,19 @@ def test_command_writes_the_figure_and_its_numbers(tmp_path: Path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     numbers = json.loads(out.with_suffix(".json").read_text())
     assert set(numbers["far_gradient"]) == {"two-sided", "one-sided", "gaussian"}
+
+
+def test_figure4_command_draws_estimates_that_follow_the_input(tmp_path: Path) -> None:
+    from aape_plugin.figures.lambda_estimates import estimate
+    from aape_plugin.figures.lambda_estimates import main as figure4
+    from tests.data.conftest import DEMO
+
+    clips = [DEMO / "notes" / "gm040_p060.flac", DEMO / "keywords" / "en-us_m1_stop.flac", DEMO / "drums" / "BJA_Pacific_Snare.flac"]
+    out = tmp_path / "fig4.png"
+    assert figure4(["--audio", *map(str, clips), "--out", str(out)]) == 0
+    summary = json.loads(out.with_suffix(".json").read_text())
+    assert out.stat().st_size > 10_000 and summary["frequency_hz"]["in_band"]
+    assert summary["decay_std_over_patches"] > 1e-3  # the estimates change along the clip
+    a = estimate("aape_tiny_demo", clips[:1])
+    b = estimate("aape_tiny_demo", clips[1:2])
+    assert (a["decay"] - b["decay"]).abs().max() > 1e-3  # and between clips
