@@ -14,7 +14,6 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
 
 from aape_plugin.data.audio import AudioReadError, load_waveform
 from aape_plugin.data.clips import ClipEntry

@@ -243,7 +243,6 @@ class TestOnBest:
                 self.gangs.root.barrier()
 
     def _run(self) -> None:
-        from aape_plugin.models.classifier import create_aape_classifier
         from aape_plugin.models.hub import get_classifier_hub
 
         ckpt = self.output_dir / "checkpoints"

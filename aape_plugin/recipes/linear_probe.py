@@ -12,29 +12,23 @@ is reported, for each seed and fold. Results: ``OUT/results.json`` and ``OUT/res
 
 from __future__ import annotations
 
-import json
 import logging
-import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from fairseq2.gang import Gangs
 from fairseq2.recipe import Recipe, RecipeContext
 from fairseq2.recipe.config import CommonSection, GangSection
 from fairseq2.runtime.dependency import DependencyContainer
 from fairseq2.task import Task
-from torch import Tensor
 
-from aape_plugin.data.dataset import AudioDataset
 from aape_plugin.data.features import LogMelConfig
-from aape_plugin.data.reader import AudioReaderOptions
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.eval.embedding_cache import EmbeddingCache, file_fingerprint
-from aape_plugin.eval.metrics import metric_name
-from aape_plugin.eval.probe import ProbeSettings, train_probe
-from aape_plugin.eval.protocol import Part, Round, plan_rounds
+from aape_plugin.eval.linear_eval import linear_evaluation, write_results
+from aape_plugin.eval.probe import ProbeSettings
+from aape_plugin.eval.protocol import plan_rounds
 from aape_plugin.inference.embedder import Embedder, EncoderEmbedder, LogMelEmbedder
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder, new_encoder
 from aape_plugin.recipes.dataset_opener import open_dataset_section
@@ -167,37 +161,6 @@ def build_embedder(source: EncoderSourceSection, task_stats: FeatureStats, devic
                       "with_cls": source.with_cls, "num_frames": num_frames}
 
 
-def embed_split(
-    embedder: Embedder, dataset: AudioDataset, split: str, gangs: Gangs, section: ProbeDatasetSection, *, crop: str, seed: int
-) -> dict[str, Tensor]:
-    """Clip embeddings of every readable clip of ``split`` (rows in the split's order)."""
-    frames = embedder.features.num_frames(int(round(section.clip_seconds * embedder.features.sample_rate)))
-    options = AudioReaderOptions(
-        batch_size=section.batch_size, num_frames=frames, crop=crop, shuffle=False,  # type: ignore[arg-type]
-        num_parallel_calls=section.num_parallel_calls, num_prefetch=section.num_prefetch,
-        max_bad_fraction=section.max_bad_fraction, seed=seed, sync_mode="until_last",
-    )
-    reader = dataset.create_reader(split, gangs, embedder.features, embedder.stats, options)
-    embeddings, labels, indices = [], [], []
-    total = len(dataset.entries(split))
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"embedding {split}", total=total)
-        for group in reader:
-            for batch in group:
-                clip, _, _ = embedder.embed_logmel(batch.features, batch.num_frames)
-                embeddings.append(clip)
-                labels.append(batch.labels)
-                indices.append(batch.indices)
-                bar.advance(task, batch.batch_size)
-    return {"embeddings": torch.cat(embeddings), "labels": torch.cat(labels), "indices": torch.cat(indices)}
-
-
-def summarise(values: list[float]) -> dict[str, float]:
-    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0, "n": len(values)}
-
-
 class LinearProbeTask(Task):
     def __init__(self, context: RecipeContext, config: LinearProbeConfig) -> None:
         self._context = context
@@ -236,7 +199,6 @@ class LinearProbeTask(Task):
         )
 
         train_splits = {p.split for r in rounds for p in (*r.train, *r.valid)}
-        test_splits = {p.split for r in rounds for p in r.test}
 
         task_stats = resolve_feature_stats(
             stats_file=section.stats_file, dataset=dataset, split=sorted(train_splits)[0], output_dir=out,
@@ -246,80 +208,19 @@ class LinearProbeTask(Task):
         embedder, model_key = build_embedder(config.model, task_stats, device)
         log.info("Evaluating %s on %s (%d round(s) x %d seed(s)).", model_key.get("source", model_key["kind"]), dataset.name, len(rounds), len(config.probe.seeds))
 
-        cache = EmbeddingCache(config.cache_dir or out / "embeddings")
-        store: dict[str, dict[str, Tensor]] = {}
-        for split in sorted(train_splits | test_splits):
-            # Random crops where a split only trains; the first seconds where it is tested.
-            crop = "start" if split in test_splits else "random"
-            key = {"model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": config.common.seed,
-                   "clip_seconds": section.clip_seconds, "clips": [str(e.path) for e in dataset.entries(split)],
-                   "features": asdict(embedder.features)}
-            cached = cache.get(key)
-            if cached is None:
-                cached = embed_split(embedder, dataset, split, context.gangs, section, crop=crop, seed=config.common.seed)
-                cache.put(key, cached)
-                log.info("Embedded %d clips of %r (%d-d).", len(cached["embeddings"]), split, cached["embeddings"].size(1))
-            else:
-                log.info("Reusing cached embeddings of %r (%d clips).", split, len(cached["embeddings"]))
-            store[split] = cached
-
-        multi = dataset.multi_label
-        num_classes = len(dataset.label_names or [])
-        settings = ProbeSettings(lr=config.probe.lr, weight_decay=config.probe.weight_decay, max_epochs=config.probe.max_epochs,
-                                 patience=config.probe.patience, batch_size=config.probe.batch_size, hidden=tuple(config.probe.hidden))
-
-        def gather(parts: tuple[Part, ...]) -> tuple[Tensor, Tensor]:
-            xs, ys = [], []
-            for part in parts:
-                data = store[part.split]
-                if part.rows is None:
-                    xs.append(data["embeddings"]), ys.append(data["labels"])
-                else:
-                    wanted = torch.tensor(part.rows, dtype=torch.int64)
-                    keep = torch.isin(data["indices"], wanted)
-                    xs.append(data["embeddings"][keep]), ys.append(data["labels"][keep])
-            return torch.cat(xs), torch.cat(ys)
-
-        results = []
-        for rnd in rounds:
-            train, valid, test = gather(rnd.train), gather(rnd.valid), gather(rnd.test)
-            for seed in config.probe.seeds:
-                if self._stop:
-                    return
-                res = train_probe(train, valid, test, num_classes=num_classes, multi_label=multi, settings=settings, seed=seed)
-                self._step_nr += 1
-                results.append({"round": rnd.name, "seed": seed, **asdict(res), "train": len(train[0]), "valid": len(valid[0]), "test": len(test[0])})
-                log.info("%s seed %d: test %s %.4f (valid %.4f, best epoch %d).", rnd.name, seed, metric_name(multi), res.test_score, res.valid_score, res.best_epoch)
-
-        write_results(out, dataset.name, model_key, metric_name(multi), results, config)
-
-
-def write_results(out: Path, task: str, model_key: dict[str, Any], metric: str, results: list[dict[str, Any]], config: LinearProbeConfig) -> None:
-    per_seed = [r["test_score"] for r in results]
-    per_round: dict[str, list[float]] = {}
-    for r in results:
-        per_round.setdefault(r["round"], []).append(r["test_score"])
-    summary = summarise(per_seed)
-    model = model_key.get("source") or model_key["kind"]
-    payload = {
-        "recipe": "aape_linear_probe", "task": task, "model": model, "model_key": model_key, "metric": metric,
-        "summary": summary, "rounds": {k: summarise(v) for k, v in per_round.items()}, "runs": results,
-        "settings": {"clip_seconds": config.dataset.clip_seconds, "probe": asdict(config.probe)},
-    }
-    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-    lines = [
-        f"# Linear probe: {task}", "",
-        f"Model: {model}  ", f"Metric: {metric} (test), mean +- std over {summary['n']} runs "
-        f"({len(per_round)} round(s) x {len(config.probe.seeds)} seed(s))", "",
-        "| task | model | " + metric + " |", "|---|---|---|",
-        f"| {task} | {model} | {100 * summary['mean']:.2f} +- {100 * summary['std']:.2f} |", "",
-    ]
-    if len(per_round) > 1:
-        lines += ["| round | mean | std |", "|---|---|---|"] + [
-            f"| {k} | {100 * s['mean']:.2f} | {100 * s['std']:.2f} |" for k, s in payload["rounds"].items()
-        ]
-    (out / "results.md").write_text("\n".join(lines) + "\n")
-    log.info("%s on %s: %s %.2f +- %.2f (%d runs). Written to %s.", model, task, metric, 100 * summary["mean"], 100 * summary["std"], summary["n"], out / "results.md")
+        payload = linear_evaluation(
+            dataset, embedder, model_key, rounds, context.gangs,
+            clip_seconds=section.clip_seconds, batch_size=section.batch_size,
+            num_parallel_calls=section.num_parallel_calls, num_prefetch=section.num_prefetch,
+            max_bad_fraction=section.max_bad_fraction, seed=config.common.seed,
+            settings=ProbeSettings(lr=config.probe.lr, weight_decay=config.probe.weight_decay, max_epochs=config.probe.max_epochs,
+                                   patience=config.probe.patience, batch_size=config.probe.batch_size, hidden=tuple(config.probe.hidden)),
+            seeds=config.probe.seeds, cache=EmbeddingCache(config.cache_dir or out / "embeddings"), should_stop=lambda: self._stop,
+        )
+        if payload is None:
+            return
+        self._step_nr = len(payload["runs"])
+        write_results(out, payload)
 
 
 class LinearProbeRecipe(Recipe):

@@ -1,0 +1,164 @@
+"""Linear evaluation of one representation on one task: embed (cached), then probe every round
+and seed. Used by the ``aape_linear_probe`` recipe and by the study script."""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from fairseq2.gang import Gangs
+from rich.progress import Progress
+from torch import Tensor
+
+from aape_plugin.data.dataset import AudioDataset
+from aape_plugin.data.reader import AudioReaderOptions
+from aape_plugin.eval.embedding_cache import EmbeddingCache
+from aape_plugin.eval.metrics import metric_name
+from aape_plugin.eval.probe import ProbeSettings, train_probe
+from aape_plugin.eval.protocol import Part, Round
+from aape_plugin.inference.embedder import Embedder
+
+log = logging.getLogger("aape_plugin.eval")
+
+
+def embed_split(
+    embedder: Embedder,
+    dataset: AudioDataset,
+    split: str,
+    gangs: Gangs,
+    *,
+    clip_seconds: float,
+    crop: str,
+    seed: int,
+    batch_size: int = 32,
+    num_parallel_calls: int = 4,
+    num_prefetch: int = 4,
+    max_bad_fraction: float = 0.01,
+) -> dict[str, Tensor]:
+    """Clip embeddings of every readable clip of ``split``, with labels and row indices."""
+    frames = embedder.features.num_frames(int(round(clip_seconds * embedder.features.sample_rate)))
+    options = AudioReaderOptions(
+        batch_size=batch_size, num_frames=frames, crop=crop, shuffle=False,  # type: ignore[arg-type]
+        num_parallel_calls=num_parallel_calls, num_prefetch=num_prefetch,
+        max_bad_fraction=max_bad_fraction, seed=seed, sync_mode="until_last",
+    )
+    reader = dataset.create_reader(split, gangs, embedder.features, embedder.stats, options)
+    embeddings, labels, indices = [], [], []
+    with Progress(transient=True) as bar:
+        task = bar.add_task(f"embedding {split}", total=len(dataset.entries(split)))
+        for group in reader:
+            for batch in group:
+                clip, _, _ = embedder.embed_logmel(batch.features, batch.num_frames)
+                embeddings.append(clip)
+                labels.append(batch.labels)
+                indices.append(batch.indices)
+                bar.advance(task, batch.batch_size)
+    return {"embeddings": torch.cat(embeddings), "labels": torch.cat(labels), "indices": torch.cat(indices)}
+
+
+def summarise(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def linear_evaluation(
+    dataset: AudioDataset,
+    embedder: Embedder,
+    model_key: dict[str, Any],
+    rounds: list[Round],
+    gangs: Gangs,
+    *,
+    clip_seconds: float,
+    settings: ProbeSettings,
+    seeds: list[int],
+    cache: EmbeddingCache,
+    seed: int = 2,
+    batch_size: int = 32,
+    num_parallel_calls: int = 4,
+    num_prefetch: int = 4,
+    max_bad_fraction: float = 0.01,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any] | None:
+    """The results payload (``results.json``), or ``None`` when stopped."""
+    train_splits = {p.split for r in rounds for p in (*r.train, *r.valid)}
+    test_splits = {p.split for r in rounds for p in r.test}
+
+    store: dict[str, dict[str, Tensor]] = {}
+    for split in sorted(train_splits | test_splits):
+        # Random crops where a split only trains; the first seconds where it is tested.
+        crop = "start" if split in test_splits else "random"
+        key = {"model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": seed,
+               "clip_seconds": clip_seconds, "clips": [str(e.path) for e in dataset.entries(split)],
+               "features": asdict(embedder.features)}
+        cached = cache.get(key)
+        if cached is None:
+            cached = embed_split(embedder, dataset, split, gangs, clip_seconds=clip_seconds, crop=crop, seed=seed,
+                                 batch_size=batch_size, num_parallel_calls=num_parallel_calls, num_prefetch=num_prefetch,
+                                 max_bad_fraction=max_bad_fraction)
+            cache.put(key, cached)
+            log.info("Embedded %d clips of %r (%d-d).", len(cached["embeddings"]), split, cached["embeddings"].size(1))
+        else:
+            log.info("Reusing cached embeddings of %r (%d clips).", split, len(cached["embeddings"]))
+        store[split] = cached
+
+    def gather(parts: tuple[Part, ...]) -> tuple[Tensor, Tensor]:
+        xs, ys = [], []
+        for part in parts:
+            data = store[part.split]
+            keep = slice(None) if part.rows is None else torch.isin(data["indices"], torch.tensor(part.rows, dtype=torch.int64))
+            xs.append(data["embeddings"][keep])
+            ys.append(data["labels"][keep])
+        return torch.cat(xs), torch.cat(ys)
+
+    multi = dataset.multi_label
+    num_classes = len(dataset.label_names or [])
+    results = []
+    for rnd in rounds:
+        train, valid, test = gather(rnd.train), gather(rnd.valid), gather(rnd.test)
+        for probe_seed in seeds:
+            if should_stop():
+                return None
+            res = train_probe(train, valid, test, num_classes=num_classes, multi_label=multi, settings=settings, seed=probe_seed)
+            results.append({"round": rnd.name, "seed": probe_seed, **asdict(res), "train": len(train[0]), "valid": len(valid[0]), "test": len(test[0])})
+            log.info("%s seed %d: test %s %.4f (valid %.4f, best epoch %d).", rnd.name, probe_seed, metric_name(multi), res.test_score, res.valid_score, res.best_epoch)
+
+    per_round: dict[str, list[float]] = {}
+    for r in results:
+        per_round.setdefault(r["round"], []).append(r["test_score"])
+
+    return {
+        "recipe": "aape_linear_probe",
+        "task": dataset.name,
+        "model": model_key.get("source") or model_key["kind"],
+        "model_key": model_key,
+        "metric": metric_name(multi),
+        "summary": summarise([r["test_score"] for r in results]),
+        "rounds": {k: summarise(v) for k, v in per_round.items()},
+        "runs": results,
+        "settings": {"clip_seconds": clip_seconds, "probe": asdict(settings), "seeds": seeds},
+    }
+
+
+def write_results(out: Path, payload: dict[str, Any]) -> None:
+    """``results.json`` and a one-row ``results.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
+    s, metric, task, model = payload["summary"], payload["metric"], payload["task"], payload["model"]
+    lines = [
+        f"# Linear probe: {task}", "",
+        f"Model: {model}  ", f"Metric: {metric} (test), mean +- std over {s['n']} runs "
+        f"({len(payload['rounds'])} round(s) x {len(payload['settings']['seeds'])} seed(s))", "",
+        f"| task | model | {metric} |", "|---|---|---|",
+        f"| {task} | {model} | {100 * s['mean']:.2f} +- {100 * s['std']:.2f} |", "",
+    ]
+    if len(payload["rounds"]) > 1:
+        lines += ["| round | mean | std |", "|---|---|---|"] + [
+            f"| {k} | {100 * r['mean']:.2f} | {100 * r['std']:.2f} |" for k, r in payload["rounds"].items()
+        ]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    log.info("%s on %s: %s %.2f +- %.2f (%d runs). Written to %s.", model, task, metric, 100 * s["mean"], 100 * s["std"], s["n"], out / "results.md")
