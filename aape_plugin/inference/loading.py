@@ -152,6 +152,8 @@ def _load_card(name: str, weights: str, device: torch.device) -> LoadedEncoder:
     if raw_stats is not None:
         values = raw_stats.as_(dict)
         stats = FeatureStats(mean=float(values["mean"]), std=float(values["std"]), source=f"asset card {name}")
+    else:
+        stats = _run_stats_near(card)
 
     if family == "aape_encoder":
         model = get_aape_encoder_hub().load_model(name, device=device)
@@ -161,6 +163,23 @@ def _load_card(name: str, weights: str, device: torch.device) -> LoadedEncoder:
         encoder = ssl.teacher if weights == "teacher" else ssl.student
         return LoadedEncoder(encoder.eval(), ssl.config, stats, f"asset {name} ({weights})")
     raise EncoderLoadError(f"The asset card {name!r} is of the {family!r} family, not aape or aape_encoder.")
+
+
+def _run_stats_near(card: object) -> FeatureStats | None:
+    """The ``feature_stats.json`` of the pre-training run a checkpoint card points into (the
+    cards fairseq2 makes for ``last_checkpoint`` / ``best_checkpoint``)."""
+    field = card.maybe_get_field("checkpoint")  # type: ignore[attr-defined]
+    if field is None:
+        return None
+    try:
+        location = Path(str(field.as_(str)).removeprefix("file://"))
+    except Exception:
+        return None
+    for folder in (location, *location.parents):
+        stats_file = folder / "feature_stats.json"
+        if stats_file.is_file():
+            return FeatureStats.load(stats_file)
+    return None
 
 
 def new_encoder(arch: str, *, seed: int = 0, device: torch.device | str = "cpu") -> LoadedEncoder:
