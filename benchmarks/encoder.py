@@ -10,7 +10,6 @@ Run: ``python -m benchmarks.encoder [--repeats 9] [--out docs/benchmarks/encoder
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 
 from aape_plugin.nn.audio_encoder import AudioEncoder
 from aape_plugin.nn.patch_embed import PlainPatchEmbed
-from benchmarks.common import machine, markdown_table, time_interleaved
+from benchmarks.common import machine, markdown_table, save_report, time_interleaved
 
 TARGET = 1.00
 
@@ -107,11 +106,7 @@ Both use PyTorch's scaled_dot_product_attention; timm learns its position table,
 uses fixed 2-D sine-cosine positions (hence {n_theirs - n_ours:,} fewer parameters).
 """
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-
-    print(text)
+    save_report(args.out, text, results)
 
     return 0
 

@@ -15,7 +15,6 @@ Run: ``python -m benchmarks.loader [--files 48] [--repeats 5] [--out docs/benchm
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +30,7 @@ from aape_plugin.data.clips import ClipEntry
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.data.stats import FeatureStats
-from benchmarks.common import machine, markdown_table, time_interleaved
+from benchmarks.common import machine, markdown_table, save_report, time_interleaved
 
 TARGET = 0.75
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
@@ -116,11 +115,7 @@ whole-clip reader (evaluation of long clips) pays resampling of all 10 s, which 
 decoding, and is shown for honesty. Scale with `num_parallel_calls` (decoding threads).
 """
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-
-    print(text)
+    save_report(args.out, text, results)
 
     return 0
 

@@ -11,7 +11,6 @@ Run: ``python -m benchmarks.ssl_step [--batch-size 2] [--repeats 5] [--out docs/
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from aape_plugin.models.factory import create_aape_model
 from aape_plugin.models.ssl_model import AapeSslModel
 from aape_plugin.nn.masking import random_patch_masks
 from aape_plugin.nn.targets import layer_pooled_targets
-from benchmarks.common import machine, markdown_table, saved_activation_bytes, time_interleaved
+from benchmarks.common import machine, markdown_table, save_report, saved_activation_bytes, time_interleaved
 
 TARGET = 1.10
 
@@ -184,11 +183,7 @@ stem: per clone for AaPE (Lambda Encoder, high-pass, SBLU, fusion at the visible
 in the teacher's full-clip forward.
 """
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-
-    print(text)
+    save_report(args.out, text, results)
 
     return 0
 

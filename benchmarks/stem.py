@@ -12,7 +12,6 @@ Run: ``python -m benchmarks.stem [--repeats 7] [--out docs/benchmarks/stem.md]``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from torch.nn import Module
 
 from aape_plugin.nn.audio_encoder import AudioEncoder
 from aape_plugin.nn.patch_embed import AaPEPatchEmbed, PlainPatchEmbed
-from benchmarks.common import machine, markdown_table, saved_activation_bytes, time_interleaved
+from benchmarks.common import machine, markdown_table, save_report, saved_activation_bytes, time_interleaved
 
 TARGET = 1.10
 
@@ -211,11 +210,7 @@ backward + parameters + gradients; optimiser state adds about 2x the parameters 
 {markdown_table(["part", "ms", "share"], rows_parts)}
 """
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-
-    print(text)
+    save_report(args.out, text, results)
 
     return 0
 

@@ -50,33 +50,13 @@ class AudioSetDatasetConfig:
 
 
 class AudioSetDataset(AudioDataset):
+    """A data set of the ``audioset`` family: always multi-label over the 527 classes."""
+
     def __init__(self, entries: dict[str, list[ClipEntry]], label_names: list[str], missing: dict[str, int], stats_file: Path | None) -> None:
-        self.name = "audioset"
-        self._entries = entries
-        self._label_names = label_names
+        super().__init__("audioset", entries, label_names, multi_label=True, stats_file=stats_file)
+
         self.missing = missing
         """Segments per split whose audio was not found."""
-        self._stats_file = stats_file
-
-    @property
-    def splits(self) -> list[str]:
-        return list(self._entries)
-
-    @property
-    def label_names(self) -> list[str]:
-        return self._label_names
-
-    @property
-    def multi_label(self) -> bool:
-        return True
-
-    @property
-    def stats_file(self) -> Path | None:
-        return self._stats_file
-
-    def entries(self, split: str) -> list[ClipEntry]:
-        self.check_split(split)
-        return self._entries[split]
 
 
 def open_audioset_dataset(config: AudioSetDatasetConfig) -> AudioSetDataset:

@@ -42,32 +42,7 @@ class AudioManifestDatasetConfig:
 
 
 class AudioManifestDataset(AudioDataset):
-    def __init__(self, name: str, entries: dict[str, list[ClipEntry]], label_names: list[str] | None, stats_file: Path | None) -> None:
-        self.name = name
-        self._entries = entries
-        self._label_names = label_names
-        self._stats_file = stats_file
-        self._multi = any(len(e.labels) > 1 for es in entries.values() for e in es)
-
-    @property
-    def splits(self) -> list[str]:
-        return list(self._entries)
-
-    @property
-    def label_names(self) -> list[str] | None:
-        return self._label_names
-
-    @property
-    def multi_label(self) -> bool:
-        return self._multi
-
-    @property
-    def stats_file(self) -> Path | None:
-        return self._stats_file
-
-    def entries(self, split: str) -> list[ClipEntry]:
-        self.check_split(split)
-        return self._entries[split]
+    """A data set of the ``audio_manifest`` family."""
 
 
 def _in_root(root: Path, name: str) -> Path:
@@ -129,4 +104,4 @@ def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioMani
 
     stats_file = _in_root(root, config.stats) if config.stats is not None else None
 
-    return AudioManifestDataset(name, entries, label_names, stats_file)
+    return AudioManifestDataset(name, entries, label_names, stats_file=stats_file)

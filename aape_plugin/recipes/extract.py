@@ -35,6 +35,7 @@ from aape_plugin.inference.loading import EncoderLoadError
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.linear_probe import EncoderSourceSection, build_embedder
 from aape_plugin.recipes.sections import AudioDatasetSection
+from aape_plugin.recipes.simple_task import SimpleTask
 
 log = logging.getLogger("aape_plugin.recipes")
 
@@ -67,19 +68,10 @@ class ExtractConfig:
     common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
 
 
-class ExtractTask(Task):
+class ExtractTask(SimpleTask):
     def __init__(self, context: RecipeContext, config: ExtractConfig) -> None:
-        self._context, self._config, self._step = context, config, 0
-
-    @property
-    def step_nr(self) -> int:
-        return self._step
-
-    def request_stop(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+        super().__init__()
+        self._context, self._config = context, config
 
     def run(self) -> None:
         config, context = self._config, self._context
@@ -122,7 +114,7 @@ class ExtractTask(Task):
                         stamps.append(embedder.timestamps(n))
                         offsets.append(offsets[-1] + n)
                         paths.append(batch.paths[i])
-                    self._step += 1
+                    self._step_nr += 1
             out = context.output_dir / f"{split}.safetensors"
             save_file({"clip": torch.stack(clips), "frames": torch.cat(frames), "frame_offsets": torch.tensor(offsets),
                        "timestamps": torch.cat(stamps)}, str(out))

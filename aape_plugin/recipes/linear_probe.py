@@ -35,6 +35,7 @@ from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
 from aape_plugin.recipes.pretrain import register_user_errors
 from aape_plugin.recipes.sections import AudioDatasetSection
+from aape_plugin.recipes.simple_task import SimpleTask
 
 log = logging.getLogger("aape_plugin.recipes")
 
@@ -161,22 +162,11 @@ def build_embedder(source: EncoderSourceSection, task_stats: FeatureStats, devic
                       "with_cls": source.with_cls, "num_frames": num_frames}
 
 
-class LinearProbeTask(Task):
+class LinearProbeTask(SimpleTask):
     def __init__(self, context: RecipeContext, config: LinearProbeConfig) -> None:
+        super().__init__()
         self._context = context
         self._config = config
-        self._stop = False
-        self._step_nr = 0
-
-    @property
-    def step_nr(self) -> int:
-        return self._step_nr
-
-    def request_stop(self) -> None:
-        self._stop = True
-
-    def close(self) -> None:
-        pass
 
     def run(self) -> None:
         # fairseq2 runs recipes without a trainable `model` section under inference mode;
@@ -215,7 +205,7 @@ class LinearProbeTask(Task):
             max_bad_fraction=section.max_bad_fraction, seed=config.common.seed,
             settings=ProbeSettings(lr=config.probe.lr, weight_decay=config.probe.weight_decay, max_epochs=config.probe.max_epochs,
                                    patience=config.probe.patience, batch_size=config.probe.batch_size, hidden=tuple(config.probe.hidden)),
-            seeds=config.probe.seeds, cache=EmbeddingCache(config.cache_dir or out / "embeddings"), should_stop=lambda: self._stop,
+            seeds=config.probe.seeds, cache=EmbeddingCache(config.cache_dir or out / "embeddings"), should_stop=lambda: self._stop_requested,
         )
         if payload is None:
             return
