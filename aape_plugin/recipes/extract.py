@@ -36,6 +36,7 @@ from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.linear_probe import EncoderSourceSection, build_embedder
 from aape_plugin.recipes.sections import AudioDatasetSection
 from aape_plugin.recipes.simple_task import SimpleTask
+from aape_plugin.recipes.user_errors import register_user_errors
 
 log = logging.getLogger("aape_plugin.recipes")
 
@@ -128,12 +129,7 @@ class ExtractRecipe(Recipe):
     description = "Write clip and frame embeddings (with timestamps) of a folder or a data set to safetensors files"
 
     def register(self, container: DependencyContainer) -> None:
-        from fairseq2.recipe.cli import register_cli_error
-
-        from aape_plugin.recipes.pretrain import _log_user_error, register_user_errors
-
         register_user_errors(container)
-        register_cli_error(container, EncoderLoadError, _log_user_error)
 
     def create_task(self, context: RecipeContext) -> Task:
         return ExtractTask(context, context.get_config_as(ExtractConfig))

@@ -60,7 +60,8 @@ from aape_plugin.nn.augment import mixup, random_resized_crop, spec_augment
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
 from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
-from aape_plugin.recipes.pretrain import _log_user_error, register_user_errors, validate_schedule
+from aape_plugin.recipes.pretrain import validate_schedule
+from aape_plugin.recipes.user_errors import register_user_errors
 from aape_plugin.recipes.sections import AudioDatasetSection
 
 log = logging.getLogger("aape_plugin.recipes")
@@ -289,10 +290,7 @@ class FinetuneRecipe(Recipe):
     presets = "aape_plugin.presets:finetune"
 
     def register(self, container: DependencyContainer) -> None:
-        from fairseq2.recipe.cli import register_cli_error
-
         register_user_errors(container)
-        register_cli_error(container, EncoderLoadError, _log_user_error)
         register_layer_decay_optimizer(container)
         container.collection.register_instance(MetricDescriptor, MetricDescriptor("map", "mAP", 201, format_as_float, higher_better=True))
 

@@ -33,7 +33,7 @@ from aape_plugin.inference.embedder import Embedder, EncoderEmbedder, LogMelEmbe
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder, new_encoder
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
-from aape_plugin.recipes.pretrain import register_user_errors
+from aape_plugin.recipes.user_errors import register_user_errors
 from aape_plugin.recipes.sections import AudioDatasetSection
 from aape_plugin.recipes.simple_task import SimpleTask
 
@@ -221,12 +221,7 @@ class LinearProbeRecipe(Recipe):
     presets = "aape_plugin.presets:eval"
 
     def register(self, container: DependencyContainer) -> None:
-        from fairseq2.recipe.cli import register_cli_error
-
-        from aape_plugin.recipes.pretrain import _log_user_error
-
         register_user_errors(container)
-        register_cli_error(container, EncoderLoadError, _log_user_error)
 
     def create_task(self, context: RecipeContext) -> Task:
         return LinearProbeTask(context, context.get_config_as(LinearProbeConfig))

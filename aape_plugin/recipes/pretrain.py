@@ -17,7 +17,6 @@ import torch
 from fairseq2.metrics import format_as_float, format_as_int
 from fairseq2.metrics.recorders import MetricDescriptor
 from fairseq2.recipe import Recipe, RecipeContext
-from fairseq2.recipe.cli import register_cli_error
 from fairseq2.recipe.component import ComponentManager
 from fairseq2.recipe.config import (
     ADAMW_OPTIMIZER,
@@ -39,10 +38,8 @@ from fairseq2.utils.validation import ValidationResult
 from torch.nn import Module
 
 from aape_plugin.data.audioset_dataset import AUDIOSET_FAMILY
-from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions
-from aape_plugin.data.stats import StatsError
 from aape_plugin.losses import AapeCriterion
 from aape_plugin.models.config import AAPE_FAMILY
 from aape_plugin.models.ema import EmaConfig
@@ -50,7 +47,8 @@ from aape_plugin.models.ssl_model import AapeSslModel
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
 from aape_plugin.recipes.pretrain_unit import AapePretrainEvalUnit, AapePretrainUnit, stem_quantile_names
-from aape_plugin.recipes.sections import AudioDatasetSection, CriterionNotKnownError, CriterionSection
+from aape_plugin.recipes.sections import AudioDatasetSection, CriterionSection
+from aape_plugin.recipes.user_errors import register_user_errors
 
 
 @dataclass(kw_only=True)
@@ -127,23 +125,6 @@ def validate_schedule(lr_scheduler: LRSchedulerSection | None, regime: RegimeSec
             f"({regime.num_steps}); lower the warm-up with --config lr_scheduler.config.num_warmup_steps=N."
         )
     return result
-
-
-def _log_user_error(ex: Exception) -> int:
-    """One line, exit code 2: the message says what to change."""
-    from fairseq2.logging import log
-
-    log.error(str(ex))
-    return 2
-
-
-def register_user_errors(container: DependencyContainer) -> None:
-    """fairseq2 looks handlers up by exact type, so each concrete class is listed."""
-    from aape_plugin.data.clips import ManifestError
-    from aape_plugin.data.reader import TooManyBadClipsError
-
-    for kls in (AudioDataError, ManifestError, TooManyBadClipsError, StatsError, CriterionNotKnownError):
-        register_cli_error(container, kls, _log_user_error)
 
 
 def register_metric_descriptors(container: DependencyContainer) -> None:
