@@ -170,3 +170,20 @@ def test_checkpoints_are_usable_by_name_in_later_recipes(full_run: Path, tmp_pat
     result = __import__("json").loads((tmp_path / "probe" / "results.json").read_text())
     stats = __import__("json").loads((full_run / "feature_stats.json").read_text())
     assert result["model_key"]["stats"] == [stats["mean"], stats["std"]]  # the run's own statistics
+
+
+def test_fsdp_and_activation_checkpointing_run(tmp_path: Path) -> None:
+    # FSDP2 over gloo on two CPU processes, layer-wise activation checkpointing: the family's
+    # appliers make fairseq2's options work, and the EMA update runs on sharded parameters.
+    proc = subprocess.run(
+        [*torchrun(), "--nproc_per_node=2", "-m", "aape_plugin", "recipe", "run", "aape_pretrain", str(tmp_path / "fsdp"),
+         "--preset", "demo", "--no-rich", "--config", "common.cluster=none", "trainer.data_parallelism=fsdp",
+         "trainer.activation_checkpointing.mode=layerwise", "regime.num_steps=4", "regime.publish_metrics_every_n_steps=2",
+         "regime.checkpoint_every_n_steps=4", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
+         "dataset.batch_size=4", "dataset.num_parallel_calls=1"],
+        capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = train_metrics(tmp_path / "fsdp")
+    assert [r["Step"] for r in rows] == [2, 4] and all(r["Loss"] == r["Loss"] for r in rows)
+    assert (tmp_path / "fsdp" / "checkpoints" / "step_4" / "model").is_dir()
