@@ -162,11 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     scores["log-mel statistics"] = [probe_all(LogMelEmbedder(stats), {"kind": "logmel", "stats": [stats.mean, stats.std]}, cache)]
 
     # 3. Report.
-    write_report(args, scores, shifts, started)
+    pretrain_seconds = 0.0
+    for outs in runs.values():
+        for out in outs:
+            rows = (out / "metrics" / "train.jsonl").read_text().splitlines()
+            pretrain_seconds += json.loads(rows[-1])["Total Time"]
+    write_report(args, scores, shifts, started, pretrain_seconds)
     return 0
 
 
-def write_report(args, scores, shifts, started) -> None:
+def write_report(args, scores, shifts, started, pretrain_seconds: float) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,9 +193,14 @@ def write_report(args, scores, shifts, started) -> None:
 
     statements = []
     for task in TASKS:
+        # (per task: AaPE against the plain stem)
         a = [r[task] for r in scores["aape_tiny"]]
         b = [r[task] for r in scores["vit_tiny (plain stem)"]]
         statements.append(f"- {task}: aape_tiny minus vit_tiny = {verdict(a, b)}.")
+    for trained, random in (("aape_tiny", "aape_tiny, random init"), ("vit_tiny (plain stem)", "vit_tiny, random init")):
+        a = [statistics.fmean(r[t] for t in TASKS) for r in scores[trained]]
+        b = [statistics.fmean(r[t] for t in TASKS) for r in scores[random]]
+        statements.append(f"- mean over tasks, {trained} pre-trained minus randomly initialised = {verdict(a, b)}.")
     for ablation in ("aape_tiny, no contrastive term", "aape_tiny, one mask clone", "aape_tiny, fixed decay/frequency"):
         a = [statistics.fmean(r[t] for t in TASKS) for r in scores["aape_tiny"]]
         b = [statistics.fmean(r[t] for t in TASKS) for r in scores[ablation]]
@@ -240,7 +250,9 @@ def write_report(args, scores, shifts, started) -> None:
 
 Command: `make study` (= `python -m benchmarks.study --steps {args.steps} --seeds {' '.join(map(str, args.seeds))}`),
 which rewrites this page, `docs/results.json` and the two figures. Machine: {m['cpu']}, {m['cpu_count']}
-cores, torch {m['torch']}; {m['date']}; took {str(elapsed).split('.')[0]}.
+cores, torch {m['torch']}; {m['date']}. Budget: {pretrain_seconds / 60:.0f} minutes of pre-training
+in all ({sum(len(v) for v in scores.values() if len(v) > 1) - 2 * len(args.seeds)} runs, from their logs) plus the probes; this
+invocation took {str(elapsed).split('.')[0]} (finished runs and cached embeddings are reused).
 
 **Setting.** CPU-sized models (`aape_tiny` / `vit_tiny`: D 128, 4 layers, 80 x 96 log-mel, 4
 mask clones; identical but for the stem), pre-trained with the `demo` preset for {args.steps} steps
