@@ -95,39 +95,13 @@ class ProbeDatasetSection(AudioDatasetSection):
 
 
 @dataclass(kw_only=True)
-class ProbeSection:
-    """EVAR's linear-evaluation settings."""
-
-    lr: float = 3e-4
-    """Adam learning rate (EVAR: 3e-4 for most models, 3e-5 for M2D's 3840-d features)."""
-
-    weight_decay: float = 1e-8
-    """Adam weight decay."""
-
-    max_epochs: int = 200
-    """Upper bound on training epochs."""
-
-    patience: int = 20
-    """Stop after this many epochs without a better validation score."""
-
-    batch_size: int = 200
-    """Embeddings per step (EVAR: min(200, N))."""
-
-    hidden: list[int] = field(default_factory=list)
-    """Hidden layer sizes for an MLP probe (empty: linear)."""
-
-    seeds: list[int] = field(default_factory=lambda: [42, 43, 44])
-    """One probe per seed (and per fold); results are mean +- std over all of them."""
-
-
-@dataclass(kw_only=True)
 class LinearProbeConfig:
     model: EncoderSourceSection = field(default_factory=EncoderSourceSection)
 
     dataset: ProbeDatasetSection = field(default_factory=lambda: ProbeDatasetSection(name="demo_pitch", family=None))
     """The task (an asset card ``name``, or ``family`` + ``root``; presets set it)."""
 
-    probe: ProbeSection = field(default_factory=ProbeSection)
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
     """The linear-evaluation protocol."""
 
     cache_dir: Path | None = None
@@ -203,9 +177,7 @@ class LinearProbeTask(SimpleTask):
             clip_seconds=section.clip_seconds, batch_size=section.batch_size,
             num_parallel_calls=section.num_parallel_calls, num_prefetch=section.num_prefetch,
             max_bad_fraction=section.max_bad_fraction, seed=config.common.seed,
-            settings=ProbeSettings(lr=config.probe.lr, weight_decay=config.probe.weight_decay, max_epochs=config.probe.max_epochs,
-                                   patience=config.probe.patience, batch_size=config.probe.batch_size, hidden=tuple(config.probe.hidden)),
-            seeds=config.probe.seeds, cache=EmbeddingCache(config.cache_dir or out / "embeddings"), should_stop=lambda: self._stop_requested,
+            settings=config.probe, seeds=config.probe.seeds, cache=EmbeddingCache(config.cache_dir or out / "embeddings"), should_stop=lambda: self._stop_requested,
         )
         if payload is None:
             return
