@@ -16,7 +16,7 @@ from torch.nn import Module
 
 @dataclass(kw_only=True)
 class LogMelConfig:
-    """The front end's settings (defaults: DESIGN.md section 3)."""
+    """The front end's settings (defaults: the M2D / EVAR convention)."""
 
     sample_rate: int = 16_000
     """Audio is resampled to this rate before the STFT."""

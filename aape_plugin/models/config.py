@@ -1,6 +1,6 @@
 """Configuration of the AaPE model family (``aape``) and its encoder-only view (``aape_encoder``).
 
-Every field has the default of DESIGN.md section 3 (the ``aape_base`` arch); the archs in
+Every field has the project's starting default (the ``aape_base`` arch, see ``docs/design.md``); the archs in
 :mod:`aape_plugin.models.archs` change what differs. Frequencies are in rad/frame and decays in
 1/frame (one log-mel frame = 10 ms at the default front end).
 """
