@@ -75,7 +75,7 @@ def linear_evaluation(
     *,
     clip_seconds: float,
     settings: ProbeSettings,
-    seeds: list[int],
+    seeds: list[int] | None = None,
     cache: EmbeddingCache,
     seed: int = 2,
     batch_size: int = 32,
@@ -83,8 +83,16 @@ def linear_evaluation(
     num_prefetch: int = 4,
     max_bad_fraction: float = 0.01,
     should_stop: Callable[[], bool] = lambda: False,
+    reference_check: bool = False,
 ) -> dict[str, Any] | None:
-    """The results payload (``results.json``), or ``None`` when stopped."""
+    """The results payload (``results.json``), or ``None`` when stopped.
+
+    :param seeds: probe seeds (default: ``settings.run_seeds()``: every seed in ``evar`` mode, one
+        in the deterministic ``logistic`` mode).
+    :param reference_check: also record scikit-learn's tuned logistic regression on the same
+        features (``sklearn_test_score`` of each run), to show the probe converged.
+    """
+    seeds = settings.run_seeds() if seeds is None else seeds
     train_splits = {p.split for r in rounds for p in (*r.train, *r.valid)}
     test_splits = {p.split for r in rounds for p in r.test}
 
@@ -106,26 +114,37 @@ def linear_evaluation(
             log.info("Reusing cached embeddings of %r (%d clips).", split, len(cached["embeddings"]))
         store[split] = cached
 
-    def gather(parts: tuple[Part, ...]) -> tuple[Tensor, Tensor]:
-        xs, ys = [], []
+    def gather(parts: tuple[Part, ...]) -> tuple[Tensor, Tensor, list[str]]:
+        """Embeddings, labels and clip ids (``split:row``) of ``parts``."""
+        xs, ys, ids = [], [], []
         for part in parts:
             data = store[part.split]
             keep = slice(None) if part.rows is None else torch.isin(data["indices"], torch.tensor(part.rows, dtype=torch.int64))
             xs.append(data["embeddings"][keep])
             ys.append(data["labels"][keep])
-        return torch.cat(xs), torch.cat(ys)
+            ids += [f"{part.split}:{int(i)}" for i in data["indices"][keep]]
+        return torch.cat(xs), torch.cat(ys), ids
 
     multi = dataset.multi_label
     num_classes = len(dataset.label_names or [])
     results = []
+    predictions: dict[str, dict[str, list]] = {}
     for rnd in rounds:
-        train, valid, test = gather(rnd.train), gather(rnd.valid), gather(rnd.test)
+        (*train, _), (*valid, _), (*test, test_ids) = gather(rnd.train), gather(rnd.valid), gather(rnd.test)
         for probe_seed in seeds:
             if should_stop():
                 return None
-            res = train_probe(train, valid, test, num_classes=num_classes, multi_label=multi, settings=settings, seed=probe_seed)
-            results.append({"round": rnd.name, "seed": probe_seed, **asdict(res), "train": len(train[0]), "valid": len(valid[0]), "test": len(test[0])})
-            log.info("%s seed %d: test %s %.4f (valid %.4f, best epoch %d).", rnd.name, probe_seed, metric_name(multi), res.test_score, res.valid_score, res.best_epoch)
+            res = train_probe(tuple(train), tuple(valid), tuple(test), num_classes=num_classes, multi_label=multi, settings=settings, seed=probe_seed,
+                              reference_check=reference_check)
+            results.append({"round": rnd.name, "seed": probe_seed, **res.summary(), "train": len(train[0]), "valid": len(valid[0]), "test": len(test[0])})
+            if not multi:
+                # Per-clip predictions: what paired bootstrap intervals between models are computed from.
+                entry = predictions.setdefault(rnd.name, {"clips": test_ids, "labels": test[1].tolist(), "predicted": []})
+                entry["predicted"].append(res.test_outputs.argmax(dim=-1).tolist())
+            how = f"penalty {res.penalty:g}, {res.iterations} L-BFGS iterations" if res.penalty is not None else f"best epoch {res.best_epoch}"
+            log.info("%s seed %d: test %s %.4f (valid %.4f, %s).", rnd.name, probe_seed, metric_name(multi), res.test_score, res.valid_score, how)
+            if not res.converged:
+                log.warning("%s seed %d: the probe did not converge within %d iterations; raise `probe.max_iter`.", rnd.name, probe_seed, settings.max_iter)
 
     per_round: dict[str, list[float]] = {}
     for r in results:
@@ -140,6 +159,7 @@ def linear_evaluation(
         "summary": summarise([r["test_score"] for r in results]),
         "rounds": {k: summarise(v) for k, v in per_round.items()},
         "runs": results,
+        "predictions": predictions,
         "settings": {"clip_seconds": clip_seconds, "probe": asdict(settings), "seeds": seeds},
     }
 

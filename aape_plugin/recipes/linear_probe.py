@@ -170,14 +170,14 @@ class LinearProbeTask(SimpleTask):
         )
 
         embedder, model_key = build_embedder(config.model, task_stats, device)
-        log.info("Evaluating %s on %s (%d round(s) x %d seed(s)).", model_key.get("source", model_key["kind"]), dataset.name, len(rounds), len(config.probe.seeds))
+        log.info("Evaluating %s on %s (%d round(s) x %d seed(s)).", model_key.get("source", model_key["kind"]), dataset.name, len(rounds), len(config.probe.run_seeds()))
 
         payload = linear_evaluation(
             dataset, embedder, model_key, rounds, context.gangs,
             clip_seconds=section.clip_seconds, batch_size=section.batch_size,
             num_parallel_calls=section.num_parallel_calls, num_prefetch=section.num_prefetch,
             max_bad_fraction=section.max_bad_fraction, seed=config.common.seed,
-            settings=config.probe, seeds=config.probe.seeds, cache=EmbeddingCache(config.cache_dir or out / "embeddings"), should_stop=lambda: self._stop_requested,
+            settings=config.probe, cache=EmbeddingCache(config.cache_dir or out / "embeddings"), should_stop=lambda: self._stop_requested,
         )
         if payload is None:
             return
