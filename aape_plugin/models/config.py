@@ -73,6 +73,11 @@ class StemConfig:
     adaptive: bool = True
     """``False``: learned but input-independent decays/frequencies (ablation)."""
 
+    context: Literal["clip", "patch"] = "clip"
+    """What the aliasing analysis of a patch looks at: ``clip`` (the 129-tap high-pass and the
+    33-tap kernels reach into neighbouring patches) or ``patch`` (the patch's own frames only:
+    the same computation in masked pre-training and at inference; see ``docs/design.md``)."""
+
 
 @dataclass(kw_only=True)
 class EncoderConfig:
@@ -121,8 +126,16 @@ class MaskingConfig:
 
     hide_from_stem: bool = True
     """Hide masked patches from the stem too: the AaPE aliasing branch looks beyond a patch
-    (high-pass, SBLU taps, Lambda Encoder attention) and would otherwise leak hidden content
-    into visible tokens. Costs one stem pass per clone instead of per clip."""
+    (Lambda Encoder attention; with ``stem.context: clip`` also the high-pass and SBLU taps) and
+    would otherwise leak hidden content into visible tokens. Costs one stem pass per clone
+    instead of per clip."""
+
+    kind: Literal["random", "inverse_block"] = "random"
+    """``random``: uniformly random hidden patches; ``inverse_block``: EAT's masks, where the
+    visible patches form blocks of ``block_size x block_size`` neighbours."""
+
+    block_size: int = 3
+    """Side (in patches) of the visible blocks of ``inverse_block`` masks."""
 
 
 @dataclass(kw_only=True)
@@ -148,6 +161,16 @@ class TargetConfig:
 
     num_layers: int = 8
     """Top-k teacher layers averaged (each instance-normalised over tokens first)."""
+
+    source: Literal["residual", "ffn"] = "residual"
+    """Which output of each teacher block: the residual stream after it (``residual``: carries
+    the fixed position embedding), or its feed-forward output before the residual add (``ffn``:
+    data2vec 2.0 / EAT)."""
+
+    global_target: Literal["patch_mean", "clip"] = "patch_mean"
+    """What the CLS token regresses: the mean patch target (``patch_mean``: close to zero, since
+    the patch targets are instance-normalised over the clip) or a normalised clip summary of the
+    same layers (``clip``: see :func:`aape_plugin.nn.targets.clip_target`)."""
 
 
 @dataclass(kw_only=True)

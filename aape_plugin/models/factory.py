@@ -41,6 +41,7 @@ def create_stem(config: EncoderConfig) -> AaPEPatchEmbed | PlainPatchEmbed:
         min_frequency=stem.min_frequency,
         max_frequency=stem.max_frequency,
         adaptive=stem.adaptive,
+        context=stem.context,
     )
 
 

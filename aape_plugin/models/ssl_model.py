@@ -10,9 +10,9 @@ from torch.nn import Linear, Module
 
 from aape_plugin.models.config import AapeConfig
 from aape_plugin.nn.audio_encoder import AudioEncoder
-from aape_plugin.nn.masking import random_patch_masks
+from aape_plugin.nn.masking import patch_masks
 from aape_plugin.nn.predictor import CrossAttentionPredictor
-from aape_plugin.nn.targets import global_target, layer_pooled_targets
+from aape_plugin.nn.targets import clip_target, global_target, layer_pooled_targets
 
 
 @dataclass
@@ -29,7 +29,7 @@ class SslOutput:
     """``(B*M, D)`` the student's CLS token through the CLS head."""
 
     target_global: Tensor
-    """``(B*M, D)`` the teacher's clip summary (mean target over patches)."""
+    """``(B*M, D)`` the teacher's clip summary (``targets.global_target``)."""
 
     embeddings: Tensor
     """``(B*M, contrastive_dim)`` the student's CLS projection for the contrastive term."""
@@ -42,6 +42,15 @@ class SslOutput:
 
     frequency: Tensor | None
     """``(B, S, P, N)`` the teacher stem's SBLU frequencies (AaPE only)."""
+
+    targets: Tensor | None = None
+    """``(B, S*P, D)`` the teacher's targets at every patch (for representation-health metrics)."""
+
+    teacher_embeddings: Tensor | None = None
+    """``(B, D)`` the teacher's clip embeddings (mean final patch token)."""
+
+    student_embeddings: Tensor | None = None
+    """``(B*M, D)`` the student's clip embeddings (mean final token of the visible patches)."""
 
 
 class AapeSslModel(Module):
@@ -96,17 +105,23 @@ class AapeSslModel(Module):
         masking = self.config.masking
         num_clones = masking.num_clones
 
+        target_config = self.config.targets
+
         with torch.no_grad():
-            teacher_out = self.teacher(x, return_layers=True)
+            teacher_out = self.teacher(x, return_layers=True, layer_output=target_config.source)
 
-            targets = layer_pooled_targets(teacher_out.layers, self.config.targets.num_layers)
+            targets = layer_pooled_targets(teacher_out.layers, target_config.num_layers)
 
-            clip_targets = global_target(targets)  # (B, D)
+            if target_config.global_target == "clip":
+                clip_targets = clip_target(teacher_out.layers, target_config.num_layers)
+            else:
+                clip_targets = global_target(targets)  # (B, D)
 
         grid = teacher_out.grid
 
-        masks = random_patch_masks(
-            x.size(0), grid, ratio=masking.ratio, num_clones=num_clones, device=x.device, seeds=mask_seeds
+        masks = patch_masks(
+            masking.kind, x.size(0), grid, ratio=masking.ratio, num_clones=num_clones,
+            block_size=masking.block_size, device=x.device, seeds=mask_seeds,
         )
 
         student_out = self.student(x, visible=masks.visible, num_clones=num_clones)
@@ -132,6 +147,9 @@ class AapeSslModel(Module):
             clip_index=masks.clip_index,
             decay=teacher_out.decay,
             frequency=teacher_out.frequency,
+            targets=targets,
+            teacher_embeddings=teacher_out.patches.detach().mean(dim=1),
+            student_embeddings=student_out.patches.detach().mean(dim=1),
         )
 
     @torch.no_grad()

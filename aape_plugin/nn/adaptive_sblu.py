@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,11 @@ from torch.nn import Conv1d, Module, Parameter
 
 from aape_plugin.nn.highpass import ZeroPhaseHighPass
 from aape_plugin.nn.sblu_kernel import CentreTap, sblu_kernel
+
+AliasContext = Literal["clip", "patch"]
+"""What the aliasing analysis of a patch may look at: ``clip`` (its neighbours too: the 129-tap
+high-pass and the 33-tap kernels reach about 4 and 1 patches beyond it) or ``patch`` (the patch's
+own frames only)."""
 
 
 class AdaptiveSBLU(Module):
@@ -41,6 +47,15 @@ class AdaptiveSBLU(Module):
     student compute only its visible patches (``index``). This is exact (it equals the
     per-frame sum ``sum_k h[k - c] u[n + k - c]``, tested against a direct implementation) and
     the kernels themselves are generated from ``Lambda`` in closed form, never learned per tap.
+
+    **Context** (``context``). With ``clip`` (the paper's reading) steps 1 and 3 look beyond the
+    patch, so what a patch's features say depends on its neighbours; a masked student must then
+    either see hidden content through them or see zeros where the teacher (and every downstream
+    user) sees audio. With ``patch`` the analysis is local, and identical in pre-training and at
+    inference: step 1 becomes the removal of each bin's mean over the patch (within ``p`` frames
+    the only component below the post-patch Nyquist ``pi / p`` is DC, since the lowest non-zero
+    frequency a ``p``-frame window resolves is ``2 pi / p``), and step 3 filters the patch's
+    ``p`` frames zero-padded by ``c`` on each side (zero = the patch mean after step 1).
     """
 
     def __init__(
@@ -55,6 +70,7 @@ class AdaptiveSBLU(Module):
         step: float = 1.0,
         centre_tap: CentreTap = "paper",
         pool_eps: float = 1e-6,
+        context: AliasContext = "clip",
     ) -> None:
         """
         :param num_mel_bins: ``F``; a multiple of ``patch_size``.
@@ -66,6 +82,7 @@ class AdaptiveSBLU(Module):
         :param step: ``Delta`` of the SBLU, in frames.
         :param centre_tap: ``"paper"`` or ``"exact"``, see :func:`sblu_kernel`.
         :param pool_eps: added under the square root of the patch pooling.
+        :param context: ``clip`` (neighbours reach in) or ``patch`` (the patch alone), see above.
         """
         super().__init__()
 
@@ -77,6 +94,9 @@ class AdaptiveSBLU(Module):
 
         if num_taps < 1 or num_taps % 2 == 0:
             raise ValueError(f"`num_taps` must be a positive odd number, but is {num_taps} instead.")
+
+        if context not in ("clip", "patch"):
+            raise ValueError(f"`context` must be 'clip' or 'patch', but is {context!r} instead.")
 
         if highpass_taps is None:
             highpass_taps = 8 * patch_size + 1
@@ -90,6 +110,7 @@ class AdaptiveSBLU(Module):
         self.step = step
         self.centre_tap: CentreTap = centre_tap
         self.pool_eps = pool_eps
+        self.context: AliasContext = context
 
         self.highpass = ZeroPhaseHighPass(math.pi / patch_size, highpass_taps)
 
@@ -128,6 +149,28 @@ class AdaptiveSBLU(Module):
         windows = F.pad(u, (c, c)).unfold(-1, p + 2 * c, p)  # (B, S, N, P, p + 2c), a view
 
         return windows.permute(0, 1, 3, 2, 4).flatten(1, 2)  # (B, S*P, N, p + 2c)
+
+    def local_segments(self, u: Tensor) -> Tensor:
+        """Like :meth:`segments`, but each patch's ``p`` frames are padded with ``c`` zeros on
+        each side instead of its neighbours' frames (``context="patch"``)."""
+        batch_size, num_subbands, num_kernels, num_frames = u.shape
+
+        p = self.patch_size
+        c = self.num_taps // 2
+
+        patches = u.view(batch_size, num_subbands, num_kernels, num_frames // p, p)
+
+        windows = F.pad(patches, (c, c))  # (B, S, N, P, p + 2c)
+
+        return windows.permute(0, 1, 3, 2, 4).flatten(1, 2)
+
+    def remove_patch_mean(self, x: Tensor) -> Tensor:
+        """The patch-local high-pass: each bin minus its mean over the patch's frames."""
+        p = self.patch_size
+
+        patches = x.unflatten(-1, (x.size(-1) // p, p))
+
+        return (patches - patches.mean(dim=-1, keepdim=True)).flatten(-2)
 
     def filter(self, segments: Tensor, kernels: Tensor) -> Tensor:
         """Adaptive depthwise filtering of each segment with its own kernel (step 3).
@@ -196,11 +239,14 @@ class AdaptiveSBLU(Module):
                 f"{tuple(x.shape)}, but have {tuple(decay.shape)} and {tuple(frequency.shape)}."
             )
 
-        hp = self.highpass(x.squeeze(1))  # (B, F, T)
+        if self.context == "clip":
+            hp = self.highpass(x.squeeze(1))  # (B, F, T)
+        else:
+            hp = self.remove_patch_mean(x.squeeze(1))
 
         u = self.in_proj(hp).view(batch_size, s, n, num_frames)  # B
 
-        segments = self.segments(u)  # (B, S*P, N, L)
+        segments = self.segments(u) if self.context == "clip" else self.local_segments(u)  # (B, S*P, N, L)
 
         if index is None:
             subband = torch.arange(s, device=x.device).repeat_interleave(num_patches)

@@ -10,7 +10,7 @@ from torch.nn import Module, Parameter
 
 from aape_plugin.nn.patch_embed import AaPEPatchEmbed, PlainPatchEmbed
 from aape_plugin.nn.position import sincos_2d
-from aape_plugin.nn.vit import ViTStack
+from aape_plugin.nn.vit import LayerOutput, ViTStack
 
 
 @dataclass
@@ -28,7 +28,8 @@ class EncoderOutput:
     """``(S, P)``: the (subband, time patch) grid of the input."""
 
     layers: list[Tensor] = field(default_factory=list)
-    """Each block's output ``(B, [1 +] n, D)`` before the final norm, if asked for."""
+    """Each block's output ``(B, [1 +] n, D)`` before the final norm (or its feed-forward
+    output), if asked for."""
 
     decay: Tensor | None = None
     """``(B, S, P, N)`` SBLU decays of the AaPE stem (``(B*M, n, N)``, visible patches only,
@@ -154,6 +155,7 @@ class AudioEncoder(Module):
         visible: Tensor | None = None,
         num_clones: int = 1,
         return_layers: bool = False,
+        layer_output: LayerOutput = "residual",
     ) -> EncoderOutput:
         """
         :param x: log-mel ``(B, 1, F, T)``.
@@ -161,6 +163,8 @@ class AudioEncoder(Module):
             in every row; only those tokens enter the blocks (as in MAE / M2D students).
         :param num_clones: ``M`` masks per clip (rows ``b*M .. b*M+M-1`` of ``visible``).
         :param return_layers: also return every block's output (for teacher targets).
+        :param layer_output: ``residual`` (the stream after each block) or ``ffn`` (each block's
+            feed-forward output before the residual add).
         """
         index = None
 
@@ -185,7 +189,7 @@ class AudioEncoder(Module):
             cls = self.cls_token.expand(tokens.size(0), -1, -1).to(tokens.dtype)
             tokens = torch.cat([cls, tokens], dim=1)
 
-        normed, layers = self.blocks(tokens, return_layers=return_layers)
+        normed, layers = self.blocks(tokens, return_layers=return_layers, layer_output=layer_output)
 
         offset = 1 if self.cls_token is not None else 0
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch.nn import Conv2d, Module
 
-from aape_plugin.nn.adaptive_sblu import AdaptiveSBLU
+from aape_plugin.nn.adaptive_sblu import AdaptiveSBLU, AliasContext
 from aape_plugin.nn.lambda_encoder import LambdaEncoder
 from aape_plugin.nn.patch_fusion import PatchFusion
 from aape_plugin.nn.patchify import check_spectrogram_shape
@@ -133,6 +133,7 @@ class AaPEPatchEmbed(Module):
         min_frequency: float | None = None,
         max_frequency: float = math.pi,
         adaptive: bool = True,
+        context: AliasContext = "clip",
     ) -> None:
         """
         :param embed_dim: ``D``, the ViT width.
@@ -155,6 +156,8 @@ class AaPEPatchEmbed(Module):
         :param max_frequency: upper band edge in rad/frame.
         :param adaptive: ``False`` replaces the Lambda Encoder by learned, input-independent
             decays and frequencies per subband and kernel (an ablation).
+        :param context: what the aliasing analysis of a patch looks at: ``clip`` (its
+            neighbours too) or ``patch`` (its own frames only; see :class:`AdaptiveSBLU`).
         """
         super().__init__()
 
@@ -192,6 +195,7 @@ class AaPEPatchEmbed(Module):
             highpass_taps=highpass_taps,
             step=step,
             centre_tap=centre_tap,
+            context=context,
         )
 
         self.fusion = PatchFusion(embed_dim, alias_dim, embed_dim)
@@ -201,10 +205,9 @@ class AaPEPatchEmbed(Module):
         :param x: log-mel ``(B, 1, F, T)``.
         :param index: optional ``(B, n)`` flat indices ``s * P + t`` (ascending) of the patches
             the model may see (masked pre-training). Only those are embedded, and nothing else
-            of the input reaches them: the aliasing branch looks beyond a patch (the high-pass
-            and the SBLU taps reach into neighbours, the Lambda Encoder attends over the clip),
-            so the other patches are zeroed (the normalised mean) and left out of the Lambda
-            Encoder's attention.
+            of the input reaches them: they alone enter the Lambda Encoder's attention, and with
+            ``context="clip"`` (where the high-pass and the SBLU taps reach into neighbours) the
+            other patches are zeroed (the normalised mean) before the aliasing analysis.
         :returns: tokens ``(B, F/p, T/p, D)`` and poles ``(B, F/p, T/p, N)``; with ``index``,
             ``(B, n, D)`` and ``(B, n, N)``.
         """
@@ -217,9 +220,10 @@ class AaPEPatchEmbed(Module):
         if index is not None:
             standard = gather_patches(standard.flatten(1, 2), index)
 
-            visible = index_to_mask(index, patch_grid(x, self.patch_size))
+            if self.sblu.context == "clip":
+                visible = index_to_mask(index, patch_grid(x, self.patch_size))
 
-            x = x * expand_patch_mask(visible, self.patch_size).to(x.dtype)
+                x = x * expand_patch_mask(visible, self.patch_size).to(x.dtype)
 
         decay, frequency = self.lambda_encoder(x, index)
 

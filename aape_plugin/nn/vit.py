@@ -7,6 +7,8 @@ PyTorch's SDPA so that flash / memory-efficient kernels are used on GPU.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -78,6 +80,12 @@ class Mlp(Module):
         return self.fc2(self.act(self.fc1(x)))
 
 
+LayerOutput = Literal["residual", "ffn"]
+"""What a block reports as its output for layer-wise targets: the residual stream after the
+block (``residual``), or the feed-forward output before it is added to the stream (``ffn``, as
+data2vec 2.0 and EAT regress: it does not carry the position embedding the stream holds)."""
+
+
 class ViTBlock(Module):
     """``x + attn(norm(x))``, then ``x + mlp(norm(x))``."""
 
@@ -99,10 +107,19 @@ class ViTBlock(Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, attn_mask: Tensor | None = None, *, return_ffn: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """:returns: the block's output, and with ``return_ffn`` also the feed-forward output
+        before the residual add (a keyword rather than a method, so that FSDP's and activation
+        checkpointing's hooks on ``__call__`` still run)."""
         x = x + self.drop_path(self.attn(self.norm1(x), attn_mask))
 
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        ffn = self.mlp(self.norm2(x))
+
+        out = x + self.drop_path(ffn)
+
+        return (out, ffn) if return_ffn else out
 
 
 class ViTStack(Module):
@@ -154,15 +171,26 @@ class ViTStack(Module):
                 torch.nn.init.zeros_(module.bias)
 
     def forward(
-        self, x: Tensor, *, attn_mask: Tensor | None = None, return_layers: bool = False
+        self,
+        x: Tensor,
+        *,
+        attn_mask: Tensor | None = None,
+        return_layers: bool = False,
+        layer_output: LayerOutput = "residual",
     ) -> tuple[Tensor, list[Tensor]]:
-        """:returns: the normed output ``(B, N, D)`` and, if asked, each block's output."""
+        """:returns: the normed output ``(B, N, D)`` and, if asked, each block's output (the
+        residual stream, or the feed-forward output with ``layer_output="ffn"``)."""
         layers: list[Tensor] = []
 
-        for block in self.blocks:
-            x = block(x, attn_mask)
+        ffn = return_layers and layer_output == "ffn"
 
-            if return_layers:
-                layers.append(x)
+        for block in self.blocks:
+            if ffn:
+                x, out = block(x, attn_mask, return_ffn=True)
+                layers.append(out)
+            else:
+                x = block(x, attn_mask)
+                if return_layers:
+                    layers.append(x)
 
         return self.norm(x), layers
