@@ -2,8 +2,9 @@
 (``optimizer.name: adamw_layer_decay``).
 
 Block ``i`` of ``L`` gets ``lr * decay ** (L - i)``; the stem, positions and CLS token count
-as layer 0, the final norm and the head as layer ``L + 1`` (full ``lr``). Biases, norms and
-other 1-d parameters get no weight decay (as in BEiT / MAE / M2D fine-tuning).
+as layer 0, the final norm and the head as layer ``L + 1`` (full ``lr``). Biases, norms,
+other 1-d parameters and learned tokens (CLS, mask token) get no weight decay (as in BEiT / MAE /
+M2D fine-tuning, and EAT / data2vec 2.0 pre-training, which use it with ``layer_decay: 1.0``).
 """
 
 from __future__ import annotations
@@ -46,22 +47,20 @@ def layer_id(name: str, num_layers: int) -> int:
 
 
 def parameter_groups(model: Module, config: AdamWLayerDecayConfig) -> list[dict[str, object]]:
+    """One group per distinct (learning rate, weight decay): with ``layer_decay: 1.0`` that is
+    two groups, with and without weight decay."""
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     num_layers = 1 + max((int(m.group(1)) for n in names if (m := _BLOCK.search(n))), default=-1)
-    groups: dict[tuple[int, bool], dict[str, object]] = {}
+    groups: dict[tuple[float, float], dict[str, object]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         lid = layer_id(name, num_layers)
-        no_decay = param.ndim <= 1 or name.endswith(".bias") or "cls_token" in name
-        key = (lid, no_decay)
-        if key not in groups:
-            groups[key] = {
-                "params": [],
-                "lr": config.lr * config.layer_decay ** (num_layers + 1 - lid),
-                "weight_decay": 0.0 if no_decay else config.weight_decay,
-            }
-        groups[key]["params"].append(param)  # type: ignore[union-attr]
+        no_decay = param.ndim <= 1 or name.endswith(".bias") or name.endswith("_token")
+        lr = config.lr * config.layer_decay ** (num_layers + 1 - lid)
+        weight_decay = 0.0 if no_decay else config.weight_decay
+        group = groups.setdefault((lr, weight_decay), {"params": [], "lr": lr, "weight_decay": weight_decay})
+        group["params"].append(param)  # type: ignore[union-attr]
     return list(groups.values())
 
 

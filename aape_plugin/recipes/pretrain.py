@@ -19,9 +19,7 @@ from fairseq2.metrics.recorders import MetricDescriptor
 from fairseq2.recipe import Recipe, RecipeContext
 from fairseq2.recipe.component import ComponentManager
 from fairseq2.recipe.config import (
-    ADAMW_OPTIMIZER,
     COSINE_ANNEALING_LR,
-    AdamWConfig,
     CommonSection,
     CosineAnnealingLRConfig,
     GangSection,
@@ -42,10 +40,12 @@ from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions
 from aape_plugin.losses import AapeCriterion
 from aape_plugin.models.config import AAPE_FAMILY
-from aape_plugin.models.ema import EmaConfig
+from aape_plugin.models.ema import EmaConfig, resolve_ema
+from aape_plugin.models.health import HEALTH_METRICS
 from aape_plugin.models.ssl_model import AapeSslModel
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
+from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
 from aape_plugin.recipes.pretrain_unit import AapePretrainEvalUnit, AapePretrainUnit, stem_quantile_names
 from aape_plugin.recipes.sections import AudioDatasetSection, CriterionSection
 from aape_plugin.recipes.user_errors import register_user_errors
@@ -87,9 +87,12 @@ class AapePretrainConfig:
 
     optimizer: OptimizerSection = field(
         default_factory=lambda: OptimizerSection(
-            name=ADAMW_OPTIMIZER, config=AdamWConfig(lr=5e-4, betas=(0.9, 0.95), weight_decay=0.05)
+            name=ADAMW_LAYER_DECAY,
+            config=AdamWLayerDecayConfig(lr=5e-4, betas=(0.9, 0.95), weight_decay=0.05, layer_decay=1.0),
         )
     )
+    """AdamW without weight decay on biases, norms and tokens (``layer_decay: 1.0``: every
+    layer at the same learning rate)."""
 
     lr_scheduler: LRSchedulerSection | None = field(
         default_factory=lambda: LRSchedulerSection(
@@ -138,6 +141,8 @@ def register_metric_descriptors(container: DependencyContainer) -> None:
     add("ema_decay", "EMA Decay", 250)
     add("clips_per_second", "Clips per Second", 811)
     add("skipped_clips", "Skipped Clips", 836, format_as_int)
+    for i, name in enumerate(HEALTH_METRICS):
+        add(name, name.replace("_", " ").title().replace("R2", "R²"), 270 + i)
     add("total_skipped_clips", "Total Skipped Clips", 837, format_as_int)
     for i, name in enumerate(stem_quantile_names()):
         what, q = name.rsplit("_q", 1)
@@ -154,6 +159,7 @@ class AapePretrainRecipe(Recipe):
     def register(self, container: DependencyContainer) -> None:
         register_metric_descriptors(container)
         register_user_errors(container)
+        register_layer_decay_optimizer(container)
 
     def setup_model(self, context: RecipeContext, model: Module, newly_initialized: bool) -> Module:
         # fairseq2 turns gradients on for the whole model; the teacher must stay frozen
@@ -208,13 +214,15 @@ class AapePretrainRecipe(Recipe):
         components = context.resolver.resolve(ComponentManager)
         criterion = components.create_component(AapeCriterion, config.criterion.name, config.criterion.config)
 
-        unit = AapePretrainUnit(dp_model, model, criterion, config.ema, features.frames_per_second, config.common.seed)
+        ema = resolve_ema(config.ema, config.regime.num_steps)
+
+        unit = AapePretrainUnit(dp_model, model, criterion, ema, features.frames_per_second, config.common.seed)
 
         context.get_optimizer().register_step_post_hook(lambda optimizer, args, kwargs: unit.update_teacher())
 
         valid_units, valid_readers = [], []
         if section.valid_split is not None:
-            valid_units.append(AapePretrainEvalUnit(dp_model, criterion))
+            valid_units.append(AapePretrainEvalUnit(dp_model, criterion, model.config.masking.num_clones))
             valid_readers.append(
                 dataset.create_reader(
                     section.valid_split, context.gangs, features, stats,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import MutableMapping
@@ -16,9 +17,18 @@ from torch.nn import Module
 from aape_plugin.data.batch import AudioBatch
 from aape_plugin.losses import AapeCriterion, AapeLoss
 from aape_plugin.models.ema import EmaConfig, ema_decay
+from aape_plugin.models.health import HEALTH_METRICS, representation_health
 from aape_plugin.models.ssl_model import AapeSslModel, SslOutput
 
+log = logging.getLogger("aape_plugin.recipes")
+
 QUANTILES = (0.1, 0.5, 0.9)
+
+COLLAPSE_RANK = 1.5
+"""Effective rank of the teacher's clip embeddings under which the run is warned of collapse."""
+
+COLLAPSE_SPREAD = 0.05
+"""Spread of the targets across clips (they have unit scale) under which the same warning is given."""
 
 LOSS_METRICS = ("loss", "patch_loss", "global_loss", "contrastive_loss")
 
@@ -41,6 +51,23 @@ def record_stem(bag: MetricBag, output: SslOutput, frames_per_second: float) -> 
     freq_hz = torch.quantile(output.frequency.detach().float().flatten().cpu(), q) * frames_per_second / (2 * math.pi)
     for name, value in zip(stem_quantile_names(), [*decay, *freq_hz]):
         bag.get(name, Mean).update(value)
+
+
+def record_health(bag: MetricBag, output: SslOutput, num_clones: int, weight: int) -> None:
+    for name, value in representation_health(output, num_clones).items():
+        bag.get(name, Mean).update(value.float(), weight=weight)
+
+
+def warn_on_collapse(values: MutableMapping[str, object]) -> None:
+    """A warning in the log when the published statistics say the representation collapses."""
+    rank, spread = values.get("teacher_rank"), values.get("target_clip_spread")
+    problems = []
+    if isinstance(rank, (int, float, Tensor)) and float(rank) < COLLAPSE_RANK:
+        problems.append(f"the teacher's clip embeddings have effective rank {float(rank):.2f}")
+    if isinstance(spread, (int, float, Tensor)) and float(spread) < COLLAPSE_SPREAD:
+        problems.append(f"the targets barely differ between clips (spread {float(spread):.3f})")
+    if problems:
+        log.warning("Representation collapse: %s. Check the learning rate, the EMA decay and the target settings.", "; ".join(problems))
 
 
 def mask_seeds(seed: int, step_nr: int, batch: AudioBatch) -> list[int] | None:
@@ -71,7 +98,7 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
         self._last_publish = time.monotonic()
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
-        for name in (*LOSS_METRICS, "ema_decay", *stem_quantile_names()):
+        for name in (*LOSS_METRICS, "ema_decay", *stem_quantile_names(), *HEALTH_METRICS):
             metric_bag.add(name, Mean())
         for name in ("num_examples", "total_num_examples", "skipped_clips", "total_skipped_clips"):
             metric_bag.add(name, Sum())
@@ -87,6 +114,7 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
         n = batch.batch_size
         record_losses(metric_bag, loss, n)
         record_stem(metric_bag, output, self._fps)
+        record_health(metric_bag, output, self._model.config.masking.num_clones, n)
         metric_bag.get("ema_decay", Mean).update(torch.tensor(ema_decay(self._ema, self._step_nr)))
         for name in ("num_examples", "total_num_examples"):
             metric_bag.get(name, Sum).update(n)
@@ -105,21 +133,25 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
         examples = values.get("num_examples")
         if isinstance(examples, (int, float, Tensor)) and elapsed > 0:
             values["clips_per_second"] = float(examples) / elapsed
+        warn_on_collapse(values)
 
 
 class AapePretrainEvalUnit(EvalUnit[AudioBatch]):
-    """SSL losses on held-out clips (new random masks each time)."""
+    """SSL losses and representation health on held-out clips (new random masks each time)."""
 
-    def __init__(self, dp_model: Module, criterion: AapeCriterion) -> None:
+    def __init__(self, dp_model: Module, criterion: AapeCriterion, num_clones: int) -> None:
         self._dp_model = dp_model
         self._criterion = criterion
+        self._num_clones = num_clones
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
-        for name in LOSS_METRICS:
+        for name in (*LOSS_METRICS, *HEALTH_METRICS):
             metric_bag.add(name, Mean())
         metric_bag.add("num_examples", Sum())
 
     def process_batch(self, batch: AudioBatch, metric_bag: MetricBag) -> None:
-        loss = self._criterion(self._dp_model(batch.features))
+        output = self._dp_model(batch.features)
+        loss = self._criterion(output)
         record_losses(metric_bag, loss, batch.batch_size)
+        record_health(metric_bag, output, self._num_clones, batch.batch_size)
         metric_bag.get("num_examples", Sum).update(batch.batch_size)
