@@ -137,11 +137,12 @@ def split_groups(
 ) -> dict[str, str]:
     """Assigns whole groups to test, valid and train.
 
-    ``groups`` maps a group to its clip count per label. Groups are taken in a seeded random
-    order: first, for test then valid, one group for each label the split lacks; then more
-    groups until the split holds ``max(fraction * all clips, min_*)`` clips. A group is taken
-    only if every label it has keeps a group for each split still to fill (so every label
-    reaches train, valid and test when it has at least three groups). The rest is train.
+    ``groups`` maps a group to its clip count per label. For test, then valid, the split's
+    target is ``max(fraction * all clips, min_*)`` clips: first one group for each label the
+    split lacks, then more groups until the target is reached, each time the first group in a
+    seeded random order that still fits the target (else the smallest). A group is taken only
+    if every label it has keeps a group for each split still to fill (so every label reaches
+    train, valid and test when it has at least three groups). The rest is train.
     Deterministic for a given ``groups`` and ``seed``.
     """
     order = sorted(groups)
@@ -161,6 +162,12 @@ def split_groups(
         target = max(fraction * total, minimum)
         count = 0
 
+        def pick(candidates: list[str]) -> str:
+            # The first (in seeded order) that still fits the target, else the smallest: groups of
+            # very different sizes (drum kits) then land near the target instead of far past it.
+            fitting = [g for g in candidates if count + sum(groups[g].values()) <= target]
+            return fitting[0] if fitting else min(candidates, key=lambda g: sum(groups[g].values()))
+
         def take(group: str) -> None:
             nonlocal count
             assignment[group] = split
@@ -170,15 +177,14 @@ def split_groups(
         for label in labels:
             if any(groups[g][label] > 0 for g, s in assignment.items() if s == split):
                 continue
-            for group in holders(label):
-                if can_take(group, reserve):
-                    take(group)
-                    break
-        for group in list(left):
-            if count >= target:
+            eligible = [g for g in holders(label) if can_take(g, reserve)]
+            if eligible:
+                take(pick(eligible))
+        while count < target:
+            eligible = [g for g in left if can_take(g, reserve)]
+            if not eligible:
                 break
-            if can_take(group, reserve):
-                take(group)
+            take(pick(eligible))
 
     for group in left:
         assignment[group] = "train"
