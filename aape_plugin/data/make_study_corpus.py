@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import os
 import random
@@ -350,7 +349,7 @@ def speak(voice: str, word: str, work: Path) -> Path:
         subprocess.run(["flite", "-voice", name, "-t", word, "-o", str(raw)], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if sox_variant:
         changed = work / "speech_sox.wav"
-        subprocess.run(["sox", str(raw), str(changed), *SOX_VARIANTS[sox_variant]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["sox", "-R", str(raw), str(changed), *SOX_VARIANTS[sox_variant]], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return changed
     return raw
 
@@ -659,10 +658,6 @@ def note_checks(clips: list[Clip]) -> dict[str, object]:
             "study_pitch_notes_within_50_cents": f"{len(pitch_notes) - len(pitch_off)} of {len(pitch_notes)}"}
 
 
-def fingerprint(seed: int, versions: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps({"build": BUILD_VERSION, "seed": seed, "packages": versions}, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def already_built(out: Path, seed: int) -> dict | None:
     """The report of a finished build with this builder version and seed whose files are all there."""
     report_file = out / "build_report.json"
@@ -727,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
         build()
         timings[stage] = round(time.monotonic() - t0, 1)
 
+    shutil.rmtree(work)  # the per-program renders (about 800 MB)
     assignments, split_of = assign_splits(writer.clips, args.seed)
     clips, report = write_lists(out, writer.clips, assignments, split_of)
     checks = verify(out, clips, split_of, assignments)
@@ -749,7 +745,6 @@ def main(argv: list[str] | None = None) -> int:
     full = {
         "build_version": BUILD_VERSION,
         "seed": args.seed,
-        "fingerprint": fingerprint(args.seed, versions),
         "built": time.strftime("%Y-%m-%d %H:%M:%S"),
         "build_seconds": round(time.monotonic() - started, 1),
         "stage_seconds": timings,

@@ -39,8 +39,9 @@ The audio is derived from these Debian packages; each one's copyright file is in
 - `avldrums.lv2-soundfont` (AVL Drumkits, Glen MacArthur): CC-BY-SA-3.0.
 - `sonic-pi-samples`: CC0, a few samples CC-BY-SA-4.0 (listed in the copyright file).
 - `ktuberling-data`, `klettres-data` (KDE): GPL-2+ (a few files CC0 or CC-BY).
-- `wesnoth-1.16-data`, `fillets-ng-data`, `bucklespring-data`, `oxygen-sounds`,
-  `sound-theme-freedesktop`: as their copyright files say (GPL-2+ and compatible free licences).
+- `wesnoth-1.16-data`, `fillets-ng-data`: GPL-2 (Wesnoth: some files under other free
+  licences, listed); `bucklespring-data`: GPL-2+; `oxygen-sounds`: LGPL-3+;
+  `sound-theme-freedesktop`: GPL-2+, CC-BY-3.0 and CC-BY-SA-3.0 per file.
 """
 
 
@@ -84,9 +85,9 @@ def render_readme(report: dict) -> str:
         "guitar, bass, string, vocal, brass, reed, flute, synth_lead); velocity 100, no reverb or "
         "chorus. Programs of one family often share FluidR3 samples (e.g. the string ensembles), so an "
         "unheard program is a new patch, not always new recordings. Programs whose notes mostly sound "
-        "more than 50 cents off their key (" + ", ".join(checks["programs_left_out_of_study_pitch"]) + ": "
-        "organ 16' ranks, glockenspiel, music box, xylophone, tubular bells, guitar harmonics, the fifths "
-        "lead) are in `study_instrument` only: their key is not the pitch heard.",
+        "more than 50 cents off their key (" + ", ".join(checks["programs_left_out_of_study_pitch"]) + "; "
+        "e.g. organs with a 16' rank, the glockenspiel two octaves up) are in `study_instrument` only: "
+        "their key is not the pitch heard.",
         "- Keywords: the 20 core words of Speech Commands (yes, no, up, down, left, right, on, off, "
         "stop, go, zero-nine). **The speech is synthetic** (espeak-ng variants with two English accents "
         "each, flite's five voices with sox tempo/pitch variants): scores on `study_keywords` say "
