@@ -63,7 +63,7 @@ from aape_plugin.data.render import (
 from aape_plugin.data.study_corpus import study_dir
 from aape_plugin.data.study_splits import gm_family, kit_group, pool_allows, split_groups, voice_group, word_groups
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 """Bumped whenever the builder's output changes, so that an older corpus is rebuilt."""
 
 TASKS = {
