@@ -5,7 +5,7 @@ export AAPE_VENV := $(VENV)
 # A failing plugin registration must fail loudly, not as a log warning.
 export FAIRSEQ2_EXTENSION_TRACE := 1
 
-.PHONY: setup demo test bench figures demo-model study
+.PHONY: setup demo test bench figures demo-model study study-corpus
 
 setup:
 	@scripts/setup.sh
@@ -25,6 +25,11 @@ test:
 bench:
 	@scripts/setup.sh bench
 	$(PY) -m benchmarks.run
+
+# The study corpus (hours of real audio from Debian packages) in $AAPE_STUDY_DIR or
+# ~/.cache/aape-fairseq2/study-corpus: about 20 minutes on 2 cores; needs root for apt-get.
+study-corpus: setup
+	nice -n 10 $(PY) -m aape_plugin.data.make_study_corpus
 
 # AaPE vs. the plain stem on the demo data (about an hour on 2 cores): docs/results.md
 study: setup

@@ -1,4 +1,5 @@
-"""The demo data shipped inside the package, addressable as the root ``@demo``."""
+"""The demo data shipped inside the package, addressable as the root ``@demo``; the root aliases
+(``@demo``, and ``@study`` for the locally built study corpus) are resolved here for every data set."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from aape_plugin.data.errors import AudioDataError
+from aape_plugin.data.study_corpus import STUDY_ROOT, study_root
 
 DEMO_ROOT = "@demo"
 """Write this as a data set's root to mean the demo data shipped with aape_plugin (asset cards
@@ -24,8 +26,10 @@ def demo_root() -> Path:
 
 
 def resolve_root(root: Path | str) -> Path:
-    """``@demo`` (or ``@demo/sub/folder``) -> the shipped demo folder; other paths unchanged."""
+    """``@demo`` (or ``@demo/sub/folder``) -> the shipped demo folder; ``@study`` -> the locally
+    built study corpus (:mod:`aape_plugin.data.study_corpus`); other paths unchanged."""
     text = str(root)
-    if text == DEMO_ROOT or text.startswith(DEMO_ROOT + "/"):
-        return demo_root() / text[len(DEMO_ROOT) :].lstrip("/")
+    for alias, folder in ((DEMO_ROOT, demo_root), (STUDY_ROOT, study_root)):
+        if text == alias or text.startswith(alias + "/"):
+            return folder() / text[len(alias) :].lstrip("/")
     return Path(text).expanduser()

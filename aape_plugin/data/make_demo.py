@@ -26,7 +26,6 @@ import json
 import os
 import random
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -36,14 +35,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile
 import torch
 
 from aape_plugin.data.audio import load_waveform
+from aape_plugin.data.render import (
+    SAMPLE_RATE,
+    SOUNDFONT,
+    drum_class,
+    estimate_f0,
+    fit_to_clip,
+    midi_hz,
+    peak_normalise,
+    render_notes,
+    rms_db,
+    trim_silence,
+    write_flac,
+)
 
-SAMPLE_RATE = 16_000
 CLIP_SECONDS = 1.0
-SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 
 # General MIDI program -> NSynth instrument family.
 TASK_PROGRAMS: dict[int, str] = {
@@ -71,16 +80,6 @@ VOICES = [
     "en-gb-x-rp+m4", "en-gb-x-rp+f4", "en-029+m5", "en-029+f5", "en-us-nyc+m6", "en-us-nyc+f2",
     "en-gb-x-gbclan+m7", "en-gb-x-gbcwmd+f1", "en-us+klatt2", "en-gb+klatt4",
 ]
-
-DRUM_CLASSES: dict[str, tuple[str, ...]] = {
-    "kick": ("kick", "bass drum", "bassdrum", "bd"),
-    "snare": ("snare", "rim"),
-    "hihat": ("hat", "hh"),
-    "tom": ("tom",),
-    "cymbal": ("crash", "ride", "cymbal", "splash", "china"),
-    "clap": ("clap",),
-}
-
 
 @dataclass(kw_only=True)
 class Sizes:
@@ -149,104 +148,7 @@ def ensure_tools(work: Path) -> Path:
     return kits
 
 
-# ----------------------------------------------------------------------------- audio helpers
-
-
-def write_flac(path: Path, wave: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), wave.astype(np.float32), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-
-
-def fit_to_clip(wave: np.ndarray, *, centre: bool) -> np.ndarray:
-    """Crops or zero-pads to exactly one clip (centred, or from the start)."""
-    n = int(SAMPLE_RATE * CLIP_SECONDS)
-    if len(wave) >= n:
-        start = (len(wave) - n) // 2 if centre else 0
-        return wave[start : start + n]
-    pad = n - len(wave)
-    left = pad // 2 if centre else 0
-    return np.pad(wave, (left, pad - left))
-
-
-def peak_normalise(wave: np.ndarray, peak: float = 0.7) -> np.ndarray:
-    top = float(np.abs(wave).max())
-    return wave * (peak / top) if top > 0 else wave
-
-
-def rms_db(wave: np.ndarray) -> float:
-    return float(20 * np.log10(np.sqrt(np.mean(wave.astype(np.float64) ** 2)) + 1e-12))
-
-
-def estimate_f0(wave: np.ndarray, lo: float = 40.0, hi: float = 1200.0) -> float:
-    """Fundamental by the normalised difference function (YIN's first steps) on the steady part."""
-    x = wave[int(0.1 * SAMPLE_RATE) : int(0.6 * SAMPLE_RATE)].astype(np.float64)
-    x = x - x.mean()
-    max_lag = int(SAMPLE_RATE / lo)
-    min_lag = int(SAMPLE_RATE / hi)
-    n = len(x) - max_lag
-    d = np.array([np.sum((x[:n] - x[lag : lag + n]) ** 2) for lag in range(max_lag + 1)])
-    cmnd = d[1:] * np.arange(1, max_lag + 1) / np.maximum(np.cumsum(d[1:]), 1e-12)
-    lags = np.arange(1, max_lag + 1)
-    valid = lags >= min_lag
-    below = np.nonzero(valid & (cmnd < 0.15))[0]
-    idx = below[0] if len(below) else int(np.argmin(np.where(valid, cmnd, np.inf)))
-    while idx + 1 < len(cmnd) and cmnd[idx + 1] < cmnd[idx]:
-        idx += 1
-    return SAMPLE_RATE / float(lags[idx])
-
-
-def midi_hz(pitch: int) -> float:
-    return 440.0 * 2 ** ((pitch - 69) / 12)
-
-
 # ----------------------------------------------------------------------------- notes
-
-
-def _vlq(value: int) -> bytes:
-    """MIDI variable-length quantity."""
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    return bytes(reversed(out))
-
-
-def write_midi(path: Path, program: int, pitches: list[int], slot: float, hold: float) -> None:
-    """A format-0 MIDI file: one note per ``slot`` seconds, held ``hold`` seconds.
-
-    Hand-written (thirty lines) to avoid a MIDI library for one file layout.
-    """
-    ticks_per_second = 960  # division 480 at the 120 bpm default tempo
-    events = bytearray()
-    events += _vlq(0) + bytes([0xFF, 0x51, 0x03]) + (500_000).to_bytes(3, "big")
-    events += _vlq(0) + bytes([0xC0, program])
-    now = 0
-    for i, pitch in enumerate(pitches):
-        on = int(round(i * slot * ticks_per_second))
-        off = int(round((i * slot + hold) * ticks_per_second))
-        events += _vlq(on - now) + bytes([0x90, pitch, 100])
-        events += _vlq(off - on) + bytes([0x80, pitch, 0])
-        now = off
-    events += _vlq(int(slot * ticks_per_second)) + bytes([0xFF, 0x2F, 0x00])
-    header = b"MThd" + struct.pack(">IHHH", 6, 0, 1, 480)
-    path.write_bytes(header + b"MTrk" + struct.pack(">I", len(events)) + bytes(events))
-
-
-def render_notes(program: int, pitches: list[int], work: Path) -> list[np.ndarray]:
-    slot, hold = 1.2, 0.8
-    midi = work / f"program{program}.mid"
-    wav = work / f"program{program}.wav"
-    write_midi(midi, program, pitches, slot, hold)
-    subprocess.run(
-        ["fluidsynth", "-ni", "-R", "0", "-C", "0", "-g", "0.8", "-r", str(SAMPLE_RATE), "-F", str(wav), str(SOUNDFONT), str(midi)],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    data, rate = soundfile.read(str(wav), dtype="float32", always_2d=True)
-    assert rate == SAMPLE_RATE
-    mono = data.mean(axis=1)
-    step = int(slot * SAMPLE_RATE)
-    return [fit_to_clip(mono[i * step : i * step + int(SAMPLE_RATE * CLIP_SECONDS)], centre=False) for i in range(len(pitches))]
 
 
 def note_clips(out: Path, work: Path, sizes: Sizes, rng: random.Random) -> list[Clip]:
@@ -284,15 +186,6 @@ def note_clips(out: Path, work: Path, sizes: Sizes, rng: random.Random) -> list[
 # ----------------------------------------------------------------------------- keywords
 
 
-def trim_silence(wave: np.ndarray, threshold_db: float = -40.0) -> np.ndarray:
-    frame = 160
-    energy = np.array([rms_db(wave[i : i + frame]) for i in range(0, max(len(wave) - frame, 1), frame)])
-    loud = np.nonzero(energy > energy.max() + threshold_db)[0]
-    if len(loud) == 0:
-        return wave
-    return wave[loud[0] * frame : (loud[-1] + 1) * frame]
-
-
 def keyword_clips(out: Path, work: Path, sizes: Sizes, rng: random.Random) -> list[Clip]:
     voices = sizes.voices[:]
     rng.shuffle(voices)
@@ -313,14 +206,6 @@ def keyword_clips(out: Path, work: Path, sizes: Sizes, rng: random.Random) -> li
 
 
 # ----------------------------------------------------------------------------- drums
-
-
-def drum_class(name: str) -> str | None:
-    lowered = name.lower()
-    for label, keys in DRUM_CLASSES.items():
-        if any(k in lowered for k in keys):
-            return label
-    return None
 
 
 def drum_clips(out: Path, kits_dir: Path, sizes: Sizes, rng: random.Random) -> list[Clip]:

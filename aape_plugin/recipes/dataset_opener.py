@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fairseq2.assets import AssetStore
+from fairseq2.assets import AssetCardError, AssetStore
 from fairseq2.datasets import DatasetFamily
 from fairseq2.runtime.dependency import DependencyNotFoundError, DependencyResolver
 from fairseq2.utils.config import ConfigMerger
@@ -60,7 +60,13 @@ def open_dataset_section(resolver: DependencyResolver, section: AudioDatasetSect
 
     log.info("Opening %s (%s): %s", section.name or family.name, what, config)
 
-    dataset = family.open_dataset(card, config) if card is not None else family.open_custom_dataset(config)
+    try:
+        dataset = family.open_dataset(card, config) if card is not None else family.open_custom_dataset(config)
+    except AssetCardError as ex:
+        # fairseq2 wraps the opener's error in a generic one; ours says what to fix.
+        if isinstance(ex.__cause__, AudioDataError):
+            raise ex.__cause__ from None
+        raise
 
     if not isinstance(dataset, AudioDataset):
         raise AudioDataError(f"The {family.name} family does not give audio clips; AaPE recipes read 'audioset' or 'audio_manifest'.")
