@@ -38,8 +38,8 @@ class ProbeSettings:
     """``logistic``: the L2 penalties tried (per-clip loss + penalty / 2 * ||W||^2); the best on
     validation is kept."""
 
-    max_iter: int = 1000
-    """``logistic``: L-BFGS iteration limit per penalty."""
+    max_iter: int = 3000
+    """``logistic``: L-BFGS-B iteration limit per penalty."""
 
     lr: float = 3e-4
     """``evar``: Adam learning rate (EVAR: 3e-4 for most models, 3e-5 for M2D's 3840-d features)."""
