@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recipes.helpers import REPO, fairseq2_command, one_line_error, run_cli, torchrun, train_metrics
+from tests.recipes.helpers import REPO, cpu_env, fairseq2_command, one_line_error, run_cli, torchrun, train_metrics
 
 SHORT = [
     "--preset", "demo", "--no-rich", "--config",
@@ -60,7 +60,7 @@ def test_killed_run_resumes_to_the_same_result(full_run: Path, tmp_path: Path) -
     with open(log, "w") as f:
         proc = subprocess.Popen([*fairseq2_command(), "recipe", "run", "aape_pretrain", str(out), *SHORT],
                                 stdout=f, stderr=subprocess.STDOUT, cwd=REPO,
-                                env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"})
+                                env=cpu_env())
     deadline = time.time() + 300
     while "Checkpoint at step 20 saved" not in log.read_text():
         assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
@@ -90,7 +90,7 @@ def test_two_ddp_processes_agree_with_one_on_the_first_step(tmp_path: Path) -> N
     two = subprocess.run(
         [*torchrun(), "--nproc_per_node=2", "-m", "aape_plugin", "recipe", "run", "aape_pretrain",
          str(tmp_path / "two"), *common, "dataset.batch_size=8"],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
+        capture_output=True, text=True, timeout=600, cwd=REPO, env=cpu_env(),
     )
     assert two.returncode == 0, two.stderr[-4000:]
     a, b = train_metrics(tmp_path / "one")[0], train_metrics(tmp_path / "two")[0]
@@ -181,7 +181,7 @@ def test_fsdp_and_activation_checkpointing_run(tmp_path: Path) -> None:
          "trainer.activation_checkpointing.mode=layerwise", "regime.num_steps=4", "regime.publish_metrics_every_n_steps=2",
          "regime.checkpoint_every_n_steps=4", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
          "dataset.batch_size=4", "dataset.num_parallel_calls=1"],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
+        capture_output=True, text=True, timeout=600, cwd=REPO, env=cpu_env(),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = train_metrics(tmp_path / "fsdp")
