@@ -187,3 +187,15 @@ def test_fsdp_and_activation_checkpointing_run(tmp_path: Path) -> None:
     rows = train_metrics(tmp_path / "fsdp")
     assert [r["Step"] for r in rows] == [2, 4] and all(r["Loss"] == r["Loss"] for r in rows)
     assert (tmp_path / "fsdp" / "checkpoints" / "step_4" / "model").is_dir()
+
+
+def test_encoders_load_from_a_run_by_its_checkpoint_steps(full_run: Path) -> None:
+    from aape_plugin.inference.loading import EncoderLoadError, load_encoder
+
+    ckpt = full_run / "checkpoints"
+    assert load_encoder(full_run).description == f"{ckpt / 'step_30'} (teacher)"  # the last step
+    assert load_encoder(full_run, step=10, weights="student").description == f"{ckpt / 'step_10'} (student)"
+    assert load_encoder(ckpt / "step_20").description == f"{ckpt / 'step_20'} (teacher)"
+    assert load_encoder(ckpt / "step_20" / "model").description == f"{ckpt / 'step_20'} (teacher)"
+    with pytest.raises(EncoderLoadError, match=r"has no checkpoint at step 15; it has steps \[10, 20, 30\]"):
+        load_encoder(full_run, step=15)
