@@ -1,6 +1,5 @@
 """``fairseq2 recipe run aape_pretrain`` end to end on the demo data, through the console script."""
 
-import os
 import signal
 import subprocess
 import time
@@ -8,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recipes.helpers import REPO, cpu_env, fairseq2_command, one_line_error, run_cli, torchrun, train_metrics
+from tests.recipes.helpers import REPO, cpu_env, fairseq2_command, one_line_error, run_cli, run_torchrun, train_metrics
 
 SHORT = [
     "--preset", "demo", "--no-rich", "--config",
@@ -87,19 +86,23 @@ def test_two_ddp_processes_agree_with_one_on_the_first_step(tmp_path: Path) -> N
               "lr_scheduler.config.num_warmup_steps=0", "common.cluster=none", "dataset.num_parallel_calls=1"]
     one = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "one"), *common, "dataset.batch_size=16")
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run(
-        [*torchrun(), "--nproc_per_node=2", "-m", "aape_plugin", "recipe", "run", "aape_pretrain",
-         str(tmp_path / "two"), *common, "dataset.batch_size=8"],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env=cpu_env(),
-    )
-    assert two.returncode == 0, two.stderr[-4000:]
-    a, b = train_metrics(tmp_path / "one")[0], train_metrics(tmp_path / "two")[0]
-    assert a["Number of Examples"] == b["Number of Examples"] == 16
+    for name, extra in (("two", []), ("gathered", ["criterion.config.gather_negatives=true"])):
+        two = run_torchrun("recipe", "run", "aape_pretrain", str(tmp_path / name), *common, "dataset.batch_size=8", *extra)
+        assert two.returncode == 0, two.stderr[-4000:]
+    a, b, c = (train_metrics(tmp_path / name)[0] for name in ("one", "two", "gathered"))
+    assert a["Number of Examples"] == b["Number of Examples"] == c["Number of Examples"] == 16
     # Same 16 clips (rank r takes every other clip of the shared shuffle), same masks (seeded
-    # per clip), same initial weights: the per-clip losses agree. The contrastive term does
-    # not, by design: its negatives are the clips on the same rank.
-    assert b["Masked Token Loss"] == pytest.approx(a["Masked Token Loss"], rel=1e-4)
-    assert b["CLS Global Loss"] == pytest.approx(a["CLS Global Loss"], rel=1e-4)
+    # per clip), same initial weights: the per-clip losses agree.
+    for run in (b, c):
+        assert run["Masked Token Loss"] == pytest.approx(a["Masked Token Loss"], rel=1e-4)
+        assert run["CLS Global Loss"] == pytest.approx(a["CLS Global Loss"], rel=1e-4)
+    # By default the contrastive negatives are the clips on the same rank, so the term and the
+    # gradient differ from one process; gathered across ranks (with gradient), both are those
+    # of one process with the whole batch.
+    assert b["Contrastive Loss"] != pytest.approx(a["Contrastive Loss"], rel=1e-2)
+    assert b["Gradient Norm"] != pytest.approx(a["Gradient Norm"], rel=1e-4)
+    assert c["Contrastive Loss"] == pytest.approx(a["Contrastive Loss"], rel=1e-5)
+    assert c["Gradient Norm"] == pytest.approx(a["Gradient Norm"], rel=2e-5)
     assert (tmp_path / "two" / "checkpoints" / "step_1" / "data_reader" / "dp_01.pt").exists()
 
 
@@ -175,14 +178,11 @@ def test_checkpoints_are_usable_by_name_in_later_recipes(full_run: Path, tmp_pat
 def test_fsdp_and_activation_checkpointing_run(tmp_path: Path) -> None:
     # FSDP2 over gloo on two CPU processes, layer-wise activation checkpointing: the family's
     # appliers make fairseq2's options work, and the EMA update runs on sharded parameters.
-    proc = subprocess.run(
-        [*torchrun(), "--nproc_per_node=2", "-m", "aape_plugin", "recipe", "run", "aape_pretrain", str(tmp_path / "fsdp"),
-         "--preset", "demo", "--no-rich", "--config", "common.cluster=none", "trainer.data_parallelism=fsdp",
-         "trainer.activation_checkpointing.mode=layerwise", "regime.num_steps=4", "regime.publish_metrics_every_n_steps=2",
-         "regime.checkpoint_every_n_steps=4", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
-         "dataset.batch_size=4", "dataset.num_parallel_calls=1"],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env=cpu_env(),
-    )
+    proc = run_torchrun("recipe", "run", "aape_pretrain", str(tmp_path / "fsdp"),
+                        "--preset", "demo", "--no-rich", "--config", "common.cluster=none", "trainer.data_parallelism=fsdp",
+                        "trainer.activation_checkpointing.mode=layerwise", "regime.num_steps=4", "regime.publish_metrics_every_n_steps=2",
+                        "regime.checkpoint_every_n_steps=4", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
+                        "dataset.batch_size=4", "dataset.num_parallel_calls=1")
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = train_metrics(tmp_path / "fsdp")
     assert [r["Step"] for r in rows] == [2, 4] and all(r["Loss"] == r["Loss"] for r in rows)
