@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -199,14 +200,20 @@ def run_part(name: str, args: list[str], limit: float) -> Outcome:
     with tempfile.TemporaryDirectory() as tmp:
         result_file = Path(tmp) / "result.json"
         start = time.perf_counter()
+        # A session of its own: at the limit the part goes with everything it started (the
+        # recipe's processes, torchrun's workers), so nothing keeps the GPU past the budget.
+        proc = subprocess.Popen([sys.executable, "-m", "benchmarks.gpu", "--part", *args, "--result", str(result_file)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True)
         try:
-            proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--part", *args, "--result", str(result_file)],
-                                  capture_output=True, text=True, cwd=REPO, timeout=limit)
+            _, stderr = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
             return Outcome(name, "timed out", time.perf_counter() - start, note=f"stopped at its limit of {limit:.0f} s")
         seconds = time.perf_counter() - start
         if proc.returncode != 0 or not result_file.is_file():
-            return Outcome(name, "failed", seconds, note=proc.stderr.strip().splitlines()[-1][:300] if proc.stderr.strip() else f"exit code {proc.returncode}")
+            last = stderr.strip().splitlines()[-1][:300] if stderr.strip() else f"exit code {proc.returncode}"
+            return Outcome(name, "failed", seconds, note=last)
         return Outcome(name, "ok", seconds, json.loads(result_file.read_text()))
 
 

@@ -6,8 +6,9 @@ On fairseq2's trainer (DDP/FSDP, checkpoints, resume): layer-wise learning-rate 
 SpecAugment masks, mixup and random resized crops. The validation split selects the
 checkpoint (``regime.score_metric``); the test split is scored once, at the end, with the
 best checkpoint (found through fairseq2's checkpoint manager, so ``--checkpoint-dir`` works),
-on the training device and by all ranks, into ``OUT/results.json`` and ``OUT/results.md``. Tasks without a validation
-split hold out ``dataset.valid_fraction`` of the training clips (never the test clips).
+on the training device and by all ranks, into ``OUT/results.json`` and ``OUT/results.md``.
+Tasks without a validation split hold out ``dataset.valid_fraction`` of the training clips
+(never the test clips).
 """
 
 from __future__ import annotations
@@ -265,8 +266,8 @@ class TestOnBest:
         best = ranked[0][1] if ranked else steps[-1]
         manager.load_model_state(best, get_data_parallel_facade(self.dp_model))
         device = self.gangs.device
-        log.info("Testing the checkpoint of step %d (best validation score of steps %s) on %s with %d process(es).",
-                 best, steps, device, self.gangs.dp.size)
+        why = f"the best validation score among steps {steps}" if ranked else "the last one; no validation scores"
+        log.info("Testing the checkpoint of step %d (%s) on %s with %d process(es).", best, why, device, self.gangs.dp.size)
 
         self.dp_model.eval()
         autocast = torch.autocast(device.type, dtype=self.amp_dtype) if self.amp_dtype not in (None, torch.float32) else nullcontext()

@@ -36,22 +36,21 @@ def test_parts_that_do_not_fit_the_budget_are_skipped_and_reported(tmp_path: Pat
     assert "0 s of the 0 s budget left" in out.read_text()
 
 
-def test_cpu_run_goes_through_every_part(tmp_path: Path) -> None:
-    # The ddp part is the pretrain part under torchrun (tested with the recipe); `eager` is
-    # torch.compile's backend without code generation (inductor needs minutes on 2 cores).
+def test_cpu_run_goes_through_the_parts(tmp_path: Path) -> None:
+    # The ddp part is the pretrain part under torchrun (tested with the recipe); the compile
+    # part is the step part with the family's compiler (next test), in processes like these.
     out = tmp_path / "gpu.md"
-    proc = gpu_check("--cpu", "--out", str(out), "--parts", "step", "pretrain", "reader", "compile", "--compile-backend", "eager")
+    proc = gpu_check("--cpu", "--out", str(out), "--parts", "step", "pretrain", "reader")
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.with_suffix(".json").read_text())
     assert all(p["status"] == "ok" for p in record["parts"].values()), record["parts"]
 
-    for kind, compiled in (("step", False), ("compile", True)):
-        assert set(record[kind]) == {"aape_tiny", "vit_tiny"}
-        for arch, r in record[kind].items():
-            assert r["compiled"] is compiled and r["device"] == "cpu" and r["num_clones"] == 4 and r["batch_size"] == 2
-            assert r["median_step_seconds"] > 0 and r["clips_per_second"] == 2 / r["median_step_seconds"]
-            assert all(0 < loss < 10 for loss in r["losses"]), (arch, r["losses"])
-        assert record[f"{kind}_ratios"]["time"] > 0 and record[f"{kind}_ratios"]["memory"] is None  # no CUDA allocator
+    assert set(record["step"]) == {"aape_tiny", "vit_tiny"}
+    for arch, r in record["step"].items():
+        assert not r["compiled"] and r["device"] == "cpu" and r["num_clones"] == 4 and r["batch_size"] == 2
+        assert r["median_step_seconds"] > 0 and r["clips_per_second"] == 2 / r["median_step_seconds"]
+        assert all(0 < loss < 10 for loss in r["losses"]), (arch, r["losses"])
+    assert record["step_ratios"]["time"] > 0 and record["step_ratios"]["memory"] is None  # no CUDA allocator
 
     run = record["pretrain"]
     assert run["returncode"] == 0 and run["device"] == "cpu" and run["processes"] == 1 and run["steps"] == [1, 2]
@@ -59,6 +58,24 @@ def test_cpu_run_goes_through_every_part(tmp_path: Path) -> None:
     assert set(record["reader"]["clips_per_second"]) == {"1", "2"}
 
     page = out.read_text()
-    assert "no GPU (a CPU smoke run: not GPU figures)" in page
-    assert "| aape_tiny | eager |" in page and "| vit_tiny | torch.compile (eager) |" in page
+    assert "no GPU (a CPU smoke run: not GPU figures)" in page and "| aape_tiny | eager |" in page
     assert "DDP: Not run: not asked for." in page
+
+
+def test_compiled_step_runs_with_the_family_compiler() -> None:
+    # `eager` is torch.compile without code generation (inductor needs minutes on 2 cores).
+    import dataclasses
+
+    from benchmarks.gpu import CPU_PLAN, part_step
+
+    plan = dataclasses.replace(CPU_PLAN, compile_backend="eager")
+    r = part_step(plan, "aape_tiny", True, "cpu")
+    assert r["compiled"] and r["median_step_seconds"] > 0 and all(0 < loss < 10 for loss in r["losses"])
+
+
+def test_a_part_past_its_limit_is_stopped() -> None:
+    from benchmarks.gpu import run_part
+
+    outcome = run_part("pretrain", ["pretrain", "--plan", "cpu", "--processes", "1", "--device", "cpu"], limit=2.0)
+    assert outcome.status == "timed out" and outcome.note == "stopped at its limit of 2 s"
+    assert outcome.seconds < 10
