@@ -155,7 +155,8 @@ def part_reader(plan: Plan) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_files(Path(tmp), plan.reader_files)
         rates = reader_rates(paths, call_counts(limit), plan.reader_repeats)
-    return {"files": plan.reader_files, "clips_per_second": {str(k): v for k, v in rates.items()}}
+    return {"files": plan.reader_files, "clips_per_second": {str(k): r.clips_per_second for k, r in rates.items()},
+            "cpu_seconds_per_clip": {str(k): r.cpu_seconds_per_clip for k, r in rates.items()}}
 
 
 def part_pretrain(plan: Plan, out: Path, device_type: str, processes: int) -> dict[str, object]:
@@ -323,8 +324,9 @@ def render(record: dict[str, object], command: str) -> str:
     if reader:
         rates = {int(k): v for k, v in reader["clips_per_second"].items()}
         consume = record.get("step", {}).get(plan["archs"][0], {}).get("clips_per_second")
-        reader_rows = [[str(k), f"{v:.0f}", f"{v / (k * rates[1]):.2f}"] for k, v in rates.items()]
-        reader_text = markdown_table(["parallel calls", "clips/s", "efficiency vs. linear"], reader_rows)
+        cpu = {int(k): v for k, v in reader["cpu_seconds_per_clip"].items()}
+        reader_rows = [[str(k), f"{v:.0f}", f"{v / (k * rates[1]):.2f}", f"{1000 * cpu[k]:.1f}"] for k, v in rates.items()]
+        reader_text = markdown_table(["parallel calls", "clips/s", "efficiency vs. linear", "CPU ms per clip"], reader_rows)
         if consume:
             enough = [k for k, v in rates.items() if v >= 1.5 * consume]
             reader_text += (f"\n\nOne GPU consumes {consume:.1f} clips/s of {plan['archs'][0]} (step part, eager). "

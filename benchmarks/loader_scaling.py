@@ -22,8 +22,11 @@ import argparse
 import json
 import math
 import os
+import statistics
 import sys
 import tempfile
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +37,7 @@ from aape_plugin.data.clips import ClipEntry
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.data.stats import FeatureStats
-from benchmarks.common import machine, markdown_table, save_report, time_interleaved
+from benchmarks.common import machine, markdown_table, save_report
 from benchmarks.loader import DEMO, make_files
 
 BATCH_SIZE = 12
@@ -62,26 +65,39 @@ def call_counts(limit: int) -> list[int]:
     return counts
 
 
-def reader_rates(paths: list[Path], calls: list[int], repeats: int) -> dict[int, float]:
-    """Clips/s of one epoch of the training reader over ``paths``, per number of parallel calls."""
+@dataclass
+class ReaderRate:
+    clips_per_second: float
+    """Wall-clock throughput (what a GPU sees; needs as many free cores as calls)."""
+    cpu_seconds_per_clip: float
+    """CPU time of the whole process per clip (all threads): what a clip costs whatever the load."""
+
+
+def reader_rates(paths: list[Path], calls: list[int], repeats: int) -> dict[int, ReaderRate]:
+    """One epoch of the training reader over ``paths`` per number of parallel calls, the
+    counts alternating, medians over ``repeats`` (after one warm-up epoch each)."""
     stats = FeatureStats.load(DEMO / "stats.json")
     entries = [ClipEntry(p) for p in paths]
     gangs = create_fake_gangs(CPU)
+    readers = {k: create_audio_reader(entries, gangs, LogMelConfig(), stats, AudioReaderOptions(
+        batch_size=BATCH_SIZE, num_frames=608, crop="random", num_parallel_calls=k, num_prefetch=max(2, k // 2), seed=0)) for k in calls}
 
-    def epoch(k: int):
-        options = AudioReaderOptions(batch_size=BATCH_SIZE, num_frames=608, crop="random", num_parallel_calls=k,
-                                     num_prefetch=max(2, k // 2), seed=0)
-        reader = create_audio_reader(entries, gangs, LogMelConfig(), stats, options)
+    def epoch(k: int) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        n = sum(b.batch_size for group in readers[k] for b in group)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        assert n == len(paths), (n, len(paths))
+        readers[k].reset()
+        return wall, cpu
 
-        def run() -> None:
-            n = sum(b.batch_size for group in reader for b in group)
-            assert n == len(paths), (n, len(paths))
-            reader.reset()
-
-        return run
-
-    timings = time_interleaved({str(k): epoch(k) for k in calls}, repeats=repeats)
-    return {k: len(paths) / timings[str(k)].median for k in calls}
+    for k in calls:
+        epoch(k)
+    samples: dict[int, list[tuple[float, float]]] = {k: [] for k in calls}
+    for _ in range(repeats):
+        for k in calls:
+            samples[k].append(epoch(k))
+    return {k: ReaderRate(len(paths) / statistics.median(w for w, _ in s), statistics.median(c for _, c in s) / len(paths))
+            for k, s in samples.items()}
 
 
 def flops_per_clip(arch: str = "aape_base") -> float:
@@ -117,10 +133,10 @@ def gpu_consumption() -> dict[str, object]:
             "clips_per_second": [low, high]}
 
 
-def calls_needed(rates: dict[int, float], consumption: float) -> int:
-    """Parallel calls per GPU that cover ``consumption`` with a margin of 1.5x, assuming the
-    per-call rate of one call (linear scaling; the measured efficiency says how well it holds)."""
-    return max(1, math.ceil(1.5 * consumption / rates[1]))
+def calls_needed(cpu_seconds_per_clip: float, consumption: float) -> int:
+    """Parallel calls per GPU that cover ``consumption`` with a margin of 1.5x when each call
+    has a core: one call then reads ``1 / cpu_seconds_per_clip`` clips/s."""
+    return max(1, math.ceil(1.5 * consumption * cpu_seconds_per_clip))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,16 +158,20 @@ def main(argv: list[str] | None = None) -> int:
     consumption = gpu_consumption()
     need = consumption["clips_per_second"]
     upper = need if isinstance(need, float) else need[1]
-    calls_for_gpu = calls_needed(rates, upper)
+    # Per call with a core to itself: from the CPU time a clip costs with one call (the
+    # wall-clock rate also depends on what else the machine runs).
+    per_core = 1.0 / rates[1].cpu_seconds_per_clip
+    calls_for_gpu = calls_needed(rates[1].cpu_seconds_per_clip, upper)
 
     load = (load_before, os.getloadavg()[0])
+    wall = {k: r.clips_per_second for k, r in rates.items()}
     results = {"machine": machine(), "load_average": list(load), "settings": vars(args) | {"out": str(args.out), "calls": calls},
-               "clips_per_second": {str(k): v for k, v in rates.items()},
-               "efficiency": {str(k): rates[k] / (k * rates[1]) for k in calls},
+               "rates": {str(k): asdict(r) for k, r in rates.items()}, "clips_per_second": {str(k): v for k, v in wall.items()},
+               "efficiency": {str(k): wall[k] / (k * wall[1]) for k in calls}, "clips_per_second_per_core": per_core,
                "gpu_consumption": consumption, "calls_per_gpu": calls_for_gpu}
 
     m = results["machine"]
-    rows = [[str(k), f"{rates[k]:.0f}", f"{rates[k] / k:.0f}", f"{rates[k] / (k * rates[1]):.2f}"] for k in calls]
+    rows = [[str(k), f"{wall[k]:.0f}", f"{wall[k] / (k * wall[1]):.2f}", f"{1000 * rates[k].cpu_seconds_per_clip:.1f}"] for k in calls]
 
     if consumption["kind"] == "measured":
         gpu_text = (f"One {consumption['gpu']} consumes **{upper:.0f} clips/s** in `aape_base` pre-training at 12 clips x 16 "
@@ -176,7 +196,15 @@ medians of {args.repeats} alternating repeats. Calls beyond the number of free c
 machine has {m['cpu_count']} cores, and its 1-minute load average was {load[0]:.1f} before and {load[1]:.1f} after the
 run (other work shares them), so read the efficiency of the larger counts with care.
 
-{markdown_table(["parallel calls", "clips/s", "clips/s per call", "efficiency vs. linear"], rows)}
+{markdown_table(["parallel calls", "clips/s (wall)", "efficiency vs. linear", "CPU ms per clip"], rows)}
+
+The CPU time a clip costs (all threads of the process, per clip read) depends less on the load
+than the wall-clock rate does, though it still rises when other processes share the cores and
+their caches (`docs/benchmarks/loader.md` has the rate on a quieter machine). From it, one call
+with a core of its own reads 1000 / {1000 * rates[1].cpu_seconds_per_clip:.1f} = **{per_core:.0f} clips/s** here. Whether the
+wall-clock rate grows with the calls needs free cores (and is held back by the part of each
+clip's work that holds Python's GIL); `make gpu-check` measures it on the GPU machine's cores,
+up to their number.
 
 ## What one GPU consumes
 
@@ -184,12 +212,12 @@ run (other work shares them), so read the efficiency of the larger counts with c
 
 ## How many calls per GPU
 
-At {rates[1]:.0f} clips/s per call, {upper:.0f} clips/s with a margin of 1.5x needs **{calls_for_gpu} parallel
-call(s) per GPU** (`dataset.num_parallel_calls`, per rank), if the efficiency above holds at that count; each
-call wants a core of its own. The `audioset_base` preset sets 8 per rank (64 decoding threads on an
-8-GPU node). AudioSet as commonly downloaded is 10 s clips at 44.1 or 48 kHz in FLAC or other formats;
-formats slower to decode (e.g. MP3/Opus) lower the per-call rate. `make gpu-check` measures the reader on
-the GPU machine's own cores up to their number, next to the measured consumption.
+At {per_core:.0f} clips/s per call with a core of its own, {upper:.0f} clips/s (the upper end) with a margin
+of 1.5x needs **{calls_for_gpu} parallel call(s) per GPU** (`dataset.num_parallel_calls`, per rank), each with
+a free core. The `audioset_base` preset sets 8 per rank (64 decoding threads on an 8-GPU node).
+AudioSet as commonly downloaded is 10 s clips at 44.1 or 48 kHz, in FLAC or other formats;
+formats slower to decode (e.g. MP3/Opus) lower the per-call rate. `make gpu-check` measures
+the reader on the GPU machine's own cores, next to the measured consumption.
 """
     save_report(args.out, text, results)
     return 0

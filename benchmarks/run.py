@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         loader_scaling.main(["--out", str(DOCS / "loader_scaling.md")] + (["--repeats", str(r)] if r else []))
 
     res = {name: json.loads((DOCS / f"{name}.json").read_text()) for name in ("stem", "encoder", "ssl_step", "loader", "loader_scaling")}
-    recorded = max(r["machine"]["date"] for r in res.values())[:10]
+    dates = sorted({r["machine"]["date"][:10] for r in res.values()})
+    recorded = dates[0] if len(dates) == 1 else f"recorded {dates[0]} to {dates[-1]}"
 
     def verdict(ok: bool) -> str:
         return "meets" if ok else "misses"
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                  f"{scaling['clips_per_second'][top]:.0f} ({scaling['efficiency'][top]:.2f})", "-", "-",
                  "[loader_scaling](benchmarks/loader_scaling.md)"])
     consumption = scaling["gpu_consumption"]
-    rows.append([f"parallel calls per GPU for aape_base ({consumption['kind']} consumption)", str(scaling["calls_per_gpu"]),
+    kind = "measured" if consumption["kind"] == "measured" else "estimated"
+    rows.append([f"parallel calls per GPU for aape_base (from its {kind} consumption)", str(scaling["calls_per_gpu"]),
                  "-", "-", "[loader_scaling](benchmarks/loader_scaling.md)"])
     gpu = DOCS / "gpu.json"
     gpu_text = (f"GPU figures: [gpu](benchmarks/gpu.md), measured by `make gpu-check` on {json.loads(gpu.read_text())['machine'].get('gpu')}."
