@@ -5,7 +5,7 @@ export AAPE_VENV := $(VENV)
 # A failing plugin registration must fail loudly, not as a log warning.
 export FAIRSEQ2_EXTENSION_TRACE := 1
 
-.PHONY: setup demo test bench figures demo-model study study-corpus
+.PHONY: setup demo test bench figures demo-model study study-corpus gpu-check
 
 setup:
 	@scripts/setup.sh
@@ -30,6 +30,13 @@ bench:
 # ~/.cache/aape-fairseq2/study-corpus: about 20 minutes on 2 cores; needs root for apt-get.
 study-corpus: setup
 	nice -n 10 $(PY) -m aape_plugin.data.make_study_corpus
+
+# The GPU figures (docs/benchmarks/gpu.md, .json): step time, clips/s and peak memory of aape_base
+# and vit_base, torch.compile, the public command on the GPU, DDP on 2 GPUs, the reader's scaling.
+# About 5 minutes on one H100/H200, never past 9 (see benchmarks/gpu.py). Without CUDA it says so
+# and writes nothing.
+gpu-check: setup
+	$(PY) -m benchmarks.gpu
 
 # AaPE vs. the plain stem on the demo data (about an hour on 2 cores): docs/results.md
 study: setup

@@ -15,12 +15,13 @@ by linear interpolation when given (HEAR suggests 50 ms or less). Any length fro
 from __future__ import annotations
 
 import torch
+from fairseq2.device import detect_default_device
 from torch import Tensor
 from torch.nn import Module
 
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.inference.embedder import EncoderEmbedder
-from aape_plugin.inference.loading import load_encoder
+from aape_plugin.inference.loading import ensure_fairseq2, load_encoder
 
 
 class HearModel(Module):
@@ -53,8 +54,11 @@ def load_model(
 ) -> HearModel:
     """:param model_file_path: a pre-training run folder, a ``.pt``/``.safetensors`` encoder file
     of ``aape_tiny`` (other archs: use :func:`aape_plugin.inference.loading.load_encoder`), or
-    an asset card name (default: the demo model shipped with the package)."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    an asset card name (default: the demo model shipped with the package).
+    :param device: default: fairseq2's (``FAIRSEQ2_DEVICE``, else the GPU of ``LOCAL_RANK``
+        or the only visible one, else the CPU)."""
+    ensure_fairseq2()
+    dev = torch.device(device) if device else detect_default_device()
     arch = "aape_tiny" if str(model_file_path).endswith((".pt", ".safetensors")) else None
     loaded = load_encoder(model_file_path, arch=arch, device=dev)
     stats = stats or loaded.stats

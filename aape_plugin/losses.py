@@ -18,6 +18,7 @@ from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 
+from aape_plugin.models.gather import contrastive_rows
 from aape_plugin.models.ssl_model import SslOutput
 
 AAPE_MULTI_MASK_CRITERION: Final = "aape_multi_mask"
@@ -38,6 +39,11 @@ class AapeCriterionConfig:
 
     temperature: float = 0.1
     """Softmax temperature of the contrastive term."""
+
+    gather_negatives: bool = False
+    """Contrast against the clones of every data-parallel rank's clips (an all-gather with
+    gradient), not only those on the same rank. Off by default and in the presets: the
+    objective then does not change with the number of GPUs at a fixed per-GPU batch."""
 
     def validate(self) -> ValidationResult:
         """fairseq2 validates recipe configs through this (the ``Validatable`` protocol)."""
@@ -116,7 +122,7 @@ class AapeCriterion:
 
         global_ = F.mse_loss(output.predicted_global.float(), output.target_global.float())
 
-        contrastive = multi_mask_contrastive_loss(output.embeddings, output.clip_index, c.temperature)
+        contrastive = multi_mask_contrastive_loss(*contrastive_rows(output.embeddings, output.clip_index, across_ranks=c.gather_negatives), c.temperature)
 
         total = c.patch_weight * patch + c.global_weight * global_ + c.contrastive_weight * contrastive
 

@@ -5,6 +5,7 @@ import sys
 from importlib.metadata import entry_points
 
 from aape_plugin.extension import setup_aape_extension
+from tests.recipes.helpers import cpu_env
 
 
 def test_entry_point_resolves_to_the_registration_function() -> None:
@@ -26,7 +27,7 @@ def test_init_fairseq2_runs_the_extension_with_trace_on() -> None:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
+        env=cpu_env(),
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -39,7 +40,7 @@ def test_asset_cards_of_every_arch_are_listed() -> None:
         [sys.executable, "-m", "fairseq2.assets", "list", "--kind", "model"],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
+        env=cpu_env(),
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr

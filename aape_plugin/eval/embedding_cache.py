@@ -25,6 +25,9 @@ class EmbeddingCache:
     def digest(key: dict[str, object]) -> str:
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
+    def has(self, key: dict[str, object]) -> bool:
+        return (self.folder / f"{self.digest(key)}.safetensors").is_file()
+
     def get(self, key: dict[str, object]) -> dict[str, Tensor] | None:
         path = self.folder / f"{self.digest(key)}.safetensors"
         return load_file(str(path)) if path.is_file() else None

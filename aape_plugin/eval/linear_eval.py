@@ -19,6 +19,7 @@ from torch import Tensor
 from aape_plugin.data.dataset import AudioDataset
 from aape_plugin.data.reader import AudioReaderOptions
 from aape_plugin.eval.embedding_cache import EmbeddingCache
+from aape_plugin.eval.gather import gather_rows, in_clip_order
 from aape_plugin.eval.metrics import metric_name
 from aape_plugin.eval.probe import ProbeSettings, train_probe
 from aape_plugin.eval.protocol import Part, Round
@@ -41,7 +42,8 @@ def embed_split(
     num_prefetch: int = 4,
     max_bad_fraction: float = 0.01,
 ) -> dict[str, Tensor]:
-    """Clip embeddings of every readable clip of ``split``, with labels and row indices."""
+    """Clip embeddings of every readable clip of ``split``, with labels and row indices, in
+    clip order. Each data-parallel rank embeds its shard; the rows are gathered onto every rank."""
     frames = embedder.features.num_frames(int(round(clip_seconds * embedder.features.sample_rate)))
     options = AudioReaderOptions(
         batch_size=batch_size, num_frames=frames, crop=crop, shuffle=False,  # type: ignore[arg-type]
@@ -49,9 +51,13 @@ def embed_split(
         max_bad_fraction=max_bad_fraction, seed=seed, sync_mode="until_last",
     )
     reader = dataset.create_reader(split, gangs, embedder.features, embedder.stats, options)
-    embeddings, labels, indices = [], [], []
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"embedding {split}", total=len(dataset.entries(split)))
+    # Empty shapes for a rank whose shard is empty (fewer clips than ranks).
+    num_classes = len(dataset.label_names or [])
+    embeddings = [torch.empty(0, embedder.clip_dim)]
+    labels = [torch.empty(0, num_classes) if dataset.multi_label else torch.empty(0, dtype=torch.int64)]
+    indices = [torch.empty(0, dtype=torch.int64)]
+    with Progress(transient=True, disable=gangs.root.rank != 0) as bar:
+        task = bar.add_task(f"embedding {split}", total=-(-len(dataset.entries(split)) // gangs.dp.size))  # this rank's shard
         for group in reader:
             for batch in group:
                 clip, _, _ = embedder.embed_logmel(batch.features, batch.num_frames)
@@ -59,7 +65,8 @@ def embed_split(
                 labels.append(batch.labels)
                 indices.append(batch.indices)
                 bar.advance(task, batch.batch_size)
-    return {"embeddings": torch.cat(embeddings), "labels": torch.cat(labels), "indices": torch.cat(indices)}
+    rows = {"embeddings": torch.cat(embeddings), "labels": torch.cat(labels), "indices": torch.cat(indices)}
+    return in_clip_order(gather_rows(gangs.dp, rows))
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -85,7 +92,9 @@ def linear_evaluation(
     should_stop: Callable[[], bool] = lambda: False,
     reference_check: bool = False,
 ) -> dict[str, Any] | None:
-    """The results payload (``results.json``), or ``None`` when stopped.
+    """The results payload (``results.json``); ``None`` when stopped, and on data-parallel
+    ranks other than 0, which only help to embed (every rank embeds its shard of the clips, rank
+    0 gathers them, writes the cache and trains the probes).
 
     :param seeds: probe seeds (default: ``settings.run_seeds()``: every seed in ``evar`` mode, one
         in the deterministic ``logistic`` mode).
@@ -95,6 +104,7 @@ def linear_evaluation(
     seeds = settings.run_seeds() if seeds is None else seeds
     train_splits = {p.split for r in rounds for p in (*r.train, *r.valid)}
     test_splits = {p.split for r in rounds for p in r.test}
+    leader = gangs.root.rank == 0
 
     store: dict[str, dict[str, Tensor]] = {}
     for split in sorted(train_splits | test_splits):
@@ -103,16 +113,26 @@ def linear_evaluation(
         key = {"model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": seed,
                "clip_seconds": clip_seconds, "clips": [str(e.path) for e in dataset.entries(split)],
                "features": asdict(embedder.features)}
-        cached = cache.get(key)
-        if cached is None:
+        # Rank 0 decides for all ranks: embedding is a collective operation.
+        hit: list[object] = [cache.has(key)]
+        if gangs.root.size > 1:
+            gangs.root.broadcast_objects(hit)
+        if not hit[0]:
             cached = embed_split(embedder, dataset, split, gangs, clip_seconds=clip_seconds, crop=crop, seed=seed,
                                  batch_size=batch_size, num_parallel_calls=num_parallel_calls, num_prefetch=num_prefetch,
                                  max_bad_fraction=max_bad_fraction)
-            cache.put(key, cached)
+            if leader:
+                cache.put(key, cached)
             log.info("Embedded %d clips of %r (%d-d).", len(cached["embeddings"]), split, cached["embeddings"].size(1))
-        else:
+        elif leader:
+            cached = cache.get(key)  # type: ignore[assignment]
             log.info("Reusing cached embeddings of %r (%d clips).", split, len(cached["embeddings"]))
+        else:
+            continue
         store[split] = cached
+
+    if not leader:
+        return None
 
     def gather(parts: tuple[Part, ...]) -> tuple[Tensor, Tensor, list[str]]:
         """Embeddings, labels and clip ids (``split:row``) of ``parts``."""

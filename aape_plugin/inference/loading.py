@@ -16,7 +16,6 @@ cannot run code.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -61,16 +60,28 @@ def _structure_config(raw: object) -> AapeConfig:
     return converter.structure(raw, AapeConfig)
 
 
+def checkpoint_steps(checkpoint_dir: Path) -> list[int]:
+    """The step numbers of a run's checkpoints, as fairseq2's checkpoint manager lists them (the
+    same code that saved them and that resumes training)."""
+    from fairseq2.checkpoint import StandardCheckpointManager
+    from fairseq2.device import CPU
+    from fairseq2.gang import create_fake_gangs
+    from fairseq2.runtime.dependency import get_dependency_resolver, wire_object
+
+    manager = wire_object(get_dependency_resolver(), StandardCheckpointManager, output_dir=checkpoint_dir.parent,
+                          gangs=create_fake_gangs(CPU), checkpoint_dir=checkpoint_dir)
+    return manager.get_step_numbers()
+
+
 def _find_step_dir(root: Path, step: int | None) -> Path:
-    steps = sorted((int(m.group(1)), p) for p in root.iterdir() if (m := re.fullmatch(r"step_(\d+)", p.name)) and (p / "model").is_dir())
+    steps = checkpoint_steps(root)
     if not steps:
-        raise EncoderLoadError(f"{root} holds no step_N/model checkpoint.")
+        raise EncoderLoadError(f"{root} holds no step_N checkpoint.")
     if step is None:
-        return steps[-1][1]
-    for nr, path in steps:
-        if nr == step:
-            return path
-    raise EncoderLoadError(f"{root} has no checkpoint at step {step}; it has steps {[s for s, _ in steps]}.")
+        return root / f"step_{steps[-1]}"
+    if step not in steps:
+        raise EncoderLoadError(f"{root} has no checkpoint at step {step}; it has steps {steps}.")
+    return root / f"step_{step}"
 
 
 def _run_layout(source: Path, step: int | None) -> tuple[Path, Path, Path | None] | None:
@@ -78,7 +89,10 @@ def _run_layout(source: Path, step: int | None) -> tuple[Path, Path, Path | None
     candidates = [source, source / "checkpoints", source.parent, source.parent.parent]
     for ckpt in candidates:
         if (ckpt / "model.yaml").is_file():
-            step_dir = source if source.parent == ckpt and re.fullmatch(r"step_\d+", source.name) else _find_step_dir(ckpt, step)
+            # A step_N folder (or its model folder) names its step; otherwise `step` or the last one.
+            names = {f"step_{n}" for n in checkpoint_steps(ckpt)}
+            given = next((p for p in (source, source.parent) if p.parent == ckpt and p.name in names), None)
+            step_dir = given or _find_step_dir(ckpt, step)
             stats = ckpt.parent / "feature_stats.json"
             return ckpt / "model.yaml", step_dir, stats if stats.is_file() else None
     return None

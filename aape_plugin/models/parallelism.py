@@ -10,7 +10,7 @@ from fairseq2.error import NotSupportedError
 from fairseq2.models.utils.ac import apply_layerwise_ac
 from fairseq2.models.utils.fsdp import apply_layerwise_fsdp
 from fairseq2.nn.fsdp import FSDPWrapper
-from torch.nn import Module, ModuleList
+from torch.nn import BatchNorm1d, Module, ModuleList, SyncBatchNorm
 
 from aape_plugin.models.encoder_model import AapeEncoderModel
 from aape_plugin.models.ssl_model import AapeSslModel
@@ -68,3 +68,24 @@ def compile_aape(model: Module, *args: Any, **kwargs: Any) -> None:
     for stack in _block_stacks(model):
         for block in stack:
             block.compile(*args, **kwargs)
+
+
+def unsync_batch_norm_on_cpu(module: Module, device_type: str) -> int:
+    """Turns the ``SyncBatchNorm`` layers fairseq2's DDP/FSDP wrappers make back into plain
+    ones when training on CPU, where PyTorch cannot synchronise batch statistics (it raises);
+    each rank then normalises with its own batch, as without synchronisation. Returns how many
+    layers were changed (none on GPUs, where statistics stay synchronised)."""
+    if device_type in ("cuda", "xpu"):
+        return 0
+
+    changed = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, SyncBatchNorm):
+                plain = BatchNorm1d(child.num_features, eps=child.eps, momentum=child.momentum, affine=child.affine,
+                                    track_running_stats=child.track_running_stats, device=child.running_mean.device if child.running_mean is not None else None)
+                plain.load_state_dict(child.state_dict())
+                plain.train(child.training)
+                setattr(parent, name, plain)
+                changed += 1
+    return changed

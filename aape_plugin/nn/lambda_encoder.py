@@ -219,7 +219,15 @@ class LambdaEncoder(Module):
 
         tokens = self.norm(self.transformer(tokens))
 
-        decay, frequency = self._constrain(self.decay_head(tokens), self.frequency_head(tokens))
+        # The heads and constraints run in float32 even under autocast (or with bfloat16
+        # weights): bfloat16 would round the poles (frequencies by up to ~0.02 rad/frame, ~0.3
+        # rad of phase at the outer taps) before the kernel is built in float32.
+        with torch.autocast(x.device.type, enabled=False):
+            tokens = tokens.float()
+            decay, frequency = self._constrain(
+                F.linear(tokens, self.decay_head.weight.float(), self.decay_head.bias.float()),
+                F.linear(tokens, self.frequency_head.weight.float(), self.frequency_head.bias.float()),
+            )
 
         if index is None:
             shape = (batch_size, num_subbands, num_time_patches, self.num_kernels)

@@ -7,7 +7,9 @@ Writes, per split (``files`` for a folder), ``OUT/<split>.safetensors`` with ``c
 ``(N, D)``, ``frames`` ``(M, E)`` (all clips' frame embeddings, concatenated),
 ``frame_offsets`` ``(N + 1,)`` (clip ``i`` owns ``frames[offsets[i]:offsets[i+1]]``) and
 ``timestamps`` ``(M,)`` (seconds from each clip's start), and ``OUT/<split>.json`` with the
-clip paths in row order. Whole clips are embedded (no cropping).
+clip paths in row order (the order of the clip list; unreadable clips are skipped). Whole clips
+are embedded (no cropping). Under torchrun each rank embeds its shard on its own device; rank 0
+gathers the rows and writes each clip once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from aape_plugin.data.clips import ClipEntry
 from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.data.stats import FeatureStats
+from aape_plugin.eval.gather import gather_rows
 from aape_plugin.inference.loading import EncoderLoadError
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.linear_probe import EncoderSourceSection, build_embedder
@@ -76,7 +79,7 @@ class ExtractTask(SimpleTask):
 
     def run(self) -> None:
         config, context = self._config, self._context
-        device = torch.device(config.model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = torch.device(config.model.device) if config.model.device else context.device
 
         jobs: dict[str, list[ClipEntry]] = {}
         if config.input_dir is not None:
@@ -100,27 +103,43 @@ class ExtractTask(SimpleTask):
         if config.model.kind == "aape" and stats is None and embedder.stats.mean == 0.0 and embedder.stats.std == 1.0:
             raise EncoderLoadError("The encoder does not say which log-mel statistics it was trained with; set `dataset.stats_file`.")
 
+        gangs = context.gangs
         for split, entries in jobs.items():
             options = AudioReaderOptions(batch_size=config.dataset.batch_size, num_frames=1, crop="none", shuffle=False,
-                                         num_parallel_calls=config.dataset.num_parallel_calls, max_bad_fraction=config.dataset.max_bad_fraction)
-            reader = create_audio_reader(entries, context.gangs, embedder.features, embedder.stats, options, name=split)
-            clips, frames, offsets, stamps, paths = [], [], [0], [], []
+                                         num_parallel_calls=config.dataset.num_parallel_calls, max_bad_fraction=config.dataset.max_bad_fraction,
+                                         sync_mode="until_last")
+            reader = create_audio_reader(entries, gangs, embedder.features, embedder.stats, options, name=split)
+            # Each rank embeds its shard; empty first pieces give the shapes of an empty shard.
+            clips, counts, indices = [torch.empty(0, embedder.clip_dim)], [torch.empty(0, dtype=torch.int64)], [torch.empty(0, dtype=torch.int64)]
+            frames = [torch.empty(0, embedder.frame_dim)]
             for group in reader:
                 for batch in group:
-                    clip, frame, valid = embedder.embed_logmel(batch.features, batch.num_frames)
-                    for i in range(batch.batch_size):
-                        n = int(valid[i])
-                        clips.append(clip[i])
-                        frames.append(frame[i, :n])
-                        stamps.append(embedder.timestamps(n))
-                        offsets.append(offsets[-1] + n)
-                        paths.append(batch.paths[i])
+                    # Clips of one length at a time: no clip sees another's padding, so its
+                    # embeddings do not depend on the clips it was batched with.
+                    for length in batch.num_frames.unique().tolist():
+                        rows = (batch.num_frames == length).nonzero().squeeze(1)
+                        clip, frame, valid = embedder.embed_logmel(batch.features[rows, ..., :length], batch.num_frames[rows])
+                        clips.append(clip)
+                        counts.append(valid.long())
+                        indices.append(batch.indices[rows])
+                        frames.extend(frame[i, : int(valid[i])] for i in range(len(rows)))
                     self._step_nr += 1
+            per_clip = gather_rows(gangs.dp, {"clip": torch.cat(clips), "count": torch.cat(counts), "indices": torch.cat(indices)})
+            all_frames = gather_rows(gangs.dp, {"frames": torch.cat(frames)})["frames"]
+            if gangs.root.rank != 0:
+                continue
+            # Frames come in the clips' (rank) order: cut them per clip, then put clips in list order.
+            pieces = all_frames.split(per_clip["count"].tolist())
+            order = torch.argsort(per_clip["indices"]).tolist()
+            count = per_clip["count"][order]
+            offsets = torch.cat([torch.zeros(1, dtype=torch.int64), count.cumsum(0)])
+            stamps = [embedder.timestamps(int(n)) for n in count]
             out = context.output_dir / f"{split}.safetensors"
-            save_file({"clip": torch.stack(clips), "frames": torch.cat(frames), "frame_offsets": torch.tensor(offsets),
-                       "timestamps": torch.cat(stamps)}, str(out))
+            save_file({"clip": per_clip["clip"][order].contiguous(), "frames": torch.cat([pieces[i] for i in order]),
+                       "frame_offsets": offsets, "timestamps": torch.cat([torch.empty(0, dtype=torch.float64), *stamps])}, str(out))
+            paths = [str(entries[int(per_clip["indices"][i])].path) for i in order]
             (context.output_dir / f"{split}.json").write_text(json.dumps({"model": key, "paths": paths}, indent=1) + "\n")
-            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s.", len(clips), clips[0].numel(), offsets[-1], split, out)
+            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s.", len(paths), embedder.clip_dim, int(offsets[-1]), split, out)
 
 
 class ExtractRecipe(Recipe):

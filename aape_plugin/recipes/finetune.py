@@ -5,25 +5,30 @@
 On fairseq2's trainer (DDP/FSDP, checkpoints, resume): layer-wise learning-rate decay,
 SpecAugment masks, mixup and random resized crops. The validation split selects the
 checkpoint (``regime.score_metric``); the test split is scored once, at the end, with the
-best checkpoint, into ``OUT/results.json`` and ``OUT/results.md``. Tasks without a validation
-split hold out ``dataset.valid_fraction`` of the training clips (never the test clips).
+best checkpoint (found through fairseq2's checkpoint manager, so ``--checkpoint-dir`` works),
+on the training device and by all ranks, into ``OUT/results.json`` and ``OUT/results.md``.
+Tasks without a validation split hold out ``dataset.valid_fraction`` of the training clips
+(never the test clips).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
-import yaml
-from fairseq2.gang import Gangs, create_fake_gangs
+from fairseq2.checkpoint import CheckpointManager
+from fairseq2.datasets import DataReader
+from fairseq2.gang import Gangs
 from fairseq2.metrics import Mean, MetricBag, Sum, format_as_float
 from fairseq2.metrics.recorders import MetricDescriptor
+from fairseq2.nn.data_parallel import get_data_parallel_facade
 from fairseq2.recipe import Recipe, RecipeContext
 from fairseq2.recipe.config import (
     COSINE_ANNEALING_LR,
@@ -52,10 +57,12 @@ from aape_plugin.data.dataset import AudioDataset
 from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
+from aape_plugin.eval.gather import gather_rows, in_clip_order
 from aape_plugin.eval.metrics import metric_name, score
 from aape_plugin.eval.protocol import held_out_valid
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder
-from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AapeClassifierConfig, AudioClassifier
+from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AudioClassifier
+from aape_plugin.models.parallelism import unsync_batch_norm_on_cpu
 from aape_plugin.nn.augment import mixup, random_resized_crop, spec_augment
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
@@ -200,10 +207,15 @@ def split_entries(dataset: AudioDataset, section: FinetuneDatasetSection, seed: 
 
 
 class FinetuneTask(Task):
-    """fairseq2's trainer, then one test pass with the best validation checkpoint."""
+    """fairseq2's trainer, then one test pass with the best validation checkpoint.
 
-    def __init__(self, trainer: Task, finish: "TestOnBest") -> None:
-        self._trainer, self._finish = trainer, finish
+    fairseq2's trainer destroys the process groups when it returns (``Trainer.run`` closes its
+    gangs); the test pass gathers across ranks, so closing the root gang waits until this task
+    closes (fairseq2's task runner closes it last, also after an error).
+    """
+
+    def __init__(self, trainer: Task, finish: "TestOnBest", gangs: Gangs) -> None:
+        self._trainer, self._finish, self._gangs = trainer, finish, gangs
 
     @property
     def step_nr(self) -> int:
@@ -214,67 +226,74 @@ class FinetuneTask(Task):
 
     def close(self) -> None:
         self._trainer.close()
+        root = self._gangs.root
+        if "close" in vars(root):  # the held-back close
+            del root.close
+            root.close()
 
     def run(self) -> None:
+        self._gangs.root.close = lambda: None  # type: ignore[method-assign]
         self._trainer.run()
         self._finish()
 
 
 @dataclass
 class TestOnBest:
+    """After training: the best checkpoint by validation score (as fairseq2's checkpoint manager
+    ranks its steps, wherever ``--checkpoint-dir`` put them) is loaded into the trained model on
+    the training device; every rank scores its shard of the test split, the logits are gathered
+    and rank 0 writes the result."""
+
     output_dir: Path
-    test: list[ClipEntry]
-    features: LogMelConfig
-    stats: object
-    section: FinetuneDatasetSection
-    label_names: list[str]
+    checkpoints: CheckpointManager
+    dp_model: Module
+    test_reader: Callable[[], DataReader[AudioBatch]]
+    input_shape: tuple[int, int, int]
+    num_classes: int
     multi_label: bool
     gangs: Gangs
+    amp_dtype: torch.dtype | None
     task_name: str
     pretrained: str
 
     def __call__(self) -> None:
-        if self.gangs.root.rank != 0:
-            self.gangs.root.barrier()
-            return
-        try:
-            self._run()
-        finally:
-            if self.gangs.root.size > 1:
-                self.gangs.root.barrier()
-
-    def _run(self) -> None:
-        from aape_plugin.models.hub import get_classifier_hub
-
-        ckpt = self.output_dir / "checkpoints"
-        scores = {}
-        for path in (ckpt / "scores").glob("step_*.txt"):
-            scores[int(re.findall(r"\d+", path.stem)[0])] = float(path.read_text().split()[0])
-        steps = sorted(int(p.name[5:]) for p in ckpt.glob("step_*") if (p / "model").is_dir())
+        manager = self.checkpoints
+        manager.maybe_complete_save_operation(blocking=True)
+        steps = manager.get_step_numbers()
         if not steps:
-            raise AudioDataError(f"No checkpoint in {ckpt} to test.")
-        best = max((s for s in steps if s in scores), key=lambda s: scores[s], default=steps[-1])
-        meta = yaml.safe_load((ckpt / "model.yaml").read_text())
-        from fairseq2.runtime.dependency import get_dependency_resolver
-        from fairseq2.utils.structured import ValueConverter
+            raise AudioDataError("No checkpoint to test: training saved none (set `regime.checkpoint_every_n_steps`).")
+        ranked = manager.load_scores()  # (score, step), best first; higher is better
+        best = ranked[0][1] if ranked else steps[-1]
+        manager.load_model_state(best, get_data_parallel_facade(self.dp_model))
+        device = self.gangs.device
+        why = f"the best validation score among steps {steps}" if ranked else "the last one; no validation scores"
+        log.info("Testing the checkpoint of step %d (%s) on %s with %d process(es).", best, why, device, self.gangs.dp.size)
 
-        config = get_dependency_resolver().resolve(ValueConverter).structure(meta["model_config"], AapeClassifierConfig)
-        model = get_classifier_hub().load_custom_model(ckpt / f"step_{best}" / "model", config).eval()
-        frames = self.features.num_frames(int(round(self.section.clip_seconds * self.features.sample_rate)))
-        options = AudioReaderOptions(batch_size=self.section.batch_size, num_frames=frames, crop="start", shuffle=False,
-                                     num_parallel_calls=self.section.num_parallel_calls, sync_mode="until_last")
-        reader = create_audio_reader(self.test, create_fake_gangs(torch.device("cpu")), self.features, self.stats,  # type: ignore[arg-type]
-                                     options, label_names=self.label_names, multi_label=self.multi_label, name="test")
-        logits, labels = [], []
-        with torch.no_grad():
-            for group in reader:
+        self.dp_model.eval()
+        autocast = torch.autocast(device.type, dtype=self.amp_dtype) if self.amp_dtype not in (None, torch.float32) else nullcontext()
+        # Empty first pieces give the shapes of an empty shard (fewer clips than ranks).
+        logits = [torch.empty(0, self.num_classes, device=device)]
+        labels = [torch.empty(0, self.num_classes, device=device) if self.multi_label else torch.empty(0, dtype=torch.int64, device=device)]
+        indices = [torch.empty(0, dtype=torch.int64, device=device)]
+        with torch.no_grad(), autocast:
+            for group in self.test_reader():
+                if not group:  # this rank's shard is done, others' are not: keep FSDP's collectives in step
+                    self.dp_model(torch.zeros(1, *self.input_shape, device=device))
                 for batch in group:
-                    logits.append(model(batch.features).float())
+                    batch.to(device)
+                    assert batch.labels is not None and batch.indices is not None
+                    logits.append(self.dp_model(batch.features).float())
                     labels.append(batch.labels)
-        test_score = score(torch.cat(logits), torch.cat(labels), self.multi_label)
+                    indices.append(batch.indices.to(device))
+        rows = in_clip_order(gather_rows(self.gangs.dp, {"logits": torch.cat(logits), "labels": torch.cat(labels), "indices": torch.cat(indices)}))
+        if self.gangs.root.rank != 0:
+            return
+
+        test_score = score(rows["logits"], rows["labels"], self.multi_label)
         metric = metric_name(self.multi_label)
         result = {"recipe": "aape_finetune", "task": self.task_name, "model": f"fine-tuned from {self.pretrained}", "metric": metric,
-                  "summary": {"mean": test_score, "std": 0.0, "n": 1}, "best_step": best, "valid_scores": scores}
+                  "summary": {"mean": test_score, "std": 0.0, "n": 1}, "best_step": best, "test_clips": len(rows["indices"]),
+                  "valid_scores": {step: value for value, step in sorted(ranked, key=lambda r: r[1])}}
         (self.output_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         (self.output_dir / "results.md").write_text(
             f"# Fine-tuning: {self.task_name}\n\n| task | model | {metric} | best step |\n|---|---|---|---|\n"
@@ -314,6 +333,9 @@ class FinetuneRecipe(Recipe):
         section = config.dataset
         model = context.get_model_as(AudioClassifier)
         dp_model = context.get_data_parallel_model()
+        if unsync_batch_norm_on_cpu(dp_model, context.gangs.device.type):
+            log.warning("Training on CPU with %d processes: the head's batch normalisation uses each rank's own batch "
+                        "(PyTorch synchronises batch statistics on GPUs only).", context.gangs.dp.size)
 
         dataset = open_dataset_section(context.resolver, section)
         if not dataset.label_names:
@@ -350,9 +372,12 @@ class FinetuneRecipe(Recipe):
         valid_unit = FinetuneEvalUnit(dp_model, num_classes, dataset.multi_label)
         trainer = context.create_trainer(unit, reader("train", True), [valid_unit], [reader("valid", False)])
 
-        finish = TestOnBest(context.output_dir, parts["test"], features, stats, section, dataset.label_names,
-                            dataset.multi_label, context.gangs, dataset.name, config.pretrained.checkpoint or "random initialisation")
-        return FinetuneTask(trainer, finish)
+        precision = config.trainer.mixed_precision
+        finish = TestOnBest(context.output_dir, context.get_checkpoint_manager(), dp_model, lambda: reader("test", False),
+                            (1, features.n_mels, frames), num_classes, dataset.multi_label, context.gangs,
+                            precision.dtype if precision.mode != "off" else None, dataset.name,
+                            config.pretrained.checkpoint or "random initialisation")
+        return FinetuneTask(trainer, finish, context.gangs)
 
     @property
     def config_kls(self) -> type[object]:

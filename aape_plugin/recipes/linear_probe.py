@@ -71,7 +71,8 @@ class EncoderSourceSection:
     """Log-mel statistics to normalise with (default: the pre-training run's, else the task's)."""
 
     device: str | None = None
-    """Device for embedding (default: CUDA when available)."""
+    """Device for embedding (default: the recipe's, i.e. each rank's own: ``FAIRSEQ2_DEVICE``,
+    else the GPU of ``LOCAL_RANK``, else the CPU)."""
 
     num_frames: int | None = None
     """Encoder window in frames (default: the encoder's training input length)."""
@@ -152,7 +153,7 @@ class LinearProbeTask(SimpleTask):
         config, context = self._config, self._context
         out = context.output_dir
         section = config.dataset
-        device = torch.device(config.model.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = torch.device(config.model.device) if config.model.device else context.device
 
         dataset = open_dataset_section(context.resolver, section)
 
@@ -179,7 +180,7 @@ class LinearProbeTask(SimpleTask):
             max_bad_fraction=section.max_bad_fraction, seed=config.common.seed,
             settings=config.probe, cache=EmbeddingCache(config.cache_dir or out / "embeddings"), should_stop=lambda: self._stop_requested,
         )
-        if payload is None:
+        if payload is None:  # stopped, or a rank other than 0 (it helped to embed)
             return
         self._step_nr = len(payload["runs"])
         write_results(out, payload)

@@ -14,6 +14,7 @@ from aape_plugin.data.hub import get_audio_manifest_hub, get_audioset_hub
 from aape_plugin.data.reader import AudioReaderOptions
 from aape_plugin.data.stats import FeatureStats
 from tests.data.conftest import DEMO
+from tests.recipes.helpers import cpu_env
 
 STATS = FeatureStats.load(DEMO / "stats.json")
 
@@ -45,7 +46,7 @@ def test_two_ranks_cover_every_clip_exactly_once_per_epoch(tmp_path: Path) -> No
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          "-m", "tests.data.shard_worker", str(tmp_path)],
-        cwd=repo, capture_output=True, text=True, timeout=300,
+        cwd=repo, capture_output=True, text=True, timeout=300, env=cpu_env(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]

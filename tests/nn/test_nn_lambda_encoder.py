@@ -62,3 +62,22 @@ def test_invalid_settings_are_named() -> None:
         LambdaEncoder(init_decay=50.0)
     with pytest.raises(ValueError, match="num_subbands"):
         LambdaEncoder(adaptive=False)
+
+
+def test_poles_are_float32_under_bfloat16_autocast() -> None:
+    # Zero head weights: the poles are the head biases through the constraints, whatever the
+    # (bfloat16) Transformer computes. Biases that bfloat16 rounds (8 bits of mantissa) would
+    # move the frequencies by up to ~1e-2 rad/frame; computed in float32 they do not move.
+    g = torch.Generator().manual_seed(0)
+    enc = LambdaEncoder(num_kernels=8)
+    with torch.no_grad():
+        for head in (enc.decay_head, enc.frequency_head):
+            head.weight.zero_()
+            head.bias.copy_(torch.randn(8, generator=g) * 2)
+    x = torch.randn(2, 1, 80, 96, generator=g)
+    decay, frequency = enc(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        decay_bf16, frequency_bf16 = enc(x)
+    assert decay_bf16.dtype == frequency_bf16.dtype == torch.float32
+    torch.testing.assert_close(frequency_bf16, frequency, rtol=0, atol=1e-6)
+    torch.testing.assert_close(decay_bf16, decay, rtol=0, atol=1e-6)

@@ -16,14 +16,28 @@ def fairseq2_command() -> list[str]:
     return [str(script)]
 
 
+def cpu_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of every process a test starts: on CPU whatever the machine (fairseq2's
+    device and no visible GPU), and a failing plugin registration fails."""
+    return {**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1", "FAIRSEQ2_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", **(extra or {})}
+
+
 def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*fairseq2_command(), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1", **(env or {})},
+        env=cpu_env(env),
         cwd=REPO,
+    )
+
+
+def run_torchrun(*args: str, nproc: int = 2, timeout: int = 600) -> subprocess.CompletedProcess:
+    """``torchrun --standalone --nproc_per_node=N -m aape_plugin ARGS`` (gloo on CPU)."""
+    return subprocess.run(
+        [*torchrun(), f"--nproc_per_node={nproc}", "-m", "aape_plugin", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO, env=cpu_env(),
     )
 
 

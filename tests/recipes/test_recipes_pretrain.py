@@ -1,6 +1,5 @@
 """``fairseq2 recipe run aape_pretrain`` end to end on the demo data, through the console script."""
 
-import os
 import signal
 import subprocess
 import time
@@ -8,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.recipes.helpers import REPO, fairseq2_command, one_line_error, run_cli, torchrun, train_metrics
+from tests.recipes.helpers import REPO, cpu_env, fairseq2_command, one_line_error, run_cli, run_torchrun, train_metrics
 
 SHORT = [
     "--preset", "demo", "--no-rich", "--config",
@@ -60,7 +59,7 @@ def test_killed_run_resumes_to_the_same_result(full_run: Path, tmp_path: Path) -
     with open(log, "w") as f:
         proc = subprocess.Popen([*fairseq2_command(), "recipe", "run", "aape_pretrain", str(out), *SHORT],
                                 stdout=f, stderr=subprocess.STDOUT, cwd=REPO,
-                                env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"})
+                                env=cpu_env())
     deadline = time.time() + 300
     while "Checkpoint at step 20 saved" not in log.read_text():
         assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
@@ -87,19 +86,23 @@ def test_two_ddp_processes_agree_with_one_on_the_first_step(tmp_path: Path) -> N
               "lr_scheduler.config.num_warmup_steps=0", "common.cluster=none", "dataset.num_parallel_calls=1"]
     one = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "one"), *common, "dataset.batch_size=16")
     assert one.returncode == 0, one.stderr[-3000:]
-    two = subprocess.run(
-        [*torchrun(), "--nproc_per_node=2", "-m", "aape_plugin", "recipe", "run", "aape_pretrain",
-         str(tmp_path / "two"), *common, "dataset.batch_size=8"],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
-    )
-    assert two.returncode == 0, two.stderr[-4000:]
-    a, b = train_metrics(tmp_path / "one")[0], train_metrics(tmp_path / "two")[0]
-    assert a["Number of Examples"] == b["Number of Examples"] == 16
+    for name, extra in (("two", []), ("gathered", ["criterion.config.gather_negatives=true"])):
+        two = run_torchrun("recipe", "run", "aape_pretrain", str(tmp_path / name), *common, "dataset.batch_size=8", *extra)
+        assert two.returncode == 0, two.stderr[-4000:]
+    a, b, c = (train_metrics(tmp_path / name)[0] for name in ("one", "two", "gathered"))
+    assert a["Number of Examples"] == b["Number of Examples"] == c["Number of Examples"] == 16
     # Same 16 clips (rank r takes every other clip of the shared shuffle), same masks (seeded
-    # per clip), same initial weights: the per-clip losses agree. The contrastive term does
-    # not, by design: its negatives are the clips on the same rank.
-    assert b["Masked Token Loss"] == pytest.approx(a["Masked Token Loss"], rel=1e-4)
-    assert b["CLS Global Loss"] == pytest.approx(a["CLS Global Loss"], rel=1e-4)
+    # per clip), same initial weights: the per-clip losses agree.
+    for run in (b, c):
+        assert run["Masked Token Loss"] == pytest.approx(a["Masked Token Loss"], rel=1e-4)
+        assert run["CLS Global Loss"] == pytest.approx(a["CLS Global Loss"], rel=1e-4)
+    # By default the contrastive negatives are the clips on the same rank, so the term and the
+    # gradient differ from one process; gathered across ranks (with gradient), both are those
+    # of one process with the whole batch.
+    assert b["Contrastive Loss"] != pytest.approx(a["Contrastive Loss"], rel=1e-2)
+    assert b["Gradient Norm"] != pytest.approx(a["Gradient Norm"], rel=1e-4)
+    assert c["Contrastive Loss"] == pytest.approx(a["Contrastive Loss"], rel=1e-5)
+    assert c["Gradient Norm"] == pytest.approx(a["Gradient Norm"], rel=2e-5)
     assert (tmp_path / "two" / "checkpoints" / "step_1" / "data_reader" / "dp_01.pt").exists()
 
 
@@ -175,15 +178,24 @@ def test_checkpoints_are_usable_by_name_in_later_recipes(full_run: Path, tmp_pat
 def test_fsdp_and_activation_checkpointing_run(tmp_path: Path) -> None:
     # FSDP2 over gloo on two CPU processes, layer-wise activation checkpointing: the family's
     # appliers make fairseq2's options work, and the EMA update runs on sharded parameters.
-    proc = subprocess.run(
-        [*torchrun(), "--nproc_per_node=2", "-m", "aape_plugin", "recipe", "run", "aape_pretrain", str(tmp_path / "fsdp"),
-         "--preset", "demo", "--no-rich", "--config", "common.cluster=none", "trainer.data_parallelism=fsdp",
-         "trainer.activation_checkpointing.mode=layerwise", "regime.num_steps=4", "regime.publish_metrics_every_n_steps=2",
-         "regime.checkpoint_every_n_steps=4", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
-         "dataset.batch_size=4", "dataset.num_parallel_calls=1"],
-        capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"},
-    )
+    proc = run_torchrun("recipe", "run", "aape_pretrain", str(tmp_path / "fsdp"),
+                        "--preset", "demo", "--no-rich", "--config", "common.cluster=none", "trainer.data_parallelism=fsdp",
+                        "trainer.activation_checkpointing.mode=layerwise", "regime.num_steps=4", "regime.publish_metrics_every_n_steps=2",
+                        "regime.checkpoint_every_n_steps=4", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
+                        "dataset.batch_size=4", "dataset.num_parallel_calls=1")
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = train_metrics(tmp_path / "fsdp")
     assert [r["Step"] for r in rows] == [2, 4] and all(r["Loss"] == r["Loss"] for r in rows)
     assert (tmp_path / "fsdp" / "checkpoints" / "step_4" / "model").is_dir()
+
+
+def test_encoders_load_from_a_run_by_its_checkpoint_steps(full_run: Path) -> None:
+    from aape_plugin.inference.loading import EncoderLoadError, load_encoder
+
+    ckpt = full_run / "checkpoints"
+    assert load_encoder(full_run).description == f"{ckpt / 'step_30'} (teacher)"  # the last step
+    assert load_encoder(full_run, step=10, weights="student").description == f"{ckpt / 'step_10'} (student)"
+    assert load_encoder(ckpt / "step_20").description == f"{ckpt / 'step_20'} (teacher)"
+    assert load_encoder(ckpt / "step_20" / "model").description == f"{ckpt / 'step_20'} (teacher)"
+    with pytest.raises(EncoderLoadError, match=r"has no checkpoint at step 15; it has steps \[10, 20, 30\]"):
+        load_encoder(full_run, step=15)
