@@ -155,9 +155,15 @@ def select_logistic(
     penalties: Sequence[float],
     max_iter: int = 1000,
     tolerance: float = 1e-4,
+    patience: int | None = 2,
 ) -> LogisticSelection:
     """Fits one probe per penalty (strongest first, each warm-started from the previous one) and
-    keeps the one with the best validation score; ties go to the stronger penalty."""
+    keeps the one with the best validation score; ties go to the stronger penalty.
+
+    :param patience: stop going down the penalty path after this many penalties in a row that do
+        not beat the best validation score (weaker penalties cost the most iterations, and the
+        validation score of a penalty path rises to one peak); ``None``: try every penalty.
+    """
     if not penalties:
         raise ValueError("`penalties` must hold at least one value.")
 
@@ -165,8 +171,11 @@ def select_logistic(
     best_score = -float("inf")
     scores: dict[float, float] = {}
     previous: LogisticFit | None = None
+    since_best = 0
 
     for penalty in sorted(penalties, reverse=True):
+        if patience is not None and since_best >= patience:
+            break
         fit = fit_logistic(
             train[0], train[1], num_classes=num_classes, multi_label=multi_label, penalty=penalty,
             max_iter=max_iter, tolerance=tolerance, init=previous,
@@ -176,7 +185,9 @@ def select_logistic(
             current = score(fit.logits(valid[0]).float().cpu(), valid[1].cpu(), multi_label)
         scores[penalty] = current
         if current > best_score:
-            best, best_score = fit, current
+            best, best_score, since_best = fit, current, 0
+        else:
+            since_best += 1
 
     assert best is not None
     return LogisticSelection(best, best_score, scores)
@@ -190,14 +201,15 @@ def sklearn_reference(
     penalties: Sequence[float],
 ) -> float:
     """Test accuracy of scikit-learn's ``LogisticRegression`` on the same standardised features,
-    its ``C`` chosen on ``valid`` over the same penalty grid (``C = 1 / (penalty * n)``): the
-    reference a converged probe must match (single-label tasks)."""
+    its ``C`` chosen on ``valid`` over the same penalty grid (``C = 1 / (penalty * n)``; its
+    default tolerance is :func:`fit_logistic`'s): the reference a converged probe must match
+    (single-label tasks)."""
     from sklearn.linear_model import LogisticRegression
 
     x_train, x_valid, x_test = (part[0].double().numpy() for part in (train, valid, test))
     best_valid, best_test = -1.0, 0.0
     for penalty in sorted(penalties, reverse=True):
-        model = LogisticRegression(C=1.0 / (penalty * len(x_train)), max_iter=10_000, tol=1e-6)
+        model = LogisticRegression(C=1.0 / (penalty * len(x_train)), max_iter=10_000)
         model.fit(x_train, train[1].numpy())
         current = model.score(x_valid, valid[1].numpy())
         if current > best_valid:
