@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 from fairseq2.gang import Gangs
-from rich.progress import Progress
 from torch import Tensor
 
 from aape_plugin.data.dataset import AudioDataset
@@ -23,8 +22,13 @@ from aape_plugin.eval.metrics import metric_name
 from aape_plugin.eval.probe import ProbeSettings, train_probe
 from aape_plugin.eval.protocol import Part, Round
 from aape_plugin.inference.embedder import Embedder
+from aape_plugin.progress import progress_task
 
 log = logging.getLogger("aape_plugin.eval")
+
+EMBEDDER_VERSION = 2
+"""Part of the cache key: raise it when the embedders compute differently (2: each clip is
+encoded at its own length; skipped clips are counted)."""
 
 
 def embed_split(
@@ -41,7 +45,8 @@ def embed_split(
     num_prefetch: int = 4,
     max_bad_fraction: float = 0.01,
 ) -> dict[str, Tensor]:
-    """Clip embeddings of every readable clip of ``split``, with labels and row indices."""
+    """Clip embeddings of every readable clip of ``split``, with labels, row indices and the
+    number of clips skipped as unreadable (``num_skipped``, a 0-d tensor)."""
     frames = embedder.features.num_frames(int(round(clip_seconds * embedder.features.sample_rate)))
     options = AudioReaderOptions(
         batch_size=batch_size, num_frames=frames, crop=crop, shuffle=False,  # type: ignore[arg-type]
@@ -50,16 +55,16 @@ def embed_split(
     )
     reader = dataset.create_reader(split, gangs, embedder.features, embedder.stats, options)
     embeddings, labels, indices = [], [], []
-    with Progress(transient=True) as bar:
-        task = bar.add_task(f"embedding {split}", total=len(dataset.entries(split)))
+    with progress_task(f"embedding {split}", len(dataset.entries(split))) as step:
         for group in reader:
             for batch in group:
                 clip, _, _ = embedder.embed_logmel(batch.features, batch.num_frames)
                 embeddings.append(clip)
                 labels.append(batch.labels)
                 indices.append(batch.indices)
-                bar.advance(task, batch.batch_size)
-    return {"embeddings": torch.cat(embeddings), "labels": torch.cat(labels), "indices": torch.cat(indices)}
+                step(batch.batch_size + batch.num_skipped)
+    return {"embeddings": torch.cat(embeddings), "labels": torch.cat(labels), "indices": torch.cat(indices),
+            "num_skipped": torch.tensor(reader.num_skipped)}
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -92,7 +97,7 @@ def linear_evaluation(
     for split in sorted(train_splits | test_splits):
         # Random crops where a split only trains; the first seconds where it is tested.
         crop = "start" if split in test_splits else "random"
-        key = {"model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": seed,
+        key = {"embedder": EMBEDDER_VERSION, "model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": seed,
                "clip_seconds": clip_seconds, "clips": [str(e.path) for e in dataset.entries(split)],
                "features": asdict(embedder.features)}
         cached = cache.get(key)
@@ -101,7 +106,8 @@ def linear_evaluation(
                                  batch_size=batch_size, num_parallel_calls=num_parallel_calls, num_prefetch=num_prefetch,
                                  max_bad_fraction=max_bad_fraction)
             cache.put(key, cached)
-            log.info("Embedded %d clips of %r (%d-d).", len(cached["embeddings"]), split, cached["embeddings"].size(1))
+            log.info("Embedded %d clips of %r (%d-d); %d skipped as unreadable.", len(cached["embeddings"]), split,
+                     cached["embeddings"].size(1), int(cached["num_skipped"]))
         else:
             log.info("Reusing cached embeddings of %r (%d clips).", split, len(cached["embeddings"]))
         store[split] = cached
@@ -138,6 +144,7 @@ def linear_evaluation(
         "model_key": model_key,
         "metric": metric_name(multi),
         "summary": summarise([r["test_score"] for r in results]),
+        "skipped_clips": {split: int(data["num_skipped"]) for split, data in store.items()},
         "rounds": {k: summarise(v) for k, v in per_round.items()},
         "runs": results,
         "settings": {"clip_seconds": clip_seconds, "probe": asdict(settings), "seeds": seeds},
@@ -156,6 +163,9 @@ def write_results(out: Path, payload: dict[str, Any]) -> None:
         f"| task | model | {metric} |", "|---|---|---|",
         f"| {task} | {model} | {100 * s['mean']:.2f} +- {100 * s['std']:.2f} |", "",
     ]
+    skipped = {split: n for split, n in payload.get("skipped_clips", {}).items() if n}
+    if skipped:
+        lines += ["Clips skipped as unreadable: " + ", ".join(f"{split} {n}" for split, n in skipped.items()), ""]
     if len(payload["rounds"]) > 1:
         lines += ["| round | mean | std |", "|---|---|---|"] + [
             f"| {k} | {100 * r['mean']:.2f} | {100 * r['std']:.2f} |" for k, r in payload["rounds"].items()

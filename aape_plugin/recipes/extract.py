@@ -7,7 +7,8 @@ Writes, per split (``files`` for a folder), ``OUT/<split>.safetensors`` with ``c
 ``(N, D)``, ``frames`` ``(M, E)`` (all clips' frame embeddings, concatenated),
 ``frame_offsets`` ``(N + 1,)`` (clip ``i`` owns ``frames[offsets[i]:offsets[i+1]]``) and
 ``timestamps`` ``(M,)`` (seconds from each clip's start), and ``OUT/<split>.json`` with the
-clip paths in row order. Whole clips are embedded (no cropping).
+clip paths in row order and the clips skipped as unreadable (path -> reason). Whole clips are
+embedded (no cropping).
 """
 
 from __future__ import annotations
@@ -119,8 +120,10 @@ class ExtractTask(SimpleTask):
             out = context.output_dir / f"{split}.safetensors"
             save_file({"clip": torch.stack(clips), "frames": torch.cat(frames), "frame_offsets": torch.tensor(offsets),
                        "timestamps": torch.cat(stamps)}, str(out))
-            (context.output_dir / f"{split}.json").write_text(json.dumps({"model": key, "paths": paths}, indent=1) + "\n")
-            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s.", len(clips), clips[0].numel(), offsets[-1], split, out)
+            skipped = reader.skipped
+            (context.output_dir / f"{split}.json").write_text(json.dumps({"model": key, "paths": paths, "skipped": skipped}, indent=1) + "\n")
+            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s; %d clip(s) skipped as unreadable.",
+                     len(clips), clips[0].numel(), offsets[-1], split, out, len(skipped))
 
 
 class ExtractRecipe(Recipe):
