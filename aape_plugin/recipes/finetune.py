@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 from fairseq2.gang import Gangs, create_fake_gangs
-from fairseq2.metrics import Mean, MetricBag, Sum, format_as_float
+from fairseq2.metrics import Mean, MetricBag, Sum, format_as_float, format_as_int
 from fairseq2.metrics.recorders import MetricDescriptor
 from fairseq2.recipe import Recipe, RecipeContext
 from fairseq2.recipe.config import (
@@ -44,7 +44,7 @@ from fairseq2.evaluator import EvalUnit
 from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 from torch.nn import Module
-from torcheval.metrics import MulticlassAccuracy, MultilabelAUPRC
+from torcheval.metrics import MulticlassAccuracy
 
 from aape_plugin.data.batch import AudioBatch
 from aape_plugin.data.clips import ClipEntry
@@ -52,7 +52,7 @@ from aape_plugin.data.dataset import AudioDataset
 from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
-from aape_plugin.eval.metrics import metric_name, score
+from aape_plugin.eval.metrics import MeanAveragePrecision, metric_name, score
 from aape_plugin.eval.protocol import held_out_valid
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder
 from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AapeClassifierConfig, AudioClassifier
@@ -148,6 +148,7 @@ class FinetuneUnit(TrainUnit[AudioBatch]):
         metric_bag.add("loss", Mean())
         metric_bag.add("num_examples", Sum())
         metric_bag.add("total_num_examples", Sum())
+        metric_bag.add("skipped_clips", Sum())
 
     def process_batch(self, batch: AudioBatch, metric_bag: MetricBag) -> tuple[Tensor, int | None]:
         a = self._augment
@@ -160,6 +161,7 @@ class FinetuneUnit(TrainUnit[AudioBatch]):
         metric_bag.get("loss", Mean).update(loss.detach(), weight=batch.batch_size)
         for name in ("num_examples", "total_num_examples"):
             metric_bag.get(name, Sum).update(batch.batch_size)
+        metric_bag.get("skipped_clips", Sum).update(batch.num_skipped)
         return loss, None
 
 
@@ -169,17 +171,19 @@ class FinetuneEvalUnit(EvalUnit[AudioBatch]):
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
         metric_bag.add("loss", Mean())
+        metric_bag.add("skipped_clips", Sum())
         if self._multi:
-            metric_bag.add("map", MultilabelAUPRC(num_labels=self._c, average="macro"))
+            metric_bag.add("map", MeanAveragePrecision(num_labels=self._c))
         else:
             metric_bag.add("accuracy", MulticlassAccuracy())
 
     def process_batch(self, batch: AudioBatch, metric_bag: MetricBag) -> None:
         logits = self._dp_model(batch.features).float()
         assert batch.labels is not None
+        metric_bag.get("skipped_clips", Sum).update(batch.num_skipped)
         if self._multi:
             metric_bag.get("loss", Mean).update(F.binary_cross_entropy_with_logits(logits, batch.labels.float()), weight=batch.batch_size)
-            metric_bag.get("map", MultilabelAUPRC).update(torch.sigmoid(logits), batch.labels.long())
+            metric_bag.get("map", MeanAveragePrecision).update(torch.sigmoid(logits), batch.labels.long())
         else:
             metric_bag.get("loss", Mean).update(F.cross_entropy(logits, batch.labels), weight=batch.batch_size)
             metric_bag.get("accuracy", MulticlassAccuracy).update(logits, batch.labels)
@@ -253,7 +257,8 @@ class TestOnBest:
         steps = sorted(int(p.name[5:]) for p in ckpt.glob("step_*") if (p / "model").is_dir())
         if not steps:
             raise AudioDataError(f"No checkpoint in {ckpt} to test.")
-        best = max((s for s in steps if s in scores), key=lambda s: scores[s], default=steps[-1])
+        # fairseq2's order of the best checkpoints: the highest score, the later step on a tie.
+        best = max((s for s in steps if s in scores), key=lambda s: (scores[s], s), default=steps[-1])
         meta = yaml.safe_load((ckpt / "model.yaml").read_text())
         from fairseq2.runtime.dependency import get_dependency_resolver
         from fairseq2.utils.structured import ValueConverter
@@ -274,7 +279,8 @@ class TestOnBest:
         test_score = score(torch.cat(logits), torch.cat(labels), self.multi_label)
         metric = metric_name(self.multi_label)
         result = {"recipe": "aape_finetune", "task": self.task_name, "model": f"fine-tuned from {self.pretrained}", "metric": metric,
-                  "summary": {"mean": test_score, "std": 0.0, "n": 1}, "best_step": best, "valid_scores": scores}
+                  "summary": {"mean": test_score, "std": 0.0, "n": 1}, "best_step": best, "valid_scores": scores,
+                  "skipped_clips": {"test": reader.num_skipped}}
         (self.output_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         (self.output_dir / "results.md").write_text(
             f"# Fine-tuning: {self.task_name}\n\n| task | model | {metric} | best step |\n|---|---|---|---|\n"
@@ -293,12 +299,14 @@ class FinetuneRecipe(Recipe):
         register_user_errors(container)
         register_layer_decay_optimizer(container)
         container.collection.register_instance(MetricDescriptor, MetricDescriptor("map", "mAP", 201, format_as_float, higher_better=True))
+        container.collection.register_instance(MetricDescriptor, MetricDescriptor("skipped_clips", "Skipped Clips", 836, format_as_int))
 
     def setup_model(self, context: RecipeContext, model: Module, newly_initialized: bool) -> Module:
         config = context.get_config_as(FinetuneConfig)
         if newly_initialized and config.pretrained.checkpoint is not None:
             classifier = cast(AudioClassifier, model)
-            loaded = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights, step=config.pretrained.step)
+            loaded = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights, step=config.pretrained.step,
+                                  arch=config.model.arch)
             try:
                 classifier.encoder.load_state_dict(loaded.encoder.state_dict())
             except RuntimeError as ex:
@@ -330,7 +338,7 @@ class FinetuneRecipe(Recipe):
 
         stats_source = None
         if config.pretrained.checkpoint is not None:
-            stats_source = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights).stats
+            stats_source = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights, arch=config.model.arch).stats
         stats = stats_source or resolve_feature_stats(
             stats_file=section.stats_file, dataset=dataset, split=section.train_split, output_dir=context.output_dir,
             gangs=context.gangs, features=features, max_clips=section.stats_max_clips)
