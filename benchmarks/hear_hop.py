@@ -106,7 +106,8 @@ The 40 ms hop encodes each window four times (once per 40 ms shift of the log-me
 interleaves the patches, so every timestamp embedding is computed rather than interpolated;
 its cost is the four encoder passes (target <= {TARGET}x the native hop: {verdict}).
 `hear.load_model(..., timestamp_hop_ms=160)` gives the native hop at a quarter of the cost;
-10 and 20 ms cost 16 and 8 passes.
+10 and 20 ms cost 16 and 8 passes. Absolute times move with the load of a shared machine; the
+ratio of the interleaved runs is the figure this page is for.
 """
 
     save_report(args.out, text, results)

@@ -6,7 +6,9 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 import torch
 from fairseq2.datasets import DatasetError
 from fairseq2.device import CPU
@@ -159,3 +161,26 @@ def test_audioset_unknown_label_fails_with_the_line(tmp_path: Path) -> None:
     segs.write_text('# header\n# YTID, start_seconds, end_seconds, positive_labels\nabcdefghijk, 0.000, 10.000, "/m/09x0r,/m/04rlf"\nbcdefghijkl, 0.000, 10.000, "/m/xxxx"\n')
     with pytest.raises(ManifestError, match=r"eval_segments.csv:4: unknown label\(s\) \['/m/xxxx'\]"):
         read_segments(segs, {c.mid for c in classes})
+
+
+@pytest.mark.parametrize("rate", [8_000, 44_100, 96_000])
+@pytest.mark.parametrize("samples", [1, 10, 28])
+def test_tiny_clips_at_any_rate_give_one_frame(tmp_path: Path, rate: int, samples: int) -> None:
+    from aape_plugin.data.features import LogMel
+
+    path = tmp_path / "tiny.wav"
+    soundfile.write(str(path), np.full(samples, 0.1, dtype=np.float32), rate)
+    wave = load_waveform(path)
+    assert 1 <= wave.numel() <= 2 * samples
+    mel = LogMel()(wave)
+    assert mel.shape == (80, 1) and torch.isfinite(mel).all()
+
+
+def test_statistics_pass_skips_counts_and_pads(odd_corpus: dict) -> None:
+    from aape_plugin.data.stats import compute_stats
+
+    entries = [ClipEntry(p) for p, _ in odd_corpus.values()]
+    stats = compute_stats(entries, LogMelConfig(), progress=False)
+    assert stats.num_skipped == sum(not ok for _, ok in odd_corpus.values())
+    assert stats.num_clips == sum(ok for _, ok in odd_corpus.values())
+    assert stats.std > 0 and -20 < stats.mean < 5
