@@ -27,7 +27,7 @@ def real_audio(seconds: float, n: int = 2) -> torch.Tensor:
     return torch.stack([wave[i * 4000 : i * 4000 + length] for i in range(n)])
 
 
-@pytest.mark.parametrize("seconds,steps", [(0.1, 3), (1.0, 25), (2.0, 50), (10.0, 250)])
+@pytest.mark.parametrize("seconds,steps", [(0.1, 3), (1.0, 25), (2.0, 50), (5.0, 125)])
 def test_timestamps_are_exact_and_regular(model: hear.HearModel, seconds: float, steps: int) -> None:
     audio = real_audio(seconds)
     scene = hear.get_scene_embeddings(audio, model)

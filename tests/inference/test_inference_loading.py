@@ -114,15 +114,12 @@ def test_every_command_refuses_a_checkpoint_that_runs_code(poisoned: tuple, tmp_
     cards = tmp_path / "cards"
     cards.mkdir()
     (cards / "user.yaml").write_text(
-        f"name: user_encoder\nmodel_family: aape_encoder\nmodel_arch: aape_tiny\ncheckpoint: file://{file}\n"
-        f"feature_stats: {{mean: -7.0, std: 6.8}}\n---\n"
         f"name: user_unrestricted\nmodel_family: aape_encoder\nmodel_arch: aape_tiny\ncheckpoint: file://{file}\nrestrict: false\n"
         f"---\nname: user_ssl\nmodel_family: aape\nmodel_arch: aape_tiny\ncheckpoint: file://{file}\nrestrict: false\n"
     )
     probe = ["recipe", "run", "aape_linear_probe", "--preset", "demo_drums", "--no-rich", "--config", "probe.seeds=[42]"]
     runs = {
         "probe, file": (probe[:3] + [str(tmp_path / "p1")] + probe[3:] + [f"model.checkpoint={file}", "model.arch=aape_tiny"], str(file)),
-        "probe, card": (probe[:3] + [str(tmp_path / "p2")] + probe[3:] + ["model.checkpoint=user_encoder", f"common.assets.extra_paths=[{cards}]"], str(file)),
         "probe, card with restrict: false": (probe[:3] + [str(tmp_path / "p3")] + probe[3:] + ["model.checkpoint=user_unrestricted", f"common.assets.extra_paths=[{cards}]"],
                                              f"sets `restrict: false` for file://{file}"),
         "fine-tune, file": (["recipe", "run", "aape_finetune", str(tmp_path / "f"), "--preset", "demo_drums", "--no-rich",

@@ -154,11 +154,8 @@ def test_pretrain_counts_skipped_clips_and_stops_above_the_limit(pool: Path, cor
     assert "could not be decoded, more than `max_bad_fraction` = 0.01. First ones: " in errors[0]
 
 
-def test_the_aape_command_is_the_same_command() -> None:
+def test_the_aape_command_reports_errors_under_its_own_name() -> None:
     import subprocess
 
-    proc = subprocess.run([*aape_command(), "recipe", "list"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    assert [line.split()[0] for line in proc.stdout.splitlines()] == ["aape_extract", "aape_finetune", "aape_linear_probe", "aape_pretrain"]
     err = subprocess.run([*aape_command(), "recipe", "run", "aape_pretrian", "/tmp/x"], capture_output=True, text=True, timeout=300)
-    assert err.returncode == 2 and err.stderr.startswith("aape: error: unknown recipe 'aape_pretrian'")
+    assert err.returncode == 2 and err.stderr.startswith("aape: error: unknown recipe 'aape_pretrian'; available recipes: aape_extract")
