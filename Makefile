@@ -39,10 +39,12 @@ gpu-check: setup
 	$(PY) -m benchmarks.gpu
 
 # AaPE vs. the plain stem on the demo data (about an hour on 2 cores): docs/results.md
-study: setup
+study:
+	@scripts/setup.sh figures
 	$(PY) -m benchmarks.study
 
-figures: setup
+figures:
+	@scripts/setup.sh figures
 	$(PY) -m aape_plugin.figures.window_gradients --out docs/figures/figure2_window_gradients.png
 	$(PY) -m aape_plugin.figures.lambda_estimates --checkpoint aape_tiny_demo --out docs/figures/figure4_lambda_estimates.png \
 		--audio assets/demo/notes/gm040_p060.flac assets/demo/keywords/en-us_m1_stop.flac assets/demo/drums/BJA_Pacific_Snare.flac \

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import encoder, loader, loader_scaling, ssl_step, stem
+from benchmarks import encoder, hear_hop, loader, loader_scaling, ssl_step, stem
 from benchmarks.common import machine, markdown_table
 
 DOCS = Path("docs/benchmarks")
@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         ssl_step.main(["--out", str(DOCS / "ssl_step.md")] + (["--repeats", str(r)] if r else []))
         loader.main(["--out", str(DOCS / "loader.md")] + (["--repeats", str(r)] if r else []))
         loader_scaling.main(["--out", str(DOCS / "loader_scaling.md")] + (["--repeats", str(r)] if r else []))
+        hear_hop.main(["--out", str(DOCS / "hear_hop.md")] + (["--repeats", str(r)] if r else []))
 
-    res = {name: json.loads((DOCS / f"{name}.json").read_text()) for name in ("stem", "encoder", "ssl_step", "loader", "loader_scaling")}
+    res = {name: json.loads((DOCS / f"{name}.json").read_text()) for name in ("stem", "encoder", "ssl_step", "loader", "loader_scaling", "hear_hop")}
     dates = sorted({r["machine"]["date"][:10] for r in res.values()})
     recorded = dates[0] if len(dates) == 1 else f"recorded {dates[0]} to {dates[-1]}"
 
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
          verdict(res["ssl_step"]["memory_ratio"] <= 1.10), "[ssl_step](benchmarks/ssl_step.md)"],
         ["training reader / pure FLAC decode, clips/s per worker", f"{res['loader']['ratio_to_decode']['reader, training (random crops)']:.2f}",
          ">= 0.75", verdict(res["loader"]["ratio_to_decode"]["reader, training (random crops)"] >= 0.75), "[loader](benchmarks/loader.md)"],
+        ["HEAR timestamp embeddings at 40 ms / native 160 ms hop, time per clip (aape_base)",
+         f"{res['hear_hop']['ratio_40_to_160']['aape_base']:.2f}", f"<= {hear_hop.TARGET}",
+         verdict(res["hear_hop"]["ratio_40_to_160"]["aape_base"] <= hear_hop.TARGET), "[hear_hop](benchmarks/hear_hop.md)"],
     ]
     scaling = res["loader_scaling"]
     top = max(scaling["clips_per_second"], key=int)

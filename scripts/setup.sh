@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up: the system library libsndfile1 (needed by fairseq2n), a virtualenv,
-# and the pinned packages. Safe to run any number of times; a second run only checks.
+# and the packages at the exact versions of constraints.txt. Safe to run any number of times;
+# a second run only checks.
 #
-#   scripts/setup.sh [EXTRAS]        e.g. scripts/setup.sh test
+#   scripts/setup.sh [EXTRAS]        e.g. scripts/setup.sh test   (extras: test, figures, bench)
 #
 # AAPE_VENV picks the virtualenv folder (default: .venv in the checkout).
 # PYTHON picks the interpreter that creates it (default: python3, 3.10-3.12).
@@ -46,10 +47,11 @@ PY
     "$venv/bin/python" -m pip install -q --upgrade pip
 fi
 
-# 3. The pinned packages, re-installed only when pyproject.toml or the checkout folder
-#    changed since the last successful run, or when an extra is asked for the first time.
+# 3. The pinned packages, re-installed only when pyproject.toml, constraints.txt or the
+#    checkout folder changed since the last successful run, or when an extra is asked for the
+#    first time.
 stamp="$venv/.aape-setup"
-key="$(sha256sum "$repo/pyproject.toml" | cut -c1-16) $repo"
+key="$(cat "$repo/pyproject.toml" "$repo/constraints.txt" | sha256sum | cut -c1-16) $repo"
 have_key=$(sed -n 1p "$stamp" 2>/dev/null || true)
 have_extras=$(sed -n 2p "$stamp" 2>/dev/null || true)
 [ "$have_key" = "$key" ] || have_extras=""
@@ -63,7 +65,7 @@ if [ "$need" = 1 ]; then
     [ -n "$have_extras" ] && spec="$repo[$have_extras]"
     say "installing aape-fairseq2${have_extras:+[$have_extras]} and its pinned dependencies into $venv"
     say "(the first time this downloads several GB: torch 2.9.1 from PyPI is the CUDA build)"
-    "$venv/bin/python" -m pip install --progress-bar off -q -e "$spec"
+    "$venv/bin/python" -m pip install --progress-bar off -q -c "$repo/constraints.txt" -e "$spec"
     printf '%s\n%s\n' "$key" "$have_extras" > "$stamp"
 fi
 "$venv/bin/python" -c "import fairseq2, aape_plugin" || { say "import check failed"; exit 1; }

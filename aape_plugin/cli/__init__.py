@@ -1,4 +1,5 @@
-"""The ``fairseq2`` command (fairseq2 0.8.1 ships none): run recipes by name, with presets.
+"""The ``aape`` command, also installed as ``fairseq2`` (fairseq2 0.8.1 ships none): run
+recipes by name, with presets.
 
     fairseq2 recipe list
     fairseq2 recipe presets NAME
@@ -8,7 +9,8 @@
 ``recipe run`` hands over to fairseq2's own recipe CLI (``fairseq2.recipe.cli.main``), so
 ``--config k=v``, ``--config-file``, ``--dump-config``, ``--no-rich``, ``--no-exit-on-error`` and
 ``--checkpoint-dir`` mean what they mean there. User errors (unknown recipe, preset, arch,
-configuration key) are one line on stderr and exit code 2. See ``docs/cli.md``.
+configuration key) are one line on stderr and exit code 2. fairseq2's set-up log goes to the
+run folder's log file only (see :mod:`aape_plugin.cli.logs`). See ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from typing import Any
 from aape_plugin.cli.recipes import CliError, RecipeEntry, discover_recipes, get_recipe
 
 PROG = "fairseq2"
+
+
+def _prog() -> str:
+    """The name the command was started by (``aape`` or ``fairseq2``)."""
+    name = Path(sys.argv[0]).name
+    return name if name in ("aape", "fairseq2") else PROG
 
 
 def _recipe_list() -> int:
@@ -69,6 +77,41 @@ def _check_arch(resolver: Any, config: Any) -> None:
         raise CliError(f"unknown arch {arch!r} for model family {family_name!r}; valid archs: {', '.join(archs)}")
 
 
+def _check_model_card(resolver: Any, config: Any) -> None:
+    """A ``model.name`` card of an AaPE family must not lift fairseq2's ``weights_only`` load
+    (fairseq2 honours a card's ``restrict: false`` when a recipe loads its model by name)."""
+    from fairseq2.assets import AssetCard, AssetStore, FileAssetMetadataLoader
+
+    from aape_plugin.inference.loading import EncoderLoadError, refuse_unrestricted_card
+    from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY
+    from aape_plugin.models.config import AAPE_ENCODER_FAMILY, AAPE_FAMILY
+
+    name = getattr(getattr(config, "model", None), "name", None)
+    if not isinstance(name, str):
+        return
+    card = resolver.resolve(AssetStore).maybe_retrieve_card(name)
+    if card is None:  # maybe one of the run's own card folders (`common.assets.extra_paths`)
+        loader = resolver.resolve(FileAssetMetadataLoader)
+        for folder in getattr(getattr(getattr(config, "common", None), "assets", None), "extra_paths", None) or []:
+            try:
+                provider = loader.load(Path(folder))
+            except Exception:  # fairseq2 reports unreadable folders itself
+                continue
+            # Cards of the default environment are stored as `name@`.
+            metadata = provider.maybe_get_metadata(name) or provider.maybe_get_metadata(f"{name}@")
+            if metadata is not None:
+                card = AssetCard(name, metadata)
+                break
+    if card is None:
+        return
+    family = card.maybe_get_field("model_family")
+    if family is not None and family.as_(str) in (AAPE_FAMILY, AAPE_ENCODER_FAMILY, AAPE_CLASSIFIER_FAMILY):
+        try:
+            refuse_unrestricted_card(card)
+        except EncoderLoadError as ex:
+            raise CliError(str(ex)) from None
+
+
 def _recipe_run(name: str, argv: list[str]) -> int:
     from fairseq2 import init_fairseq2
     from fairseq2.runtime.dependency import get_dependency_resolver
@@ -79,7 +122,7 @@ def _recipe_run(name: str, argv: list[str]) -> int:
     entry = get_recipe(name)
 
     parser = argparse.ArgumentParser(
-        prog=f"{PROG} recipe run {name}",
+        prog=f"{_prog()} recipe run {name}",
         description=f"{entry.description()}\n\nPresets: {', '.join(p.name for p in list_presets(entry)) or 'none'}. "
         "Precedence: recipe defaults < --preset < --config-file < --model-arch < --config.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,6 +145,11 @@ def _recipe_run(name: str, argv: list[str]) -> int:
 
     preset = get_preset(entry, args.preset) if args.preset else None
 
+    if not args.dump_config:
+        from aape_plugin.cli.logs import route_recipe_log
+
+        route_recipe_log()
+
     init_fairseq2()
 
     resolver = get_dependency_resolver()
@@ -115,6 +163,8 @@ def _recipe_run(name: str, argv: list[str]) -> int:
     config = check_config(resolver, recipe.config_kls, file_config, parse_config_overrides(overrides))
 
     _check_arch(resolver, config)
+
+    _check_model_card(resolver, config)
 
     # The output folder goes first: fairseq2's --config takes every following word.
     forwarded: list[str] = [] if args.output_dir is None else [str(args.output_dir)]
@@ -137,7 +187,7 @@ def _recipe_run(name: str, argv: list[str]) -> int:
     from fairseq2.recipe.cli import main as fairseq2_main
 
     saved = sys.argv
-    sys.argv = [f"{PROG} recipe run {name}", *forwarded]
+    sys.argv = [f"{_prog()} recipe run {name}", *forwarded]
     try:
         fairseq2_main(recipe)
     except SystemExit as ex:
@@ -153,7 +203,7 @@ def _assets(argv: list[str]) -> int:
     import runpy
 
     saved = sys.argv
-    sys.argv = [f"{PROG} assets", *argv]
+    sys.argv = [f"{_prog()} assets", *argv]
     try:
         runpy.run_module("fairseq2.assets", run_name="__main__", alter_sys=True)
     except SystemExit as ex:
@@ -164,7 +214,7 @@ def _assets(argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Run fairseq2 recipes by name (installed by aape-fairseq2).")
+    parser = argparse.ArgumentParser(prog=_prog(), description="Run fairseq2 recipes by name (installed by aape-fairseq2).")
     sub = parser.add_subparsers(dest="command", metavar="{recipe,assets}")
     recipe = sub.add_parser("recipe", help="list, inspect and run recipes")
     recipe_sub = recipe.add_subparsers(dest="action", metavar="{list,presets,run}")
@@ -203,12 +253,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     except CliError as ex:
-        print(f"{PROG}: error: {ex}", file=sys.stderr)
+        print(f"{_prog()}: error: {ex}", file=sys.stderr)
         return 2
 
 
 def console_main() -> None:
-    """The ``fairseq2`` console script."""
+    """The ``aape`` and ``fairseq2`` console scripts."""
     sys.exit(main())
 
 

@@ -7,7 +7,6 @@ Resampling is torchaudio's.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -19,8 +18,7 @@ import torch
 import torchaudio
 from torch import Tensor
 
-
-log = logging.getLogger("aape_plugin.data")
+from aape_plugin.data.clip_report import report_truncated
 
 
 class AudioReadError(Exception):
@@ -100,10 +98,7 @@ def load_waveform(
         raise AudioReadError(path, "decoding returned no samples (truncated file?)")
 
     if data.shape[0] < stop - start:
-        log.warning(
-            "%s holds %d samples where its header announces %d (truncated file?); using what is there.",
-            path, start + data.shape[0], info.num_frames,
-        )
+        report_truncated(path, start + data.shape[0], info.num_frames)
 
     if not np.isfinite(data).all():
         raise AudioReadError(path, "the audio holds NaN or infinite samples")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import random
 from typing import Any, Literal, TypeAlias
 
@@ -10,12 +9,11 @@ import torch
 import torch.nn.functional as F
 
 from aape_plugin.data.audio import AudioReadError, audio_info, load_waveform
+from aape_plugin.data.clip_report import report_short
 from aape_plugin.data.features import LogMel, LogMelConfig
 from aape_plugin.data.stats import FeatureStats
 
 Crop: TypeAlias = Literal["random", "centre", "start", "none"]
-
-log = logging.getLogger("aape_plugin.data")
 
 
 class ClipLoader:
@@ -25,7 +23,8 @@ class ClipLoader:
     before resampling, so only what is used is decoded and resampled; the random offset is
     drawn from ``(seed, epoch, clip index)``, so a resumed run crops exactly as an
     uninterrupted one. Clips shorter than the crop are padded with zeros after normalisation
-    (the data set's mean), and ``num_frames`` tells the valid length.
+    (the data set's mean), and ``num_frames`` tells the valid length; a clip shorter than half
+    an STFT window is padded with silence first (:class:`LogMel`) and named in the log.
     """
 
     def __init__(
@@ -87,7 +86,10 @@ class ClipLoader:
         wave = load_waveform(path, cfg.sample_rate, offset=offset, duration=duration, info=info)
 
         if self.crop != "none":
-            wave = wave[: cfg.num_samples(self.num_frames)]  # type: ignore[arg-type]
+            wave = wave[: max(cfg.num_samples(self.num_frames), 1)]  # type: ignore[arg-type]
+
+        if wave.numel() < cfg.min_reflect_samples:
+            report_short(path, wave.numel(), cfg.min_reflect_samples, cfg.sample_rate)
 
         mel = self.logmel(wave)  # (n_mels, frames)
 

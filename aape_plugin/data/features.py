@@ -67,6 +67,12 @@ class LogMelConfig:
         """The shortest clip that gives ``num_frames`` frames."""
         return max(num_frames - 1, 0) * self.hop_length
 
+    @property
+    def min_reflect_samples(self) -> int:
+        """Clips shorter than this (half a window and one sample: 201 at 16 kHz) cannot be
+        reflection-padded at the edges; :class:`LogMel` pads them with silence instead."""
+        return self.n_fft // 2 + 1
+
 
 class LogMel(Module):
     """Mono waveform ``(..., samples)`` -> natural-log mel power ``(..., n_mels, frames)``.
@@ -75,6 +81,10 @@ class LogMel(Module):
     filterbank and window are used), but the power is taken as ``X conj(X)`` instead of
     ``abs(X)^2``: the complex magnitude costs a square root per bin, which was a third of the
     front end's time in the data loader.
+
+    A clip shorter than :attr:`LogMelConfig.min_reflect_samples` (less than half a 25 ms
+    window) is padded with silence instead of its reflection, which it is too short for; it
+    still gives ``num_samples // hop + 1`` frames (at least one). Readers report such clips.
     """
 
     def __init__(self, config: LogMelConfig | None = None) -> None:
@@ -102,6 +112,9 @@ class LogMel(Module):
 
         shape = waveform.shape
 
+        if shape[-1] == 0:
+            raise ValueError("A log-mel spectrogram needs at least one sample, but the waveform has none.")
+
         stft = torch.stft(
             waveform.reshape(-1, shape[-1]),
             n_fft=spec.n_fft,
@@ -109,7 +122,7 @@ class LogMel(Module):
             win_length=spec.win_length,
             window=spec.window.to(waveform.dtype),
             center=True,
-            pad_mode="reflect",
+            pad_mode="reflect" if shape[-1] >= self.config.min_reflect_samples else "constant",
             return_complex=True,
         )
 

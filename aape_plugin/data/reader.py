@@ -3,7 +3,6 @@ decoded in parallel, batched, prefetched, resumable, and honest about unreadable
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,12 +16,11 @@ from typing_extensions import Self
 
 from aape_plugin.data.batch import AudioBatch
 from aape_plugin.data.clip_loader import ClipLoader, Crop
+from aape_plugin.data.clip_report import report_unreadable
 from aape_plugin.data.clips import ClipEntry
 from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.stats import FeatureStats
-
-log = logging.getLogger("aape_plugin.data")
 
 
 @dataclass(kw_only=True)
@@ -91,6 +89,8 @@ class _Tally:
     bad: int = 0
     pending: int = 0
     examples: list[str] | None = None
+    skipped: dict[str, str] | None = None
+    """Every clip skipped so far (path -> reason)."""
 
 
 class AudioReader(DataReader[AudioBatch]):
@@ -130,6 +130,11 @@ class AudioReader(DataReader[AudioBatch]):
     @property
     def num_read(self) -> int:
         return self._tally.seen
+
+    @property
+    def skipped(self) -> dict[str, str]:
+        """Path -> reason of every distinct clip skipped so far."""
+        return dict(self._tally.skipped or {})
 
     def reset(self) -> None:
         self._loader.epoch += 1
@@ -193,7 +198,7 @@ def create_audio_reader(
 
     loader = ClipLoader(features, stats, num_frames=options.num_frames, crop=options.crop, seed=options.seed)
 
-    tally = _Tally(examples=[])
+    tally = _Tally(examples=[], skipped={})
     lock = threading.Lock()
 
     def keep(example: dict[str, Any]) -> bool:
@@ -205,7 +210,9 @@ def create_audio_reader(
             tally.pending += 1
             if tally.examples is not None and len(tally.examples) < 20:
                 tally.examples.append(f"{example['path']} ({example['reason']})")
-        log.warning("Skipping unreadable clip %s: %s", example["path"], example["reason"])
+            if tally.skipped is not None:
+                tally.skipped[example["path"]] = example["reason"]
+        report_unreadable(example["path"], example["reason"])
         return False
 
     def collate(batch: list[dict[str, Any]]) -> AudioBatch:

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import random
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 from aape_plugin.data.audio import AudioReadError, load_waveform
+from aape_plugin.data.clip_report import report_short, report_unreadable
 from aape_plugin.data.clips import ClipEntry
 from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMel, LogMelConfig
+from aape_plugin.progress import progress_task
+
+log = logging.getLogger("aape_plugin.data")
 
 
 class StatsError(AudioDataError):
@@ -35,6 +39,8 @@ class FeatureStats:
     num_frames: int = 0
     source: str = ""
     """What they were computed on (manifest path, clip count)."""
+    num_skipped: int = 0
+    """Clips left out because they could not be read."""
 
     def validate(self) -> None:
         if not math.isfinite(self.mean) or not math.isfinite(self.std) or self.std <= 0:
@@ -57,7 +63,7 @@ class FeatureStats:
             raise StatsError(f"{path} is not a JSON statistics file ({ex}).") from None
 
         try:
-            stats = FeatureStats(**{k: raw[k] for k in ("mean", "std")}, **{k: raw[k] for k in ("num_clips", "num_frames", "source") if k in raw})
+            stats = FeatureStats(**{k: raw[k] for k in ("mean", "std")}, **{k: raw[k] for k in ("num_clips", "num_frames", "source", "num_skipped") if k in raw})
         except (KeyError, TypeError):
             raise StatsError(f"{path} must hold at least `mean` and `std`, but holds {sorted(raw)}.") from None
 
@@ -77,7 +83,9 @@ def compute_stats(
 ) -> FeatureStats:
     """Mean and std over (a random sample of) the clips, accumulated in float64.
 
-    Unreadable clips are skipped and counted (printed at the end), not fatal.
+    Unreadable clips are skipped, named in the log and counted (``num_skipped``), not fatal;
+    clips shorter than half an STFT window count, padded with silence (:class:`LogMel`).
+    The progress bar is fairseq2's (off with ``--no-rich`` or ``FAIRSEQ2_NO_PROGRESS``).
     """
     chosen = list(entries)
     if max_clips is not None and len(chosen) > max_clips:
@@ -91,34 +99,34 @@ def compute_stats(
     clips = 0
     bad: list[str] = []
 
-    from rich.progress import Progress
-
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("log-mel statistics", total=len(chosen))
+    with progress_task("log-mel statistics", len(chosen), enabled=progress) as step:
         for entry in chosen:
             try:
                 wave = load_waveform(entry.path, features.sample_rate)
             except AudioReadError as ex:
                 bad.append(str(ex))
-                bar.advance(task)
+                report_unreadable(entry.path, ex.reason)
+                step(1)
                 continue
+            if wave.numel() < features.min_reflect_samples:
+                report_short(entry.path, wave.numel(), features.min_reflect_samples, features.sample_rate)
             mel = logmel(wave).double()
             total += float(mel.sum())
             total_sq += float((mel * mel).sum())
             count += mel.numel()
             clips += 1
-            bar.advance(task)
+            step(1)
 
     if count == 0:
         raise StatsError(f"None of the {len(chosen)} clips could be read; first error: {bad[:1]}")
 
     if bad:
-        print(f"skipped {len(bad)} unreadable clip(s): " + "; ".join(bad[:5]), file=sys.stderr)
+        log.warning("Log-mel statistics: skipped %d unreadable clip(s) of %d.", len(bad), len(chosen))
 
     mean = total / count
     std = math.sqrt(max(total_sq / count - mean * mean, 0.0))
 
-    return FeatureStats(mean=mean, std=std, num_clips=clips, num_frames=count // features.n_mels, source=source)
+    return FeatureStats(mean=mean, std=std, num_clips=clips, num_frames=count // features.n_mels, source=source, num_skipped=len(bad))
 
 
 def main(argv: list[str] | None = None) -> int:

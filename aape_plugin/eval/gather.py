@@ -45,3 +45,17 @@ def in_clip_order(rows: dict[str, Tensor], key: str = "indices") -> dict[str, Te
     """``rows`` sorted by their clip index (the order of the clip list, whatever the sharding)."""
     order = torch.argsort(rows[key])
     return {name: value[order] for name, value in rows.items()}
+
+
+def gather_objects(gang: Gang, obj: object) -> list[object]:
+    """Every rank's ``obj`` (picklable, small: e.g. the clips a rank skipped), in rank order,
+    on every rank: one broadcast from each rank in turn (fairseq2's gangs have no object
+    all-gather)."""
+    if gang.size == 1:
+        return [obj]
+    out = []
+    for rank in range(gang.size):
+        holder = [obj if rank == gang.rank else None]
+        gang.broadcast_objects(holder, source_rank=rank)
+        out.append(holder[0])
+    return out

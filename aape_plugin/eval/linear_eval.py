@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from fairseq2.gang import Gangs
-from rich.progress import Progress
+from fairseq2.gang import Gangs, ReduceOperation
 from torch import Tensor
 
 from aape_plugin.data.dataset import AudioDataset
@@ -24,8 +23,13 @@ from aape_plugin.eval.metrics import metric_name
 from aape_plugin.eval.probe import ProbeSettings, train_probe
 from aape_plugin.eval.protocol import Part, Round
 from aape_plugin.inference.embedder import Embedder
+from aape_plugin.progress import progress_task
 
 log = logging.getLogger("aape_plugin.eval")
+
+EMBEDDER_VERSION = 2
+"""Part of the cache key: raise it when the embedders compute differently (2: each clip is
+encoded at its own length; skipped clips are counted)."""
 
 
 def embed_split(
@@ -43,7 +47,9 @@ def embed_split(
     max_bad_fraction: float = 0.01,
 ) -> dict[str, Tensor]:
     """Clip embeddings of every readable clip of ``split``, with labels and row indices, in
-    clip order. Each data-parallel rank embeds its shard; the rows are gathered onto every rank."""
+    clip order, and the number of clips skipped as unreadable (``num_skipped``, a 0-d tensor).
+    Each data-parallel rank embeds its shard; the rows are gathered onto every rank and the
+    skipped clips summed."""
     frames = embedder.features.num_frames(int(round(clip_seconds * embedder.features.sample_rate)))
     options = AudioReaderOptions(
         batch_size=batch_size, num_frames=frames, crop=crop, shuffle=False,  # type: ignore[arg-type]
@@ -56,17 +62,20 @@ def embed_split(
     embeddings = [torch.empty(0, embedder.clip_dim)]
     labels = [torch.empty(0, num_classes) if dataset.multi_label else torch.empty(0, dtype=torch.int64)]
     indices = [torch.empty(0, dtype=torch.int64)]
-    with Progress(transient=True, disable=gangs.root.rank != 0) as bar:
-        task = bar.add_task(f"embedding {split}", total=-(-len(dataset.entries(split)) // gangs.dp.size))  # this rank's shard
+    shard = -(-len(dataset.entries(split)) // gangs.dp.size)  # this rank's share of the clips
+    with progress_task(f"embedding {split}", shard, enabled=gangs.root.rank == 0) as step:
         for group in reader:
             for batch in group:
                 clip, _, _ = embedder.embed_logmel(batch.features, batch.num_frames)
                 embeddings.append(clip)
                 labels.append(batch.labels)
                 indices.append(batch.indices)
-                bar.advance(task, batch.batch_size)
+                step(batch.batch_size + batch.num_skipped)
     rows = {"embeddings": torch.cat(embeddings), "labels": torch.cat(labels), "indices": torch.cat(indices)}
-    return in_clip_order(gather_rows(gangs.dp, rows))
+    skipped = torch.tensor(reader.num_skipped, dtype=torch.int64, device=gangs.dp.device)
+    if gangs.dp.size > 1:
+        gangs.dp.all_reduce(skipped, ReduceOperation.SUM)
+    return in_clip_order(gather_rows(gangs.dp, rows)) | {"num_skipped": skipped.cpu()}
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -110,7 +119,7 @@ def linear_evaluation(
     for split in sorted(train_splits | test_splits):
         # Random crops where a split only trains; the first seconds where it is tested.
         crop = "start" if split in test_splits else "random"
-        key = {"model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": seed,
+        key = {"embedder": EMBEDDER_VERSION, "model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": seed,
                "clip_seconds": clip_seconds, "clips": [str(e.path) for e in dataset.entries(split)],
                "features": asdict(embedder.features)}
         # Rank 0 decides for all ranks: embedding is a collective operation.
@@ -123,7 +132,8 @@ def linear_evaluation(
                                  max_bad_fraction=max_bad_fraction)
             if leader:
                 cache.put(key, cached)
-            log.info("Embedded %d clips of %r (%d-d).", len(cached["embeddings"]), split, cached["embeddings"].size(1))
+            log.info("Embedded %d clips of %r (%d-d); %d skipped as unreadable.", len(cached["embeddings"]), split,
+                     cached["embeddings"].size(1), int(cached["num_skipped"]))
         elif leader:
             cached = cache.get(key)  # type: ignore[assignment]
             log.info("Reusing cached embeddings of %r (%d clips).", split, len(cached["embeddings"]))
@@ -177,6 +187,7 @@ def linear_evaluation(
         "model_key": model_key,
         "metric": metric_name(multi),
         "summary": summarise([r["test_score"] for r in results]),
+        "skipped_clips": {split: int(data["num_skipped"]) for split, data in store.items()},
         "rounds": {k: summarise(v) for k, v in per_round.items()},
         "runs": results,
         "predictions": predictions,
@@ -196,6 +207,9 @@ def write_results(out: Path, payload: dict[str, Any]) -> None:
         f"| task | model | {metric} |", "|---|---|---|",
         f"| {task} | {model} | {100 * s['mean']:.2f} +- {100 * s['std']:.2f} |", "",
     ]
+    skipped = {split: n for split, n in payload.get("skipped_clips", {}).items() if n}
+    if skipped:
+        lines += ["Clips skipped as unreadable: " + ", ".join(f"{split} {n}" for split, n in skipped.items()), ""]
     if len(payload["rounds"]) > 1:
         lines += ["| round | mean | std |", "|---|---|---|"] + [
             f"| {k} | {100 * r['mean']:.2f} | {100 * r['std']:.2f} |" for k, r in payload["rounds"].items()

@@ -2,7 +2,9 @@
 
 An :class:`EncoderEmbedder` takes normalised log-mel (the readers' output) or 16 kHz audio,
 cuts the time axis into windows of the encoder's input length (the last one padded to a whole
-patch with zeros, the normalised mean), and encodes each window. Per time patch, the frequency
+patch with zeros, the normalised mean), and encodes each window. Each clip is encoded at its
+own length, so that its embeddings do not depend on the other clips of a batch (a longer
+neighbour would otherwise add padding the encoder attends to). Per time patch, the frequency
 tokens are concatenated (``S x D``: 5 x 768 = 3840 for ViT-B, as M2D is probed in EVAR); the
 clip embedding is their mean over the clip's valid time patches, optionally followed by the
 mean CLS token. :class:`LogMelEmbedder` is the input-feature baseline: per-bin mean and
@@ -31,6 +33,7 @@ class FrameEmbeddings:
 
     timestamps: Tensor
     """``(T',)``: centre of each time step, seconds from the start of the clip."""
+
 
 
 class Embedder(ABC):
@@ -88,7 +91,11 @@ class Embedder(ABC):
         return clip, frame
 
     def timestamps(self, count: int) -> Tensor:
-        return (torch.arange(count, dtype=torch.float64) + 0.5) * self.frame_hop_seconds
+        """Centres of the first ``count`` time steps, in seconds: the mean time of the frames
+        each one covers (frame ``t`` of the centred STFT is at ``t`` hops), so the first step
+        of 16 frames of 10 ms is at 75 ms."""
+        frame = 1.0 / self.features.frames_per_second
+        return (torch.arange(count, dtype=torch.float64) + 0.5) * self.frame_hop_seconds - 0.5 * frame
 
 
 class EncoderEmbedder(Embedder):
@@ -125,32 +132,39 @@ class EncoderEmbedder(Embedder):
     @torch.no_grad()
     def embed_logmel(self, x: Tensor, num_frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         p = self.encoder.patch_size
-        x = x.to(self.device, torch.float32)
         total = x.size(-1)
+        x = F.pad(x.to(torch.float32), (0, max(p, math.ceil(total / p) * p) - total))
+        num_frames = num_frames.cpu().clamp(min=1, max=max(total, 1))
+        # Only a clip's own frames count: whatever lies beyond them becomes padding (zeros, the
+        # normalised mean), and each clip is padded to a whole patch, no further.
+        x = x.masked_fill((torch.arange(x.size(-1)) >= num_frames[:, None]).to(x.device)[:, None, None, :], 0.0)
+        lengths = (num_frames + p - 1) // p * p
+        steps = int(lengths.max()) // p
+        frames = torch.zeros(x.size(0), steps, self.frame_dim)
+        clip = torch.zeros(x.size(0), self.clip_dim)
+        for length in lengths.unique().tolist():
+            rows = (lengths == length).nonzero().flatten()
+            group_frames, group_cls = self._encode(x[rows, ..., :length])
+            frames[rows, : group_frames.size(1)] = group_frames
+            clip[rows, : self.frame_dim] = group_frames.mean(1)
+            if self.with_cls:
+                clip[rows, self.frame_dim :] = group_cls
+        return clip, frames, lengths // p
+
+    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Clips of one length (a whole number of patches): frame embeddings ``(B, T', S*D)``
+        and the CLS token averaged over the windows."""
+        x = x.to(self.device)
         frame_chunks, cls_chunks = [], []
-        for start in range(0, max(total, 1), self.num_frames):
-            chunk = x[..., start : start + self.num_frames]
-            n = chunk.size(-1)
-            chunk = F.pad(chunk, (0, max(p, math.ceil(n / p) * p) - n))
-            out = self.encoder(chunk)
+        for start in range(0, x.size(-1), self.num_frames):
+            out = self.encoder(x[..., start : start + self.num_frames])
             s, t = out.grid
             frame_chunks.append(out.patches.view(x.size(0), s, t, -1).permute(0, 2, 1, 3).reshape(x.size(0), t, -1))
             if out.cls is not None:
                 cls_chunks.append(out.cls)
-        frames = torch.cat(frame_chunks, dim=1).float()  # (B, T', S*D)
-
-        valid = torch.clamp((num_frames.to(self.device) + p - 1) // p, min=1, max=frames.size(1))
-        mask = (torch.arange(frames.size(1), device=self.device)[None, :] < valid[:, None]).float()
-        clip = (frames * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-
-        if self.with_cls:
-            # Windows whose first frame is beyond the clip's end hold only padding.
-            starts = torch.arange(len(cls_chunks), device=self.device) * self.num_frames
-            win_mask = (starts[None, :] < num_frames.to(self.device)[:, None].clamp(min=1)).float()
-            cls = torch.stack(cls_chunks, dim=1).float()
-            clip = torch.cat([clip, (cls * win_mask[..., None]).sum(1) / win_mask.sum(1, keepdim=True)], dim=-1)
-
-        return clip.cpu(), frames.cpu(), valid.cpu()
+        frames = torch.cat(frame_chunks, dim=1).float().cpu()  # (B, T', S*D)
+        cls = torch.stack(cls_chunks, dim=1).float().mean(1).cpu() if self.with_cls else None
+        return frames, cls
 
 
 class LogMelEmbedder(Embedder):

@@ -8,17 +8,22 @@
   ``feature_stats.json``;
 * a ``.pt`` / ``.safetensors`` file saved from an ``aape`` or ``aape_encoder`` model (give
   ``arch``);
-* the name of an asset card of the ``aape`` family (with a ``checkpoint``).
+* an asset card (its name, or a fairseq2 ``AssetCard``) of the ``aape_encoder`` or ``aape``
+  family with a ``checkpoint``.
 
 Weights load with ``torch.load(weights_only=True)`` (fairseq2's ``restrict``): a checkpoint
-cannot run code.
+cannot run code. A file that holds anything but tensors is refused with an
+:class:`EncoderLoadError` naming it, and an asset card cannot lift the restriction
+(``restrict: false`` is refused).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import yaml
@@ -26,6 +31,10 @@ import yaml
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.models.config import AapeConfig
 from aape_plugin.nn.audio_encoder import AudioEncoder
+
+
+if TYPE_CHECKING:
+    from fairseq2.assets import AssetCard
 
 
 class EncoderLoadError(Exception):
@@ -39,6 +48,51 @@ class LoadedEncoder:
     stats: FeatureStats | None
     """The statistics the encoder was trained with, when the source says."""
     description: str
+
+
+@contextmanager
+def _weights_only(what: str) -> Iterator[None]:
+    """Turns fairseq2's refusal of a checkpoint (a pickle that holds more than tensors, or a
+    damaged file) into one line that names the file."""
+    from fairseq2.assets import AssetCardError
+    from fairseq2.model_checkpoint import CorruptModelCheckpointError
+
+    try:
+        yield
+    except (CorruptModelCheckpointError, AssetCardError) as ex:
+        corrupt = ex
+        while corrupt is not None and not isinstance(corrupt, CorruptModelCheckpointError):
+            corrupt = corrupt.__cause__  # type: ignore[assignment]
+        if corrupt is None:
+            raise
+        path = str(_refused_file(corrupt) or getattr(corrupt, "path", what))
+        source = "" if path == what else f" (from {what})"
+        raise EncoderLoadError(
+            f"{path}{source} cannot be loaded as weights: {_unpickling_detail(corrupt)}. Checkpoints load with "
+            f"torch.load(weights_only=True), which refuses anything but tensors; re-save the state dict "
+            f"(torch.save(model.state_dict(), ...)) or use a .safetensors file."
+        ) from None
+
+
+def _refused_file(ex: BaseException) -> object | None:
+    """The file torch refused (a checkpoint folder's shard), from fairseq2's error chain."""
+    node: BaseException | None = ex
+    while node is not None:
+        if getattr(node, "file", None) is not None:
+            return node.file  # type: ignore[attr-defined]
+        node = node.__cause__
+    return None
+
+
+def _unpickling_detail(ex: BaseException) -> str:
+    """The reason torch gave, in one line (e.g. ``Unsupported global: GLOBAL builtins.exec``)."""
+    node: BaseException | None = ex
+    while node is not None:
+        for line in str(node).splitlines():
+            if "WeightsUnpickler error:" in line:
+                return line.split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0].rstrip(".")
+        node = node.__cause__
+    return "not a readable checkpoint of tensors"
 
 
 def ensure_fairseq2() -> None:
@@ -99,7 +153,7 @@ def _run_layout(source: Path, step: int | None) -> tuple[Path, Path, Path | None
 
 
 def load_encoder(
-    source: str | Path,
+    source: str | Path | AssetCard,
     *,
     weights: Literal["teacher", "student"] = "teacher",
     step: int | None = None,
@@ -109,9 +163,15 @@ def load_encoder(
     """The encoder of ``source`` in eval mode (see the module docstring for the sources)."""
     from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
 
+    from fairseq2.assets import AssetCard
+
     ensure_fairseq2()
 
     device = torch.device(device)
+
+    if isinstance(source, AssetCard):
+        return _load_card(source, weights, device)
+
     path = Path(str(source)).expanduser()
 
     if path.is_dir():
@@ -127,7 +187,8 @@ def load_encoder(
             raise EncoderLoadError(f"{model_yaml} describes a {meta.get('model_family')!r} model, not an AaPE one.")
         config = _structure_config(meta["model_config"])
         config.downstream_encoder = weights
-        model = get_aape_encoder_hub().load_custom_model(step_dir / "model", config, device=device)
+        with _weights_only(str(path)):
+            model = get_aape_encoder_hub().load_custom_model(step_dir / "model", config, device=device, restrict=True)
         stats = FeatureStats.load(stats_file) if stats_file else None
         return LoadedEncoder(model.encoder.eval(), config, stats, f"{step_dir} ({weights})")
 
@@ -138,13 +199,14 @@ def load_encoder(
             raise EncoderLoadError(f"Loading the file {path} needs the architecture: give `arch` (e.g. aape_base).")
         config = get_aape_hub().get_arch_config(arch)
         config.downstream_encoder = weights
-        model = get_aape_encoder_hub().load_custom_model(path, config, device=device)
+        with _weights_only(str(path)):
+            model = get_aape_encoder_hub().load_custom_model(path, config, device=device, restrict=True)
         return LoadedEncoder(model.encoder.eval(), config, None, f"{path} ({arch}, {weights})")
 
     return _load_card(str(source), weights, device)
 
 
-def _load_card(name: str, weights: str, device: torch.device) -> LoadedEncoder:
+def _load_card(name_or_card: str | AssetCard, weights: str, device: torch.device) -> LoadedEncoder:
     """An asset card of the ``aape_encoder`` family (the encoder alone, e.g. the shipped
     ``aape_tiny_demo``) or of the ``aape`` family (a whole SSL checkpoint). A card may carry
     ``feature_stats: {mean, std}``, the statistics the encoder was trained with."""
@@ -153,14 +215,25 @@ def _load_card(name: str, weights: str, device: torch.device) -> LoadedEncoder:
 
     from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
 
-    card = get_dependency_resolver().resolve(AssetStore).maybe_retrieve_card(name)
+    if isinstance(name_or_card, str):
+        name = name_or_card
+        card = get_dependency_resolver().resolve(AssetStore).maybe_retrieve_card(name)
+    else:
+        card, name = name_or_card, name_or_card.name
     if card is None:
+        if name in get_aape_hub().get_archs():
+            raise EncoderLoadError(
+                f"{name!r} is an architecture, not a trained model: give a pre-training run folder, a checkpoint "
+                f"file or an asset card with weights (e.g. aape_tiny_demo), or use the architecture alone for a "
+                f"randomly initialised encoder (the probe's `model.arch={name}`)."
+            )
         raise EncoderLoadError(
             f"{name!r} is neither a run folder, a checkpoint file (.pt/.safetensors) nor an asset card "
             f"(list them with `fairseq2 assets list --kind model`)."
         )
 
     family = card.field("model_family").as_(str)
+    refuse_unrestricted_card(card)
     stats = None
     raw_stats = card.maybe_get_field("feature_stats")
     if raw_stats is not None:
@@ -170,13 +243,30 @@ def _load_card(name: str, weights: str, device: torch.device) -> LoadedEncoder:
         stats = _run_stats_near(card)
 
     if family == "aape_encoder":
-        model = get_aape_encoder_hub().load_model(name, device=device)
+        with _weights_only(f"asset card {name!r}"):
+            model = get_aape_encoder_hub().load_model(card, device=device)
         return LoadedEncoder(model.encoder.eval(), model.config, stats, f"asset {name}")
     if family == "aape":
-        ssl = get_aape_hub().load_model(name, device=device)
+        with _weights_only(f"asset card {name!r}"):
+            ssl = get_aape_hub().load_model(card, device=device)
         encoder = ssl.teacher if weights == "teacher" else ssl.student
         return LoadedEncoder(encoder.eval(), ssl.config, stats, f"asset {name} ({weights})")
     raise EncoderLoadError(f"The asset card {name!r} is of the {family!r} family, not aape or aape_encoder.")
+
+
+def refuse_unrestricted_card(card: object) -> None:
+    """fairseq2 lets a card's ``restrict: false`` unpickle its checkpoint with
+    ``weights_only=False``, which runs whatever code the file holds; AaPE weights never need it."""
+    field = card.maybe_get_field("restrict")  # type: ignore[attr-defined]
+    if field is None or field.as_(bool):
+        return
+    where = card.maybe_get_field("checkpoint")  # type: ignore[attr-defined]
+    target = f" for {where.as_(str)}" if where is not None else ""
+    raise EncoderLoadError(
+        f"The asset card {card.name!r} sets `restrict: false`{target}: AaPE checkpoints load only with "  # type: ignore[attr-defined]
+        f"torch.load(weights_only=True), since unpickling anything else can run code. Remove the field "
+        f"(and re-save the checkpoint as a state dict of tensors or a .safetensors file if it needs it)."
+    )
 
 
 def _run_stats_near(card: object) -> FeatureStats | None:

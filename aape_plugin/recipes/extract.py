@@ -7,9 +7,9 @@ Writes, per split (``files`` for a folder), ``OUT/<split>.safetensors`` with ``c
 ``(N, D)``, ``frames`` ``(M, E)`` (all clips' frame embeddings, concatenated),
 ``frame_offsets`` ``(N + 1,)`` (clip ``i`` owns ``frames[offsets[i]:offsets[i+1]]``) and
 ``timestamps`` ``(M,)`` (seconds from each clip's start), and ``OUT/<split>.json`` with the
-clip paths in row order (the order of the clip list; unreadable clips are skipped). Whole clips
-are embedded (no cropping). Under torchrun each rank embeds its shard on its own device; rank 0
-gathers the rows and writes each clip once.
+clip paths in row order (the order of the clip list) and the clips skipped as unreadable
+(path -> reason). Whole clips are embedded (no cropping). Under torchrun each rank embeds its
+shard on its own device; rank 0 gathers the rows and writes each clip once.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from aape_plugin.data.clips import ClipEntry
 from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.data.stats import FeatureStats
-from aape_plugin.eval.gather import gather_rows
+from aape_plugin.eval.gather import gather_objects, gather_rows
 from aape_plugin.inference.loading import EncoderLoadError
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.linear_probe import EncoderSourceSection, build_embedder
@@ -126,6 +126,7 @@ class ExtractTask(SimpleTask):
                     self._step_nr += 1
             per_clip = gather_rows(gangs.dp, {"clip": torch.cat(clips), "count": torch.cat(counts), "indices": torch.cat(indices)})
             all_frames = gather_rows(gangs.dp, {"frames": torch.cat(frames)})["frames"]
+            skipped = {path: why for part in gather_objects(gangs.dp, reader.skipped) for path, why in part.items()}  # type: ignore[attr-defined]
             if gangs.root.rank != 0:
                 continue
             # Frames come in the clips' (rank) order: cut them per clip, then put clips in list order.
@@ -138,8 +139,9 @@ class ExtractTask(SimpleTask):
             save_file({"clip": per_clip["clip"][order].contiguous(), "frames": torch.cat([pieces[i] for i in order]),
                        "frame_offsets": offsets, "timestamps": torch.cat([torch.empty(0, dtype=torch.float64), *stamps])}, str(out))
             paths = [str(entries[int(per_clip["indices"][i])].path) for i in order]
-            (context.output_dir / f"{split}.json").write_text(json.dumps({"model": key, "paths": paths}, indent=1) + "\n")
-            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s.", len(paths), embedder.clip_dim, int(offsets[-1]), split, out)
+            (context.output_dir / f"{split}.json").write_text(json.dumps({"model": key, "paths": paths, "skipped": skipped}, indent=1) + "\n")
+            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s; %d clip(s) skipped as unreadable.",
+                     len(paths), embedder.clip_dim, int(offsets[-1]), split, out, len(skipped))
 
 
 class ExtractRecipe(Recipe):

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from fairseq2.checkpoint import CheckpointManager
 from fairseq2.datasets import DataReader
-from fairseq2.gang import Gangs
-from fairseq2.metrics import Mean, MetricBag, Sum, format_as_float
+from fairseq2.gang import Gangs, ReduceOperation
+from fairseq2.metrics import Mean, MetricBag, Sum, format_as_float, format_as_int
 from fairseq2.metrics.recorders import MetricDescriptor
 from fairseq2.nn.data_parallel import get_data_parallel_facade
 from fairseq2.recipe import Recipe, RecipeContext
@@ -49,7 +49,7 @@ from fairseq2.evaluator import EvalUnit
 from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 from torch.nn import Module
-from torcheval.metrics import MulticlassAccuracy, MultilabelAUPRC
+from torcheval.metrics import MulticlassAccuracy
 
 from aape_plugin.data.batch import AudioBatch
 from aape_plugin.data.clips import ClipEntry
@@ -58,7 +58,7 @@ from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.eval.gather import gather_rows, in_clip_order
-from aape_plugin.eval.metrics import metric_name, score
+from aape_plugin.eval.metrics import MeanAveragePrecision, metric_name, score
 from aape_plugin.eval.protocol import held_out_valid
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder
 from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AudioClassifier
@@ -155,6 +155,7 @@ class FinetuneUnit(TrainUnit[AudioBatch]):
         metric_bag.add("loss", Mean())
         metric_bag.add("num_examples", Sum())
         metric_bag.add("total_num_examples", Sum())
+        metric_bag.add("skipped_clips", Sum())
 
     def process_batch(self, batch: AudioBatch, metric_bag: MetricBag) -> tuple[Tensor, int | None]:
         a = self._augment
@@ -167,6 +168,7 @@ class FinetuneUnit(TrainUnit[AudioBatch]):
         metric_bag.get("loss", Mean).update(loss.detach(), weight=batch.batch_size)
         for name in ("num_examples", "total_num_examples"):
             metric_bag.get(name, Sum).update(batch.batch_size)
+        metric_bag.get("skipped_clips", Sum).update(batch.num_skipped)
         return loss, None
 
 
@@ -176,17 +178,19 @@ class FinetuneEvalUnit(EvalUnit[AudioBatch]):
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
         metric_bag.add("loss", Mean())
+        metric_bag.add("skipped_clips", Sum())
         if self._multi:
-            metric_bag.add("map", MultilabelAUPRC(num_labels=self._c, average="macro"))
+            metric_bag.add("map", MeanAveragePrecision(num_labels=self._c))
         else:
             metric_bag.add("accuracy", MulticlassAccuracy())
 
     def process_batch(self, batch: AudioBatch, metric_bag: MetricBag) -> None:
         logits = self._dp_model(batch.features).float()
         assert batch.labels is not None
+        metric_bag.get("skipped_clips", Sum).update(batch.num_skipped)
         if self._multi:
             metric_bag.get("loss", Mean).update(F.binary_cross_entropy_with_logits(logits, batch.labels.float()), weight=batch.batch_size)
-            metric_bag.get("map", MultilabelAUPRC).update(torch.sigmoid(logits), batch.labels.long())
+            metric_bag.get("map", MeanAveragePrecision).update(torch.sigmoid(logits), batch.labels.long())
         else:
             metric_bag.get("loss", Mean).update(F.cross_entropy(logits, batch.labels), weight=batch.batch_size)
             metric_bag.get("accuracy", MulticlassAccuracy).update(logits, batch.labels)
@@ -275,8 +279,9 @@ class TestOnBest:
         logits = [torch.empty(0, self.num_classes, device=device)]
         labels = [torch.empty(0, self.num_classes, device=device) if self.multi_label else torch.empty(0, dtype=torch.int64, device=device)]
         indices = [torch.empty(0, dtype=torch.int64, device=device)]
+        reader = self.test_reader()
         with torch.no_grad(), autocast:
-            for group in self.test_reader():
+            for group in reader:
                 if not group:  # this rank's shard is done, others' are not: keep FSDP's collectives in step
                     self.dp_model(torch.zeros(1, *self.input_shape, device=device))
                 for batch in group:
@@ -286,6 +291,9 @@ class TestOnBest:
                     labels.append(batch.labels)
                     indices.append(batch.indices.to(device))
         rows = in_clip_order(gather_rows(self.gangs.dp, {"logits": torch.cat(logits), "labels": torch.cat(labels), "indices": torch.cat(indices)}))
+        skipped = torch.tensor(reader.num_skipped, dtype=torch.int64, device=device)
+        if self.gangs.dp.size > 1:
+            self.gangs.dp.all_reduce(skipped, ReduceOperation.SUM)
         if self.gangs.root.rank != 0:
             return
 
@@ -293,7 +301,8 @@ class TestOnBest:
         metric = metric_name(self.multi_label)
         result = {"recipe": "aape_finetune", "task": self.task_name, "model": f"fine-tuned from {self.pretrained}", "metric": metric,
                   "summary": {"mean": test_score, "std": 0.0, "n": 1}, "best_step": best, "test_clips": len(rows["indices"]),
-                  "valid_scores": {step: value for value, step in sorted(ranked, key=lambda r: r[1])}}
+                  "valid_scores": {step: value for value, step in sorted(ranked, key=lambda r: r[1])},
+                  "skipped_clips": {"test": int(skipped)}}
         (self.output_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         (self.output_dir / "results.md").write_text(
             f"# Fine-tuning: {self.task_name}\n\n| task | model | {metric} | best step |\n|---|---|---|---|\n"
@@ -312,12 +321,14 @@ class FinetuneRecipe(Recipe):
         register_user_errors(container)
         register_layer_decay_optimizer(container)
         container.collection.register_instance(MetricDescriptor, MetricDescriptor("map", "mAP", 201, format_as_float, higher_better=True))
+        container.collection.register_instance(MetricDescriptor, MetricDescriptor("skipped_clips", "Skipped Clips", 836, format_as_int))
 
     def setup_model(self, context: RecipeContext, model: Module, newly_initialized: bool) -> Module:
         config = context.get_config_as(FinetuneConfig)
         if newly_initialized and config.pretrained.checkpoint is not None:
             classifier = cast(AudioClassifier, model)
-            loaded = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights, step=config.pretrained.step)
+            loaded = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights, step=config.pretrained.step,
+                                  arch=config.model.arch)
             try:
                 classifier.encoder.load_state_dict(loaded.encoder.state_dict())
             except RuntimeError as ex:
@@ -352,7 +363,7 @@ class FinetuneRecipe(Recipe):
 
         stats_source = None
         if config.pretrained.checkpoint is not None:
-            stats_source = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights).stats
+            stats_source = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights, arch=config.model.arch).stats
         stats = stats_source or resolve_feature_stats(
             stats_file=section.stats_file, dataset=dataset, split=section.train_split, output_dir=context.output_dir,
             gangs=context.gangs, features=features, max_clips=section.stats_max_clips)

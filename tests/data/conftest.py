@@ -19,11 +19,18 @@ def real_wave() -> np.ndarray:
     return data
 
 
+# Clips shorter than half a 25 ms STFT window (201 samples): used, padded with silence.
+SHORT_CLIPS = {"short_1.wav": 1, "short_10.wav": 10, "short_28.wav": 28, "short_50ms.wav": 800}
+
+
 @pytest.fixture(scope="session")
 def odd_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, bool]]:
-    """name -> (path, decodable). Decodable odd formats must just work; the rest must be
-    skipped and reported."""
-    root = tmp_path_factory.mktemp("odd")
+    return make_odd_corpus(tmp_path_factory.mktemp("odd"))
+
+
+def make_odd_corpus(root: Path) -> dict[str, tuple[Path, bool]]:
+    """name -> (path, decodable), files written under ``root``. Decodable odd formats and
+    short clips must just work; the rest must be skipped and reported."""
     x = real_wave()
     out: dict[str, tuple[Path, bool]] = {}
 
@@ -45,6 +52,9 @@ def odd_corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path
     full = REAL_CLIP.read_bytes()
     soundfile.write(str(root / "_full.wav"), x, 16_000, subtype="PCM_16")
     add("truncated.wav", True).write_bytes((root / "_full.wav").read_bytes()[: len(full) // 2])
+    (root / "_full.wav").unlink()
+    for name, length in SHORT_CLIPS.items():
+        soundfile.write(str(add(name, True)), x[8_000 : 8_000 + length], 16_000, subtype="PCM_16")
 
     bad = bytearray(full)
     bad[:16] = b"\x00GARBAGE!HEADER\x00"

@@ -149,5 +149,8 @@ def test_audioset_folder_as_downloaded(tmp_path: Path) -> None:
     assert by_name[f"Y{ids[1]}.flac"] == [0.0, 1.0, 1.0]
     assert by_name[f"{ids[0]}.flac"] == [1.0, 0.0, 0.0]
 
-    with pytest.raises(Exception, match=r"1 of 4 segments .* have no audio file"):
+    from aape_plugin.data.errors import AudioDataError
+
+    with pytest.raises(AudioDataError, match=r"AudioSet split 'train': 1 of 4 segments \(25.0%\) have no audio file under .*"
+                                             r"\(e.g. ddddddddddd\), more than max_missing_fraction=0.1"):
         get_audioset_hub().open_custom_dataset(AudioSetDatasetConfig(root=tmp_path, audio_dir="audio", max_missing_fraction=0.1))

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+import torch
 from safetensors.torch import load_file
 
 from aape_plugin.eval.report import comparison_table, load_results
@@ -18,11 +20,20 @@ def test_finetune_selects_on_valid_and_scores_test_once(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
     assert result["metric"] == "accuracy" and 0.0 <= result["summary"]["mean"] <= 1.0
-    assert result["best_step"] in (20, 40) and set(map(int, result["valid_scores"])) <= {20, 40}
     assert "Encoder initialised from asset aape_tiny_demo" in proc.stderr
     assert proc.stderr.count("Test accuracy with the best checkpoint") == 1
     valid = [json.loads(line) for line in (out / "metrics" / "valid.jsonl").read_text().splitlines()]
-    assert [v["Step"] for v in valid] == [20, 40] and all("Accuracy" in v for v in valid)
+    assert [v["Step"] for v in valid] == [20, 40]
+    # Both validations were scored, and the test used the best of them (the later on a tie, as
+    # fairseq2 ranks checkpoints); the scores of the kept checkpoints are those validations'.
+    accuracy = {v["Step"]: v["Accuracy"] for v in valid}
+    assert all(0.0 <= a <= 1.0 for a in accuracy.values())
+    assert result["best_step"] == max(accuracy, key=lambda s: (accuracy[s], s))
+    kept = {int(step): value for step, value in result["valid_scores"].items()}
+    assert result["best_step"] in kept and set(kept) <= {20, 40}
+    for step, value in kept.items():
+        assert value == pytest.approx(accuracy[step], abs=1e-6)
+    assert f"best checkpoint (step {result['best_step']})" in proc.stderr
 
 
 def test_finetune_refuses_a_head_of_the_wrong_size(tmp_path: Path) -> None:
@@ -42,7 +53,9 @@ def test_extract_writes_clip_and_frame_embeddings_with_timestamps(tmp_path: Path
     offsets = data["frame_offsets"]
     assert offsets[0] == 0 and offsets[-1] == data["frames"].shape[0] == data["timestamps"].shape[0]
     first = slice(int(offsets[0]), int(offsets[1]))
-    assert (data["timestamps"][first].diff() > 0).all()
+    # The centre of each 16-frame step: frame t is at t * 10 ms, so step i is at 75 + 160 i ms.
+    expected = 0.075 + 0.16 * torch.arange(int(offsets[1]), dtype=torch.float64)
+    torch.testing.assert_close(data["timestamps"][first].double(), expected)
     assert data["frames"][first].mean(0).allclose(data["clip"][0], atol=1e-4)
 
 
@@ -53,3 +66,24 @@ def test_report_merges_runs_into_one_table(tmp_path: Path) -> None:
             {"task": "demo_pitch", "model": model, "metric": "accuracy", "summary": {"mean": mean, "std": 0.01, "n": 3}}))
     table = comparison_table(load_results([tmp_path / "a", tmp_path / "b"]))
     assert "| aape | 80.0 +- 1.0 |" in table and "| logmel | 60.0 +- 1.0 |" in table
+
+
+def test_validation_and_test_map_are_one_definition() -> None:
+    from torcheval.metrics import MultilabelAUPRC
+
+    from aape_plugin.eval.metrics import MeanAveragePrecision, mean_average_precision
+
+    g = torch.Generator().manual_seed(0)
+    targets = (torch.rand(40, 5, generator=g) > 0.6).long()
+    targets[:, 4] = 0  # a class absent from the split
+    scores = targets.float() * 0.4 + torch.rand(40, 5, generator=g)
+    metric = MeanAveragePrecision(num_labels=5)
+    metric.update(scores[:25], targets[:25])  # as the validation accumulates batches
+    other = MeanAveragePrecision(num_labels=5)
+    other.update(scores[25:], targets[25:])
+    metric.merge_state([other])  # as ranks merge theirs
+    assert float(metric.compute()) == pytest.approx(mean_average_precision(scores, targets), abs=1e-6)  # float32
+    # torcheval's macro AUPRC counts the absent class as 0: a lower, different number.
+    theirs = MultilabelAUPRC(num_labels=5, average="macro")
+    theirs.update(scores, targets)
+    assert float(theirs.compute()) < float(metric.compute()) - 0.1

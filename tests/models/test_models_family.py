@@ -30,7 +30,9 @@ def test_both_families_list_every_arch() -> None:
 
 
 def test_unknown_arch_error_names_it() -> None:
-    with pytest.raises(Exception, match="aape_huge"):
+    from fairseq2.models import ModelArchitectureNotKnownError
+
+    with pytest.raises(ModelArchitectureNotKnownError, match="aape_huge is not a known aape model architecture"):
         get_aape_hub().get_arch_config("aape_huge")
 
 
@@ -71,7 +73,9 @@ def test_checkpoint_round_trip_is_bit_exact_and_strict(tmp_path: Path) -> None:
     sd = model.state_dict()
     sd["unexpected.weight"] = torch.zeros(1)
     torch.save(sd, tmp_path / "bad.pt")
-    with pytest.raises(Exception, match="not compatible with the aape model"):
+    from fairseq2.model_checkpoint import CorruptModelCheckpointError
+
+    with pytest.raises(CorruptModelCheckpointError, match=r"bad.pt is not compatible with the aape model"):
         hub.load_custom_model(tmp_path / "bad.pt", config)
 
 

@@ -1,4 +1,8 @@
-"""aape_tiny (both stems) overfits one batch of real audio: the SSL loss falls clearly."""
+"""aape_tiny (both stems) fits one batch of real audio: with the teacher frozen (no EMA
+update), the targets are fixed, and the student and predictor must drive the masked-token
+loss down several-fold; the teacher must not move."""
+
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -11,6 +15,8 @@ from aape_plugin.losses import AapeCriterion, AapeCriterionConfig
 from aape_plugin.models.archs import ARCHS
 from aape_plugin.models.factory import create_aape_model
 
+STEPS = 100
+
 
 @pytest.fixture(scope="module")
 def real_batch(fairseq2_initialised: None) -> torch.Tensor:
@@ -20,24 +26,38 @@ def real_batch(fairseq2_initialised: None) -> torch.Tensor:
     pool = get_audio_manifest_hub().open_dataset("demo_pool")
     options = AudioReaderOptions(batch_size=8, num_frames=96, crop="centre", shuffle=True, seed=0)
     reader = pool.create_reader("train", create_fake_gangs(CPU), LogMelConfig(), FeatureStats.load(pool.stats_file), options)
-    return next(reader)[0].features
+    return next(reader)[0].features[:4]
 
 
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """A model this small trains faster on one thread, and much faster on a loaded machine
+    (two OpenMP threads on two busy cores wait on each other at every operation)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("arch", ["aape_tiny", "vit_tiny"])
-def test_tiny_model_overfits_one_batch_of_real_audio(arch: str, real_batch: torch.Tensor) -> None:
+def test_tiny_model_fits_the_masked_tokens_of_one_batch(arch: str, real_batch: torch.Tensor) -> None:
     torch.manual_seed(0)
     model = create_aape_model(ARCHS[arch]())
     model.train()
+    teacher = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     criterion = AapeCriterion(AapeCriterionConfig())
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    seeds = list(range(8))  # the same masks every step: one fixed problem to fit
-    losses = []
-    for _ in range(40):
-        loss = criterion(model(real_batch, mask_seeds=seeds)).total
+    seeds = list(range(real_batch.size(0)))  # the same masks every step: one fixed problem to fit
+    patch = []
+    for _ in range(STEPS):
+        loss = criterion(model(real_batch, mask_seeds=seeds))
         optimizer.zero_grad()
-        loss.backward()
+        loss.total.backward()
         optimizer.step()
-        model.update_teacher(0.99)
-        losses.append(float(loss.detach()))
-    assert all(torch.isfinite(torch.tensor(losses)))
-    assert min(losses[-5:]) < 0.5 * losses[0], (arch, losses[0], losses[-5:])
+        patch.append(float(loss.patch.detach()))
+    assert all(torch.isfinite(torch.tensor(patch)))
+    assert all(torch.equal(v, teacher[k]) for k, v in model.teacher.state_dict().items())
+    # Predicting the mean target gives about 1 (targets are normalised); a student that fits the
+    # tokens goes well below it (observed: 1.6 -> 0.3).
+    assert max(patch[-5:]) < patch[0] / 4, (arch, patch[0], patch[-5:])

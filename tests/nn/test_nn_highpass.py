@@ -55,7 +55,15 @@ def test_short_inputs_work() -> None:
     assert hp(torch.randn(3, 16)).shape == (3, 16)
 
 
-@pytest.mark.parametrize("cutoff,taps", [(0.0, 129), (math.pi, 129), (0.3, 128), (0.3, 1)])
-def test_bad_designs_are_named(cutoff: float, taps: int) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    "cutoff,taps,message",
+    [
+        (0.0, 129, r"`cutoff` must be in \(0, pi\) rad/sample, but is 0.0 instead"),
+        (math.pi, 129, r"`cutoff` must be in \(0, pi\) rad/sample, but is 3.14159"),
+        (0.3, 128, r"`num_taps` must be an odd number >= 3, but is 128 instead"),
+        (0.3, 1, r"`num_taps` must be an odd number >= 3, but is 1 instead"),
+    ],
+)
+def test_bad_designs_are_named(cutoff: float, taps: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         design_highpass_fir(cutoff, taps)

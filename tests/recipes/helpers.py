@@ -9,9 +9,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def fairseq2_command() -> list[str]:
-    """The installed ``fairseq2`` console script next to this interpreter."""
-    script = Path(sys.executable).parent / "fairseq2"
+def console_script(name: str) -> list[str]:
+    """An installed console script next to this interpreter."""
+    script = Path(sys.executable).parent / name
     assert script.exists(), f"the console script is not installed at {script}"
     return [str(script)]
 
@@ -22,9 +22,19 @@ def cpu_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1", "FAIRSEQ2_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", **(extra or {})}
 
 
-def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def fairseq2_command() -> list[str]:
+    """The ``fairseq2`` console script."""
+    return console_script("fairseq2")
+
+
+def aape_command() -> list[str]:
+    """The ``aape`` console script: the same command under a name no fairseq2 version uses."""
+    return console_script("aape")
+
+
+def run_cli(*args: str, timeout: int = 600, env: dict[str, str] | None = None, script: str = "fairseq2") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*fairseq2_command(), *args],
+        [*console_script(script), *args],
         capture_output=True,
         text=True,
         timeout=timeout,

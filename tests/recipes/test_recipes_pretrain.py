@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.recipes.helpers import REPO, cpu_env, fairseq2_command, one_line_error, run_cli, run_torchrun, train_metrics
 
@@ -175,18 +176,46 @@ def test_checkpoints_are_usable_by_name_in_later_recipes(full_run: Path, tmp_pat
     assert result["model_key"]["stats"] == [stats["mean"], stats["std"]]  # the run's own statistics
 
 
-def test_fsdp_and_activation_checkpointing_run(tmp_path: Path) -> None:
-    # FSDP2 over gloo on two CPU processes, layer-wise activation checkpointing: the family's
-    # appliers make fairseq2's options work, and the EMA update runs on sharded parameters.
-    proc = run_torchrun("recipe", "run", "aape_pretrain", str(tmp_path / "fsdp"),
-                        "--preset", "demo", "--no-rich", "--config", "common.cluster=none", "trainer.data_parallelism=fsdp",
-                        "trainer.activation_checkpointing.mode=layerwise", "regime.num_steps=4", "regime.publish_metrics_every_n_steps=2",
-                        "regime.checkpoint_every_n_steps=4", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
-                        "dataset.batch_size=4", "dataset.num_parallel_calls=1")
+def test_fsdp_with_activation_checkpointing_matches_one_process(tmp_path: Path) -> None:
+    # FSDP2 over gloo on two CPU processes with layer-wise activation checkpointing, against
+    # one process with the same 8 clips per step. Without the contrastive term (its negatives
+    # are the clips on the same rank) the step is the same computation: same weights after it.
+    from aape_plugin.inference.loading import load_encoder
+
+    common = ["--preset", "demo", "--no-rich", "--config", "common.cluster=none", "regime.num_steps=2",
+              "regime.publish_metrics_every_n_steps=1", "regime.checkpoint_every_n_steps=1", "regime.keep_last_n_checkpoints=2",
+              "regime.validate_every_n_steps=2", "lr_scheduler.config.num_warmup_steps=1", "dataset.num_parallel_calls=1",
+              "criterion.config.contrastive_weight=0", "ema.start=0.9", "ema.end=0.9"]
+    one = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "one"), *common, "dataset.batch_size=8")
+    assert one.returncode == 0, one.stderr[-3000:]
+    proc = run_torchrun("recipe", "run", "aape_pretrain", str(tmp_path / "fsdp"), *common, "dataset.batch_size=4",
+                        "trainer.data_parallelism=fsdp", "trainer.activation_checkpointing.mode=layerwise")
     assert proc.returncode == 0, proc.stderr[-4000:]
-    rows = train_metrics(tmp_path / "fsdp")
-    assert [r["Step"] for r in rows] == [2, 4] and all(r["Loss"] == r["Loss"] for r in rows)
-    assert (tmp_path / "fsdp" / "checkpoints" / "step_4" / "model").is_dir()
+    assert (tmp_path / "fsdp" / "checkpoints" / "step_1" / "model" / "pp_00" / "tp_00" / "sdp_01.pt").exists()  # sharded
+
+    def weights(run: str, step: int, which: str) -> dict:
+        encoder = load_encoder(tmp_path / run / "checkpoints" / f"step_{step}", weights=which).encoder  # type: ignore[arg-type]
+        return {k: v.clone() for k, v in encoder.state_dict().items()}
+
+    a, b = train_metrics(tmp_path / "one")[0], train_metrics(tmp_path / "fsdp")[0]
+    assert a["Number of Examples"] == b["Number of Examples"] == 8
+    assert b["Masked Token Loss"] == pytest.approx(a["Masked Token Loss"], rel=1e-4)
+    for which in ("student", "teacher"):
+        single, sharded = weights("one", 1, which), weights("fsdp", 1, which)
+        for name in single:
+            torch.testing.assert_close(sharded[name], single[name], atol=2e-6, rtol=1e-4, msg=f"{which}.{name}")
+
+    # The EMA update ran on the sharded parameters: teacher_2 = d teacher_1 + (1 - d) student_2.
+    d = 0.9
+    teacher_1, teacher_2, student_2 = weights("fsdp", 1, "teacher"), weights("fsdp", 2, "teacher"), weights("fsdp", 2, "student")
+    moved = 0
+    for name, value in teacher_2.items():
+        if not value.is_floating_point():
+            continue
+        torch.testing.assert_close(value, d * teacher_1[name] + (1 - d) * student_2[name], atol=1e-6, rtol=1e-5, msg=name)
+        moved += int(not torch.equal(value, teacher_1[name]))
+    assert moved > 0.9 * len(teacher_2)
+    assert (tmp_path / "fsdp" / "checkpoints" / "step_2" / "model").is_dir()
 
 
 def test_encoders_load_from_a_run_by_its_checkpoint_steps(full_run: Path) -> None:
