@@ -11,7 +11,7 @@ from tests.data.conftest import DEMO
 from tests.recipes.helpers import run_cli, run_torchrun
 
 PROBE = ["--preset", "demo_drums", "--no-rich", "--config", "model.checkpoint=aape_tiny_demo",
-         "probe.seeds=[42,43]", "probe.max_epochs=40"]
+         "probe.penalties=[1e-3,1e-2,1e-1]"]
 
 
 def test_two_process_probe_equals_one_process(tmp_path: Path) -> None:
@@ -21,9 +21,12 @@ def test_two_process_probe_equals_one_process(tmp_path: Path) -> None:
     assert two.returncode == 0, two.stderr[-4000:]
 
     a, b = (json.loads((tmp_path / name / "results.json").read_text()) for name in ("one", "two"))
-    # Every clip probed (not each rank's half), the same accuracy on every seed.
-    assert [(r["train"], r["valid"], r["test"]) for r in b["runs"]] == [(77, 10, 24)] * 2
-    assert b["runs"] == a["runs"] and b["summary"] == a["summary"]
+    # Every clip probed (not each rank's half), the same probe and accuracy.
+    assert [(r["train"], r["valid"], r["test"]) for r in b["runs"]] == [(77, 10, 24)]
+    # (Embeddings agree to 1e-5 across process counts, so L-BFGS may take a different number of
+    # iterations; the chosen penalty and the scores are the same.)
+    same = [(r["penalty"], r["valid_score"], r["test_score"]) for r in a["runs"]]
+    assert [(r["penalty"], r["valid_score"], r["test_score"]) for r in b["runs"]] == same and b["summary"] == a["summary"]
 
     # One cache file per split, written once, with the same rows in the same (clip) order.
     names = sorted(p.name for p in (tmp_path / "one" / "embeddings").glob("*.safetensors"))
