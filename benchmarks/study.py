@@ -250,11 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--out", type=Path, default=Path("runs/study"))
     parser.add_argument("--docs", type=Path, default=Path("docs"))
-    parser.add_argument("--report-only", action="store_true", help="only report runs that have finished")
+    parser.add_argument("--report-only", action="store_true", help="probe and report the runs that have finished; train none")
+    parser.add_argument("--pretrain-only", action="store_true", help="pre-train; probe and report nothing")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads of the probes (pre-training uses the preset's)")
     args = parser.parse_args(argv)
 
     ensure_fairseq2()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     started = time.monotonic()
     hub = get_audio_manifest_hub()
     stats = FeatureStats.load(hub.open_dataset("study_pool").stats_file)
@@ -274,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             if not (out / "checkpoints" / f"step_{args.steps}").is_dir():
                 continue
             runs.setdefault(variant.label, []).append(out)
+            if args.pretrain_only:
+                continue
             for weights, store in (("teacher", teacher), ("student", student)):
                 if weights == "student" and variant not in MAIN:
                     continue
@@ -282,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                 check = variant in MAIN and weights == "teacher" and seed == 1
                 store.setdefault(variant.label, []).append(
                     prober.probe(f"{out} ({weights})", embedder, encoder_key(out, weights, args.steps), sklearn_check=check))
+
+    if args.pretrain_only:
+        return 0
 
     baselines: dict[str, list[dict[str, TaskScore]]] = {}
     for arch in ("aape_tiny", "vit_tiny"):
