@@ -156,12 +156,19 @@ def final_health(out: Path) -> dict[str, float]:
 # ------------------------------------------------------------------------------------------ probing
 
 
+PROBE_VERSION = 2
+"""Bumped when what a probe result holds changes (cached results of older versions are redone;
+the embeddings stay cached)."""
+
+
 @dataclass
 class TaskScore:
     valid: float
     test: float
     correct: list[int]
     """Per test clip, 1 if the probe got it right (in the task's test order)."""
+    valid_correct: list[int]
+    """The same for the validation clips (what the choices of defaults compare)."""
     penalty: float | None = None
     sklearn_test: float | None = None
 
@@ -176,7 +183,7 @@ class Prober:
     def probe(self, name: str, embedder: Embedder, key: dict[str, Any], tasks: tuple[str, ...] = TASKS,
               sklearn_check: bool = False) -> dict[str, TaskScore]:
         """Scores of ``embedder`` on ``tasks`` (cached in ``results`` by ``key``)."""
-        digest = hashlib.sha256(json.dumps([key, tasks, sklearn_check], sort_keys=True, default=str).encode()).hexdigest()[:16]
+        digest = hashlib.sha256(json.dumps([PROBE_VERSION, key, tasks, sklearn_check], sort_keys=True, default=str).encode()).hexdigest()[:16]
         path = self.results / f"{digest}.json"
         if path.is_file():
             return {t: TaskScore(**v) for t, v in json.loads(path.read_text())["scores"].items()}
@@ -194,9 +201,9 @@ class Prober:
                                             reference_check=sklearn_check)
             assert payload is not None
             run, pred = payload["runs"][0], payload["predictions"]["test"]
-            correct = [int(p == y) for p, y in zip(pred["predicted"][0], pred["labels"])]
-            scores[task] = TaskScore(valid=run["valid_score"], test=run["test_score"], correct=correct, penalty=run["penalty"],
-                                     sklearn_test=run.get("sklearn_test_score"))
+            correct = {split: [int(p == y) for p, y in zip(pred[split]["predicted"][0], pred[split]["labels"])] for split in ("test", "valid")}
+            scores[task] = TaskScore(valid=run["valid_score"], test=run["test_score"], correct=correct["test"],
+                                     valid_correct=correct["valid"], penalty=run["penalty"], sklearn_test=run.get("sklearn_test_score"))
         self.seconds += time.monotonic() - start
         self.results.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"name": name, "key": key, "scores": {t: s.__dict__ for t, s in scores.items()}}) + "\n")
@@ -211,12 +218,13 @@ def encoder_key(out: Path, weights: str, step: int) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------- analysis
 
 
-def correct_matrix(per_seed: list[dict[str, TaskScore]], tasks: tuple[str, ...]) -> dict[str, np.ndarray]:
-    return {t: np.array([s[t].correct for s in per_seed]) for t in tasks}
+def correct_matrix(per_seed: list[dict[str, TaskScore]], tasks: tuple[str, ...], split: str = "test") -> dict[str, np.ndarray]:
+    field = "correct" if split == "test" else "valid_correct"
+    return {t: np.array([getattr(s[t], field) for s in per_seed]) for t in tasks}
 
 
-def compare(a: list[dict[str, TaskScore]], b: list[dict[str, TaskScore]], tasks: tuple[str, ...]) -> Interval:
-    return paired_bootstrap(correct_matrix(a, tasks), correct_matrix(b, tasks))
+def compare(a: list[dict[str, TaskScore]], b: list[dict[str, TaskScore]], tasks: tuple[str, ...], split: str = "test") -> Interval:
+    return paired_bootstrap(correct_matrix(a, tasks, split), correct_matrix(b, tasks, split))
 
 
 def mean_over(per_seed: list[dict[str, TaskScore]], tasks: tuple[str, ...], split: str = "test") -> list[float]:
@@ -307,25 +315,33 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+STEM_LABELS = ("aape_tiny", "vit_tiny", "dev aape_tiny, previous objective", "dev vit_tiny, previous objective",
+               "dev aape_tiny, ffn+clip targets, patch stem")
+"""The runs whose stems are probed alone."""
+
+
 def stem_probes(prober: Prober, runs: dict[str, list[Path]], stats: FeatureStats, steps: int) -> dict[str, list[dict[str, TaskScore]]]:
-    """Pitch and instrument from the stem's parts: random init, early (1/6 of the run) and final
-    checkpoints of the main runs."""
+    """Pitch and instrument from the stem's parts, for the first two seeds of the runs in
+    :data:`STEM_LABELS`: at random initialisation (the run's own architecture, initialised with
+    its seed), after 1/6 of the run and at its end (teacher weights)."""
+    from aape_plugin.models.factory import create_encoder
+
     out: dict[str, list[dict[str, TaskScore]]] = {}
     early = steps // 6
-    for arch, label in (("aape_tiny", "aape_tiny"), ("vit_tiny", "vit_tiny")):
-        parts = ("standard", "alias", "fused") if arch == "aape_tiny" else ("standard",)
-        for seed in (1, 2):
-            encoders = {"random init": (new_encoder(arch, seed=seed), {"source": f"random {arch} {seed}"})}
-            for o in runs.get(label, []):
-                if o.name == f"seed{seed}":
-                    for when, step in (("early", early), ("final", None)):
-                        if step is not None and not (o / "checkpoints" / f"step_{step}").is_dir():
-                            continue
-                        encoders[when] = (load_encoder(o, step=step or steps), encoder_key(o, "teacher", step or steps))
-            for when, (loaded, key) in encoders.items():
+    for label in STEM_LABELS:
+        for o in runs.get(label, [])[:2]:
+            final = load_encoder(o, step=steps)
+            torch.manual_seed(int(o.name.removeprefix("seed")))
+            random = create_encoder(final.config.encoder, drop_path=0.0).eval()
+            encoders = {"random init": (random, {**encoder_key(o, "teacher", steps), "random_init": True})}
+            if (o / "checkpoints" / f"step_{early}").is_dir():
+                encoders[f"step {early}"] = (load_encoder(o, step=early).encoder, encoder_key(o, "teacher", early))
+            encoders[f"step {steps}"] = (final.encoder, encoder_key(o, "teacher", steps))
+            parts = ("standard", "alias", "fused") if final.config.encoder.stem.kind == "aape" else ("standard",)
+            for when, (encoder, key) in encoders.items():
                 for part in parts:
-                    embedder = StemEmbedder(loaded.encoder, loaded.stats or stats, part=part, num_frames=loaded.config.encoder.num_frames)
-                    name = f"{arch} {when}: {part}"
+                    embedder = StemEmbedder(encoder, final.stats or stats, part=part, num_frames=final.config.encoder.num_frames)
+                    name = f"{label}, {when}: {part}"
                     out.setdefault(name, []).append(prober.probe(name, embedder, {**key, "kind": "stem", "part": part}, tasks=FREQUENCY_TASKS))
     return out
 
@@ -349,11 +365,34 @@ def write_report(args, teacher, student, baselines, stems, runs, pretrain_second
     # Dev phase: the choices, on validation.
     dev = {v.label.removeprefix("dev "): teacher[v.label] for v in DEV if v.label in teacher}
     if dev:
+        base_valid = {k: v for k, v in baselines.items()}
+        lines = []
+        pairs = [
+            ("aape_tiny, ffn+clip targets, clip stem (masked input zeroed)", "aape_tiny, previous objective", "targets, AaPE"),
+            ("vit_tiny, ffn+clip targets", "vit_tiny, previous objective", "targets, plain stem"),
+            ("aape_tiny, ffn+clip targets, clip stem sees the full input", "aape_tiny, ffn+clip targets, clip stem (masked input zeroed)",
+             "clip-context stem: full input vs masked input zeroed"),
+            ("aape_tiny, ffn+clip targets, patch stem", "aape_tiny, ffn+clip targets, clip stem (masked input zeroed)",
+             "patch-local vs clip-context stem (zeroed)"),
+            ("aape_tiny, ffn+clip targets, patch stem", "aape_tiny, ffn+clip targets, clip stem sees the full input",
+             "patch-local vs clip-context stem (full input)"),
+            ("aape_tiny, ffn+clip targets, patch stem", "vit_tiny, ffn+clip targets", "AaPE (patch stem) vs plain stem"),
+        ]
+        for a, b, what in pairs:
+            if a in dev and b in dev:
+                lines.append(f"- {what} (`{a}` minus `{b}`), mean over tasks: {compare(dev[a], dev[b], TASKS, 'valid').describe()}; "
+                             f"pitch and instrument: {compare(dev[a], dev[b], FREQUENCY_TASKS, 'valid').describe()}.")
         sections.append("## How the defaults were chosen (validation splits only)\n\n"
                         f"Two pre-training seeds each, {args.steps} steps, teacher encoders, validation accuracy (%) of the "
-                        "converged probe. The test splits were not looked at for these choices.\n\n" + score_table(dev, "valid"))
+                        "converged probe, with paired bootstrap 95% intervals over validation clips and seeds. The test splits "
+                        "were not looked at for these choices.\n\n" + score_table({**dev, **base_valid}, "valid") + "\n\n" + "\n".join(lines) + "\n")
 
     main = {v.label: teacher[v.label] for v in MAIN + ABLATIONS if v.label in teacher}
+    checks = [abs(per_seed[0][t].test - per_seed[0][t].sklearn_test) for per_seed in {**teacher, **baselines}.values()
+              for t in TASKS if per_seed[0][t].sklearn_test is not None]
+    check_line = (f"The probe was checked against scikit-learn's `LogisticRegression` tuned on the same validation split over the same "
+                  f"penalty grid, on the same features, for {len(checks)} (model, task) pairs: largest test-accuracy difference "
+                  f"{100 * max(checks):.2f} points." if checks else "")
     if main:
         table = score_table({**main, **baselines}, "test")
         students = score_table({f"{k} (student)": v for k, v in student.items() if k in ("aape_tiny", "vit_tiny")}, "test")
@@ -372,41 +411,14 @@ def write_report(args, teacher, student, baselines, stems, runs, pretrain_second
                 claims.append(stmt(student[arch], teacher[arch], TASKS, f"{arch}: student minus EMA teacher, mean over tasks"))
         ablation_lines = []
         for variant in ABLATIONS:
-            base = main.get(variant.arch if variant.arch in main else "aape_tiny", [])
-            if variant.label == "aape_tiny, one mask clone, no contrastive term":
-                base = main.get("aape_tiny, no contrastive term", [])
-                against = "aape_tiny, no contrastive term"
-            else:
-                against = variant.arch
-            ablation_lines.append(stmt(base, main.get(variant.label, []), TASKS, f"{against} minus ({variant.label}) [{variant.note}]"))
-
-        checks = []
-        for name, per_seed in {**main, **baselines}.items():
-            for t in TASKS:
-                s = per_seed[0][t]
-                if s.sklearn_test is not None:
-                    checks.append(abs(s.test - s.sklearn_test))
-        check_line = (f"The probe was checked against scikit-learn's `LogisticRegression` tuned on the same validation split with the same "
-                      f"penalty grid, on the same features, for {len(checks)} (model, task) pairs: largest test-accuracy difference "
-                      f"{100 * max(checks):.2f} points." if checks else "")
-
-        health_rows = []
-        for label, outs in runs.items():
-            values = [final_health(o) for o in outs]
-            keys = list(values[0])
-            health_rows.append([label] + [f"{statistics.fmean(v[k] for v in values):.3f}" for k in keys])
-        health = markdown_table(["run", *keys], health_rows) if health_rows else ""
-
-        stem_table = ""
-        if stems:
-            rows = [[name, str(len(per_seed))] + [cell([s[t].test for s in per_seed]) for t in FREQUENCY_TASKS] for name, per_seed in stems.items()]
-            stem_table = markdown_table(["stem part", "seeds", "pitch", "instrument"], rows)
+            against = "aape_tiny, no contrastive term" if variant.label == "aape_tiny, one mask clone, no contrastive term" else variant.arch
+            ablation_lines.append(stmt(main.get(against, []), main.get(variant.label, []), TASKS,
+                                       f"{against} minus ({variant.label}) [{variant.note}]"))
 
         fig, ax = plt.subplots(figsize=(11, 4), constrained_layout=True)
-        names = list({**main, **baselines})
-        width = 0.8 / len(names)
-        for i, name in enumerate(names):
-            per_seed = {**main, **baselines}[name]
+        shown = {**main, **baselines}
+        width = 0.8 / len(shown)
+        for i, (name, per_seed) in enumerate(shown.items()):
             means = [100 * statistics.fmean(s[t].test for s in per_seed) for t in TASKS]
             ax.bar([k + i * width for k in range(len(TASKS))], means, width, label=name)
         ax.set_xticks([k + 0.4 - width / 2 for k in range(len(TASKS))], [SHORT[t] for t in TASKS])
@@ -418,7 +430,7 @@ def write_report(args, teacher, student, baselines, stems, runs, pretrain_second
         sections.append(f"""## Results (test splits)
 
 Teacher encoders; a cell is the mean +- standard deviation over pre-training seeds (random
-encoders: initialisation seeds) of test accuracy (%). {check_line}
+encoders: initialisation seeds) of test accuracy (%).
 
 {table}
 
@@ -436,28 +448,42 @@ resampled; "a tie" when the interval contains zero):
 **Ablations** (mean over the five tasks, test):
 
 {chr(10).join(ablation_lines)}
+""")
 
-## Where the information is: the stem alone
+    if check_line:
+        sections.append(f"## The probe converged\n\n{check_line}\n")
 
-Pitch and instrument accuracy (%) of the converged probe on the stem's output alone (no ViT):
-the conv branch (`standard`), the Adaptive SBLU's features (`alias`) and the fused tokens, at
-random initialisation, after {args.steps // 6} steps and after {args.steps}.
+    if stems:
+        rows = [[name, str(len(per_seed))] + [cell([s[t].test for s in per_seed]) for t in FREQUENCY_TASKS] for name, per_seed in stems.items()]
+        sections.append(f"""## Where the information is: the stem alone
 
-{stem_table}
+Pitch and instrument test accuracy (%) of the converged probe on the stem's output alone (no
+ViT): the conv branch (`standard`), the Adaptive SBLU's features (`alias`) and the fused tokens,
+at random initialisation, after {args.steps // 6} steps and after {args.steps} (teacher weights;
+first two seeds).
 
-## Representation health at the end of pre-training
+{markdown_table(["stem part", "seeds", "pitch", "instrument"], rows)}
+""")
 
-Mean over seeds of the last logged values (`metrics/train.jsonl`; see `docs/design.md` for
-what each means).
+    if runs:
+        health_rows, keys = [], []
+        for label, outs in runs.items():
+            values = [final_health(o) for o in outs]
+            keys = list(values[0])
+            health_rows.append([label] + [f"{statistics.fmean(v[k] for v in values):.3f}" for k in keys])
+        sections.append(f"""## Representation health at the end of pre-training
 
-{health}
+Mean over seeds of the last logged values (`metrics/train.jsonl`; `docs/design.md` says what
+each means).
+
+{markdown_table(["run", *keys], health_rows)}
 """)
 
     (docs / "results.json").write_text(json.dumps({
         "steps": args.steps, "tasks": TASKS,
-        "teacher": {k: [{t: s.__dict__ | {"correct": None} for t, s in r.items()} for r in v] for k, v in teacher.items()},
-        "student": {k: [{t: s.__dict__ | {"correct": None} for t, s in r.items()} for r in v] for k, v in student.items()},
-        "baselines": {k: [{t: s.__dict__ | {"correct": None} for t, s in r.items()} for r in v] for k, v in baselines.items()},
+        "teacher": {k: [{t: s.__dict__ | {"correct": None, "valid_correct": None} for t, s in r.items()} for r in v] for k, v in teacher.items()},
+        "student": {k: [{t: s.__dict__ | {"correct": None, "valid_correct": None} for t, s in r.items()} for r in v] for k, v in student.items()},
+        "baselines": {k: [{t: s.__dict__ | {"correct": None, "valid_correct": None} for t, s in r.items()} for r in v] for k, v in baselines.items()},
     }, indent=1) + "\n")
 
     text = f"""# Results: does AaPE pre-training help? (study corpus, CPU scale)

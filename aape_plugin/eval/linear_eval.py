@@ -158,9 +158,9 @@ def linear_evaluation(
     multi = dataset.multi_label
     num_classes = len(dataset.label_names or [])
     results = []
-    predictions: dict[str, dict[str, list]] = {}
+    predictions: dict[str, dict[str, dict[str, list]]] = {}
     for rnd in rounds:
-        (*train, _), (*valid, _), (*test, test_ids) = gather(rnd.train), gather(rnd.valid), gather(rnd.test)
+        (*train, _), (*valid, valid_ids), (*test, test_ids) = gather(rnd.train), gather(rnd.valid), gather(rnd.test)
         for probe_seed in seeds:
             if should_stop():
                 return None
@@ -169,8 +169,12 @@ def linear_evaluation(
             results.append({"round": rnd.name, "seed": probe_seed, **res.summary(), "train": len(train[0]), "valid": len(valid[0]), "test": len(test[0])})
             if not multi:
                 # Per-clip predictions: what paired bootstrap intervals between models are computed from.
-                entry = predictions.setdefault(rnd.name, {"clips": test_ids, "labels": test[1].tolist(), "predicted": []})
-                entry["predicted"].append(res.test_outputs.argmax(dim=-1).tolist())
+                entry = predictions.setdefault(rnd.name, {
+                    "test": {"clips": test_ids, "labels": test[1].tolist(), "predicted": []},
+                    "valid": {"clips": valid_ids, "labels": valid[1].tolist(), "predicted": []},
+                })
+                entry["test"]["predicted"].append(res.test_outputs.argmax(dim=-1).tolist())
+                entry["valid"]["predicted"].append(res.valid_outputs.argmax(dim=-1).tolist())
             how = f"penalty {res.penalty:g}, {res.iterations} L-BFGS iterations" if res.penalty is not None else f"best epoch {res.best_epoch}"
             log.info("%s seed %d: test %s %.4f (valid %.4f, %s).", rnd.name, probe_seed, metric_name(multi), res.test_score, res.valid_score, how)
             if not res.converged:

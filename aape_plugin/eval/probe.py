@@ -81,6 +81,9 @@ class ProbeResult:
     test_outputs: Tensor
     """``(N_test, C)`` the head's outputs on the test clips (logits), in test order."""
 
+    valid_outputs: Tensor
+    """``(N_valid, C)`` the chosen head's outputs on the validation clips."""
+
     best_epoch: int | None = None
     """``evar``: the epoch whose weights were kept."""
 
@@ -101,7 +104,7 @@ class ProbeResult:
 
     def summary(self) -> dict[str, object]:
         """The JSON-able fields (everything but the outputs)."""
-        return {k: v for k, v in self.__dict__.items() if k != "test_outputs"}
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_outputs")}
 
 
 def make_head(in_dim: int, num_classes: int, hidden: list[int]) -> Module:
@@ -149,6 +152,7 @@ def train_probe(
             reference = sklearn_reference((x_train, train[1]), (x_valid, valid[1]), (x_test, test[1]), penalties=settings.penalties)
         return ProbeResult(
             test_score=score(outputs, test[1], multi_label), valid_score=chosen.valid_score, test_outputs=outputs,
+            valid_outputs=chosen.fit.logits(x_valid).float(),
             penalty=chosen.fit.penalty, iterations=chosen.fit.iterations, converged=chosen.fit.converged,
             sklearn_test_score=reference,
         )
@@ -201,6 +205,8 @@ def _train_evar_probe(
     head.eval()
     with torch.no_grad():
         outputs = head(x_test)
+        valid_outputs = head(x_valid)
 
     return ProbeResult(test_score=score(outputs, test[1], multi_label), valid_score=best, test_outputs=outputs,
+                       valid_outputs=valid_outputs,
                        best_epoch=best_epoch, epochs_run=epoch)

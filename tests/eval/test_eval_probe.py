@@ -37,8 +37,9 @@ def test_probe_writes_results_and_reuses_cached_embeddings(tmp_path: Path) -> No
     # The converged probe is deterministic: one run per round, its penalty chosen on validation.
     assert first["metric"] == "accuracy" and first["summary"]["n"] == 1 and 0.0 < first["summary"]["mean"] <= 1.0
     assert first["runs"][0]["penalty"] in (1e-3, 1e-2, 1e-1) and first["runs"][0]["converged"]
-    predictions = first["predictions"]["test"]
-    assert len(predictions["clips"]) == len(predictions["labels"]) == len(predictions["predicted"][0]) == first["runs"][0]["test"]
+    for split in ("test", "valid"):  # (the task's train/valid/test splits make one round, named "test")
+        predictions = first["predictions"]["test"][split]
+        assert len(predictions["clips"]) == len(predictions["labels"]) == len(predictions["predicted"][0]) == first["runs"][0][split]
     assert "Embedded" in first["_log"] and len(list(cache.glob("*.safetensors"))) == 3
     second = probe(tmp_path / "b", "--preset", "demo_keywords", *FAST, f"cache_dir={cache}", "model.kind=logmel")
     assert "Reusing cached embeddings" in second["_log"] and "Embedded" not in second["_log"]
