@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     curve = loss_curve(pretrain)
 
     report = (f"# Demo results\n\nPre-training loss (aape_tiny, demo preset, {args.steps} steps):\n\n{curve}\n\n"
-              f"Linear probe, test accuracy (%), mean +- std over 3 seeds:\n\n{table}\n")
+              f"Linear probe (converged: logistic regression, penalty chosen on validation), test accuracy (%):\n\n{table}\n")
     (args.out / "results.md").write_text(report)
     print("\n" + report + f"\n(written to {args.out / 'results.md'})")
     return 0

@@ -3,7 +3,8 @@
     python -m aape_plugin.eval.report RUN_DIR [RUN_DIR ...] [--out table.md]
     fairseq2 recipe run aape_report OUT --config "runs=[RUN_DIR, ...]"
 
-Rows are models, columns tasks; cells are mean +- std over seeds and folds, in percent.
+Rows are models, columns tasks; cells are the score in percent, with +- the standard deviation
+over seeds and folds when a run has several.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def comparison_table(results: list[dict], model_names: dict[str, str] | None = N
         if model not in models:
             models.append(model)
         s = r["summary"]
-        cells[(model, r["task"])] = f"{100 * s['mean']:.1f} +- {100 * s['std']:.1f}"
+        cells[(model, r["task"])] = f"{100 * s['mean']:.1f}" + (f" +- {100 * s['std']:.1f}" if s["n"] > 1 else "")
         metrics[r["task"]] = r["metric"]
     header = "| model | " + " | ".join(f"{t} ({metrics[t]})" for t in tasks) + " |"
     rule = "|---|" + "---|" * len(tasks)

@@ -64,8 +64,12 @@ def test_report_merges_runs_into_one_table(tmp_path: Path) -> None:
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps(
             {"task": "demo_pitch", "model": model, "metric": "accuracy", "summary": {"mean": mean, "std": 0.01, "n": 3}}))
-    table = comparison_table(load_results([tmp_path / "a", tmp_path / "b"]))
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "results.json").write_text(json.dumps(
+        {"task": "demo_pitch", "model": "single", "metric": "accuracy", "summary": {"mean": 0.7, "std": 0.0, "n": 1}}))
+    table = comparison_table(load_results([tmp_path / "a", tmp_path / "b", tmp_path / "c"]))
     assert "| aape | 80.0 +- 1.0 |" in table and "| logmel | 60.0 +- 1.0 |" in table
+    assert "| single | 70.0 |" in table  # one deterministic run: no spread to show
 
 
 def test_validation_and_test_map_are_one_definition() -> None:
