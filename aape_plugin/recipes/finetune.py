@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Literal, cast
 
@@ -210,6 +210,27 @@ def split_entries(dataset: AudioDataset, section: FinetuneDatasetSection, seed: 
     return {"train": train, "valid": valid, "test": dataset.entries(section.test_split)}
 
 
+FREE_ENCODER_FIELDS = frozenset({"encoder.drop_path", "encoder.num_frames"})
+"""Encoder settings fine-tuning may change: regularisation and input length, not what the
+weights compute."""
+
+
+def config_differences(pretrained: object, current: object, prefix: str) -> list[str]:
+    """``field=value`` of every (nested) dataclass field where ``pretrained`` differs from
+    ``current``, with the dotted path (:data:`FREE_ENCODER_FIELDS` aside)."""
+    out = []
+    for item in fields(pretrained):  # type: ignore[arg-type]
+        a, b = getattr(pretrained, item.name), getattr(current, item.name)
+        path = f"{prefix}.{item.name}"
+        if path in FREE_ENCODER_FIELDS:
+            continue
+        if is_dataclass(a) and is_dataclass(b):
+            out += config_differences(a, b, path)
+        elif a != b:
+            out.append(f"{path}={a!r}")
+    return out
+
+
 class FinetuneTask(Task):
     """fairseq2's trainer, then one test pass with the best validation checkpoint.
 
@@ -329,6 +350,14 @@ class FinetuneRecipe(Recipe):
             classifier = cast(AudioClassifier, model)
             loaded = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights, step=config.pretrained.step,
                                   arch=config.model.arch)
+            differences = config_differences(loaded.config.encoder, classifier.config.encoder, "encoder")
+            if differences:
+                # Weights may fit while the computation differs (e.g. `stem.context`): refuse.
+                raise EncoderLoadError(
+                    f"The encoder of {config.pretrained.checkpoint} was pre-trained with {', '.join(differences)}; "
+                    f"`model.arch` {config.model.arch!r} differs. Set the same values with "
+                    f"--config 'model.config_overrides={{encoder: {{...}}}}'."
+                )
             try:
                 classifier.encoder.load_state_dict(loaded.encoder.state_dict())
             except RuntimeError as ex:

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from aape_plugin.eval.report import comparison_table, load_results
 from tests.data.conftest import DEMO
-from tests.recipes.helpers import run_cli
+from tests.recipes.helpers import one_line_error, run_cli
 
 
 def test_finetune_selects_on_valid_and_scores_test_once(tmp_path: Path) -> None:
@@ -40,6 +40,14 @@ def test_finetune_refuses_a_head_of_the_wrong_size(tmp_path: Path) -> None:
     proc = run_cli("recipe", "run", "aape_finetune", str(tmp_path / "x"), "--preset", "demo_drums", "--no-rich",
                    "--config", "model.config_overrides.num_classes=7")
     assert proc.returncode == 2 and "num_classes=6" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_finetune_refuses_an_encoder_pre_trained_to_compute_differently(tmp_path: Path) -> None:
+    # The weights would fit (no parameter changes), but the stem would compute another function.
+    proc = run_cli("recipe", "run", "aape_finetune", str(tmp_path / "x"), "--preset", "demo_drums", "--no-rich",
+                   "--config", "model.config_overrides={encoder: {stem: {centre_tap: exact}}}")
+    err = one_line_error(proc)
+    assert "was pre-trained with encoder.stem.centre_tap='paper'" in err and "model.config_overrides" in err
 
 
 def test_extract_writes_clip_and_frame_embeddings_with_timestamps(tmp_path: Path) -> None:
