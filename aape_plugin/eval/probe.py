@@ -149,7 +149,8 @@ def train_probe(
         outputs = chosen.fit.logits(x_test).float()
         reference = None
         if reference_check and not multi_label:
-            reference = sklearn_reference((x_train, train[1]), (x_valid, valid[1]), (x_test, test[1]), penalties=settings.penalties)
+            reference = sklearn_reference((x_train, train[1]), (x_valid, valid[1]), (x_test, test[1]), penalties=settings.penalties,
+                                          tolerance=1e-4, max_iter=settings.max_iter)
         return ProbeResult(
             test_score=score(outputs, test[1], multi_label), valid_score=chosen.valid_score, test_outputs=outputs,
             valid_outputs=chosen.fit.logits(x_valid).float(),
