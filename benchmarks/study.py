@@ -261,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="probe and report the runs that have finished; train none")
     parser.add_argument("--pretrain-only", action="store_true", help="pre-train; probe and report nothing")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads of the probes (pre-training uses the preset's)")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="only the variants whose label contains TEXT (repeatable); the report covers what exists")
+    parser.add_argument("--seeds", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,
+                        help="only these pre-training seeds, e.g. 1,2")
     args = parser.parse_args(argv)
 
     ensure_fairseq2()
@@ -270,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     stats = FeatureStats.load(hub.open_dataset("study_pool").stats_file)
 
     variants = {"dev": DEV, "main": MAIN + ABLATIONS, "all": DEV + MAIN + ABLATIONS}[args.phase]
+    if args.only:
+        variants = [v for v in variants if any(text in v.label for text in args.only)]
 
     # Each run is pre-trained, then probed at once, so that results arrive as the study goes.
     prober = Prober(EmbeddingCache(args.out / "embeddings"), args.out / "probes")
@@ -278,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     student: dict[str, list[dict[str, TaskScore]]] = {}
     for variant in variants:
         for seed in variant.seeds:
+            if args.seeds is not None and seed not in args.seeds:
+                continue
             out = run_dir(args.out, variant, seed)
             if not args.report_only:
                 pretrain(args.out, variant, seed, args.steps)
