@@ -211,7 +211,7 @@ class Prober:
 
 
 def encoder_key(out: Path, weights: str, step: int) -> dict[str, Any]:
-    return {"kind": "aape", "source": str(out), "weights": weights, "step": step,
+    return {"kind": "aape", "source": str(out.resolve()), "weights": weights, "step": step,
             "fingerprint": file_fingerprint(out / "checkpoints" / f"step_{step}" / "model")}
 
 
@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true", help="probe and report the runs that have finished; train none")
     parser.add_argument("--pretrain-only", action="store_true", help="pre-train; probe and report nothing")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads of the probes (pre-training uses the preset's)")
+    parser.add_argument("--no-stems", action="store_true", help="skip the stem-only probes")
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
                         help="only the variants whose label contains TEXT (repeatable); the report covers what exists")
     parser.add_argument("--seeds", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,
@@ -306,9 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.pretrain_only:
         return 0
 
+    # Random encoders are paired with pre-training seeds: as many as the most-seeded variant has.
+    random_seeds = MAIN_SEEDS[:max(2, max((len(outs) for outs in runs.values()), default=0))]
     baselines: dict[str, list[dict[str, TaskScore]]] = {}
     for arch in ("aape_tiny", "vit_tiny"):
-        for seed in MAIN_SEEDS:
+        for seed in random_seeds:
             loaded = new_encoder(arch, seed=seed)
             embedder = EncoderEmbedder(loaded.encoder, stats, num_frames=loaded.config.encoder.num_frames)
             baselines.setdefault(f"{arch}, random init", []).append(
@@ -316,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     baselines["log-mel statistics"] = [prober.probe("log-mel", LogMelEmbedder(stats), {"kind": "logmel", "stats": [stats.mean, stats.std]},
                                                     sklearn_check=True)]
 
-    stems = stem_probes(prober, runs, stats, args.steps)
+    stems = {} if args.no_stems else stem_probes(prober, runs, stats, args.steps)
 
     pretrain_seconds = sum(train_seconds(o) for outs in runs.values() for o in outs)
     write_report(args, teacher, student, baselines, stems, runs, pretrain_seconds, prober.seconds, time.monotonic() - started)

@@ -204,12 +204,13 @@ def write_results(out: Path, payload: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     s, metric, task, model = payload["summary"], payload["metric"], payload["task"], payload["model"]
+    score = f"{100 * s['mean']:.2f}" + (f" +- {100 * s['std']:.2f}" if s["n"] > 1 else "")
+    runs = f"({len(payload['rounds'])} round(s) x {len(payload['settings']['seeds'])} seed(s))"
     lines = [
         f"# Linear probe: {task}", "",
-        f"Model: {model}  ", f"Metric: {metric} (test), mean +- std over {s['n']} runs "
-        f"({len(payload['rounds'])} round(s) x {len(payload['settings']['seeds'])} seed(s))", "",
-        f"| task | model | {metric} |", "|---|---|---|",
-        f"| {task} | {model} | {100 * s['mean']:.2f} +- {100 * s['std']:.2f} |", "",
+        f"Model: {model}  ",
+        f"Metric: {metric} (test), mean +- std over {s['n']} runs {runs}" if s["n"] > 1 else f"Metric: {metric} (test), one run",
+        "", f"| task | model | {metric} |", "|---|---|---|", f"| {task} | {model} | {score} |", "",
     ]
     skipped = {split: n for split, n in payload.get("skipped_clips", {}).items() if n}
     if skipped:
@@ -219,4 +220,4 @@ def write_results(out: Path, payload: dict[str, Any]) -> None:
             f"| {k} | {100 * r['mean']:.2f} | {100 * r['std']:.2f} |" for k, r in payload["rounds"].items()
         ]
     (out / "results.md").write_text("\n".join(lines) + "\n")
-    log.info("%s on %s: %s %.2f +- %.2f (%d runs). Written to %s.", model, task, metric, 100 * s["mean"], 100 * s["std"], s["n"], out / "results.md")
+    log.info("%s on %s: %s %s (%d run(s)). Written to %s.", model, task, metric, score, s["n"], out / "results.md")

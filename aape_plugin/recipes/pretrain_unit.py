@@ -98,7 +98,9 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
         self._last_publish = time.monotonic()
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
-        for name in (*LOSS_METRICS, "ema_decay", *stem_quantile_names(), *HEALTH_METRICS):
+        # The plain stem has no poles: no empty stem metrics (torcheval warns on every read).
+        stem = stem_quantile_names() if self._model.config.encoder.stem.kind == "aape" else []
+        for name in (*LOSS_METRICS, "ema_decay", *stem, *HEALTH_METRICS):
             metric_bag.add(name, Mean())
         for name in ("num_examples", "total_num_examples", "skipped_clips", "total_skipped_clips"):
             metric_bag.add(name, Sum())
