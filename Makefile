@@ -38,7 +38,9 @@ study-corpus: setup
 gpu-check: setup
 	$(PY) -m benchmarks.gpu
 
-# AaPE vs. the plain stem on the demo data (about an hour on 2 cores): docs/results.md
+# AaPE vs. the plain stem on the study corpus (make study-corpus first): docs/results.md. Resumes
+# where it stopped. Budget on 2 CPU cores: about 11 minutes per 3,000-step pre-training run and
+# 5 per model's probes; the main runs (4 seeds x 2 archs) and ablations (2 seeds x 5) about 5 hours.
 study:
 	@scripts/setup.sh figures
 	$(PY) -m benchmarks.study
