@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-STEM_LABELS = ("aape_tiny", "dev aape_tiny, previous objective", "dev aape_tiny, ffn+clip targets, patch stem")
+STEM_LABELS = ("aape_tiny", "dev aape_tiny, ffn+clip targets, patch stem")
 """The runs whose stems are probed alone."""
 
 
@@ -380,7 +380,7 @@ def write_report(args, teacher, student, baselines, stems, runs, pretrain_second
     def stmt(a: list, b: list, tasks: tuple[str, ...], what: str) -> str:
         if not a or not b:
             return f"- {what}: not run yet."
-        return f"- {what}: {compare(a, b, tasks).describe()} points."
+        return f"- {what}, points: {compare(a, b, tasks).describe()}."
 
     # Dev phase: the choices, on validation.
     dev = {v.label.removeprefix("dev "): teacher[v.label] for v in DEV if v.label in teacher}
@@ -449,6 +449,11 @@ def write_report(args, teacher, student, baselines, stems, runs, pretrain_second
         fig.savefig(docs / "figures" / "study_probe.png", dpi=110)
         plt.close(fig)
 
+        sections.insert(0, "## In short (test splits, paired bootstrap 95% intervals)\n\n" + "\n".join([
+            stmt(a, ra, TASKS, "Pre-trained `aape_tiny` minus its random initialisation, mean over the five tasks"),
+            stmt(a, v, TASKS, "AaPE minus the plain stem (`aape_tiny` minus `vit_tiny`, both pre-trained), mean over the five tasks"),
+            stmt(a, v, FREQUENCY_TASKS, "AaPE minus the plain stem on the frequency-structured tasks (pitch and instrument)"),
+        ]) + "\n")
         sections.append(f"""## Results (test splits)
 
 Teacher encoders; a cell is the mean +- standard deviation over pre-training seeds (random
@@ -482,14 +487,17 @@ resampled; "a tie" when the interval contains zero):
 Pitch and instrument test accuracy (%) of the converged probe on the stem's output alone (no
 ViT): the conv branch (`standard`), the Adaptive SBLU's features (`alias`) and the fused tokens,
 at random initialisation, after {args.steps // 6} steps and after {args.steps} (teacher weights;
-first two seeds).
+first seed).
 
 {markdown_table(["stem part", "seeds", "pitch", "instrument"], rows)}
 """)
 
     if runs:
-        health_rows, keys = [], []
+        health_rows, keys, seen = [], [], set()
         for label, outs in runs.items():
+            if tuple(outs) in seen:  # a main variant whose runs are a dev variant's
+                continue
+            seen.add(tuple(outs))
             values = [final_health(o) for o in outs]
             keys = list(values[0])
             health_rows.append([label] + [f"{statistics.fmean(v[k] for v in values):.3f}" for k in keys])
