@@ -15,8 +15,9 @@ probes the stems alone (standard branch, aliasing branch, fused tokens); writes
 Everything resumes: pre-training goes through the public command (``fairseq2 recipe run
 aape_pretrain``), which continues from the last checkpoint; finished runs, cached embeddings and
 probe results are reused. A run is skipped once its last checkpoint exists, so the study can be
-spread over several sessions. Budget: each 3,000-step ``aape_tiny`` run takes about 10 minutes on
-2 CPU cores, each model's probes about 2 minutes (see the report for the measured totals).
+spread over several sessions. Budget on 2 CPU cores: each 3,000-step run about 11-15 minutes,
+each model's probes on the five tasks about 4-5 (see the report for the measured totals).
+``--only TEXT`` and ``--seeds 1,2`` pick what to run.
 """
 
 from __future__ import annotations
