@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stems = {} if args.no_stems else stem_probes(prober, runs, stats, args.steps)
 
-    pretrain_seconds = sum(train_seconds(o) for outs in runs.values() for o in outs)
+    pretrain_seconds = sum(train_seconds(o) for o in {o for outs in runs.values() for o in outs})
     write_report(args, teacher, student, baselines, stems, runs, pretrain_seconds, prober.seconds, time.monotonic() - started)
     return 0
 
@@ -522,7 +522,7 @@ each means).
 Command: `make study` (= `python -m benchmarks.study`; the defaults were chosen with
 `python -m benchmarks.study --phase dev`), which rewrites this page, `docs/results.json` and
 `docs/figures/study_probe.png`. Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']};
-{m['date']}. Budget: {pretrain_seconds / 3600:.1f} hours of pre-training ({sum(len(v) for v in runs.values())} runs,
+{m['date']}. Budget: {pretrain_seconds / 3600:.1f} hours of pre-training ({len({o for v in runs.values() for o in v})} runs,
 from their logs) and {probe_seconds / 3600:.1f} hours of probing in this invocation, which took
 {elapsed / 3600:.1f} hours in all (finished runs, embeddings and probes are reused).
 
