@@ -17,24 +17,10 @@ def layer_pooled_targets(layers: list[Tensor], num_layers: int, *, skip_tokens: 
     :param skip_tokens: leading tokens (CLS) that are not patch targets.
     :returns: ``(B, N, D)`` targets for every patch.
     """
-    if not 1 <= num_layers <= len(layers):
-        raise ValueError(
-            f"`num_layers` must be between 1 and the number of encoder layers ({len(layers)}), "
-            f"but is {num_layers} instead."
-        )
+    def instance_normed(layer: Tensor) -> Tensor:
+        return F.instance_norm(layer[:, skip_tokens:].float().transpose(1, 2)).transpose(1, 2)
 
-    total = None
-
-    for layer in layers[-num_layers:]:
-        patches = layer[:, skip_tokens:].float()
-
-        normed = F.instance_norm(patches.transpose(1, 2)).transpose(1, 2)
-
-        total = normed if total is None else total + normed
-
-    assert total is not None
-
-    return F.layer_norm(total / num_layers, total.shape[-1:])
+    return _layer_normed_mean([instance_normed(layer) for layer in _top_layers(layers, num_layers)])
 
 
 def global_target(targets: Tensor) -> Tensor:
@@ -57,21 +43,26 @@ def clip_target(layers: list[Tensor], num_layers: int, *, skip_tokens: int = 1) 
 
     :returns: ``(B, D)``.
     """
+    def layer_normed_summary(layer: Tensor) -> Tensor:
+        summary = layer[:, skip_tokens:].float().mean(dim=1)
+        return F.layer_norm(summary, summary.shape[-1:])
+
+    return _layer_normed_mean([layer_normed_summary(layer) for layer in _top_layers(layers, num_layers)])
+
+
+def _top_layers(layers: list[Tensor], num_layers: int) -> list[Tensor]:
+    """The last ``num_layers`` of ``layers``, checked to exist."""
     if not 1 <= num_layers <= len(layers):
         raise ValueError(
             f"`num_layers` must be between 1 and the number of encoder layers ({len(layers)}), "
             f"but is {num_layers} instead."
         )
+    return layers[-num_layers:]
 
-    total = None
 
-    for layer in layers[-num_layers:]:
-        summary = layer[:, skip_tokens:].float().mean(dim=1)
-
-        normed = F.layer_norm(summary, summary.shape[-1:])
-
-        total = normed if total is None else total + normed
-
-    assert total is not None
-
-    return F.layer_norm(total / num_layers, total.shape[-1:])
+def _layer_normed_mean(parts: list[Tensor]) -> Tensor:
+    """The mean of ``parts``, LayerNormed over the channels (no affine): unit scale per row."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return F.layer_norm(total / len(parts), total.shape[-1:])
