@@ -131,14 +131,14 @@ def say(message: str) -> None:
 # ------------------------------------------------------------------------------------- pre-training
 
 
-def run_dir(root: Path, variant: Variant, seed: int) -> Path:
-    if variant.same_as and (root / slug(variant.same_as) / f"seed{seed}" / "checkpoints" / f"step_{STEPS}").is_dir():
+def run_dir(root: Path, variant: Variant, seed: int, steps: int) -> Path:
+    if variant.same_as and (root / slug(variant.same_as) / f"seed{seed}" / "checkpoints" / f"step_{steps}").is_dir():
         return root / slug(variant.same_as) / f"seed{seed}"
     return root / variant.slug / f"seed{seed}"
 
 
 def pretrain(root: Path, variant: Variant, seed: int, steps: int) -> Path:
-    out = run_dir(root, variant, seed)
+    out = run_dir(root, variant, seed, steps)
     if (out / "checkpoints" / f"step_{steps}").is_dir():
         return out
     cmd = [sys.executable, "-m", "aape_plugin", "recipe", "run", "aape_pretrain", str(out), "--preset", "study", "--no-rich",
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in variant.seeds:
             if args.seeds is not None and seed not in args.seeds:
                 continue
-            out = run_dir(args.out, variant, seed)
+            out = run_dir(args.out, variant, seed, args.steps)
             if not args.report_only:
                 pretrain(args.out, variant, seed, args.steps)
             if not (out / "checkpoints" / f"step_{args.steps}").is_dir():
