@@ -57,7 +57,7 @@ def breakdown(model: AapeSslModel, x: Tensor, repeats: int, sync: Callable[[], N
 
     def student_stem() -> Tensor:
         if model.student.mask_stem_input and hasattr(model.student.stem, "lambda_encoder"):
-            return model.student.stem(x.repeat_interleave(m, dim=0), index).tokens
+            return model.student.stem(x, index, m).tokens
         return model.student.stem(x).tokens
 
     def student() -> Tensor:

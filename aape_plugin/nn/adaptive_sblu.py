@@ -11,7 +11,8 @@ from torch import Tensor
 from torch.nn import Conv1d, Module, Parameter
 
 from aape_plugin.nn.highpass import ZeroPhaseHighPass
-from aape_plugin.nn.sblu_kernel import CentreTap, sblu_kernel
+from aape_plugin.nn.patchify import gather_patches, index_to_mask
+from aape_plugin.nn.sblu_kernel import CentreTap, sblu_kernel_parts
 
 AliasContext = Literal["clip", "patch"]
 """What the aliasing analysis of a patch may look at: ``clip`` (its neighbours too: the 129-tap
@@ -27,6 +28,8 @@ class AdaptiveSBLU(Module):
     1. **Zero-phase high-pass** along time (cut-off at the post-patch Nyquist ``pi / p``
        rad/frame): keeps only the modulations that patching with stride ``p`` would alias.
     2. **B**: a grouped pointwise projection, the subband's ``p`` bins -> ``N`` channels.
+       (Computed before step 1, which it commutes with: both are linear, one along frequency
+       within a subband, the other along time; the result is the same, for half the work.)
     3. **Adaptive depthwise convolution**: channel ``n`` of time patch ``j`` is filtered with the
        complex SBLU kernel of pole ``Lambda[s, j, n]`` estimated by the Lambda Encoder. Every
        frame of patch ``j`` uses that patch's kernel; its ``K`` taps reach into the neighbours.
@@ -132,8 +135,8 @@ class AdaptiveSBLU(Module):
         torch.nn.init.uniform_(self.out_bias, -bound, bound)
 
     def kernels(self, decay: Tensor, frequency: Tensor) -> Tensor:
-        """The complex kernels ``(..., K)`` of poles ``(...)``."""
-        return sblu_kernel(
+        """The kernels of poles ``(...)`` as real and imaginary taps ``(..., 2, K)``."""
+        return sblu_kernel_parts(
             decay, frequency, self.num_taps, step=self.step, centre_tap=self.centre_tap
         )
 
@@ -176,14 +179,14 @@ class AdaptiveSBLU(Module):
         """Adaptive depthwise filtering of each segment with its own kernel (step 3).
 
         :param segments: ``(B, n, N, p + 2c)`` real.
-        :param kernels: ``(B, n, N, K)`` complex, one per segment and channel.
+        :param kernels: ``(B, n, N, 2, K)`` real and imaginary taps, one per segment and channel.
         :returns: ``(B, n, N, 2, p)``: real and imaginary outputs at the patch's ``p`` frames.
         """
         batch_size, num_patches, num_kernels, length = segments.shape
 
         num_groups = batch_size * num_patches * num_kernels
 
-        weight = torch.stack([kernels.real, kernels.imag], dim=-2).to(segments.dtype)  # (..., 2, K)
+        weight = kernels.to(segments.dtype)
 
         out = F.conv1d(
             segments.reshape(1, num_groups, length),
@@ -211,15 +214,24 @@ class AdaptiveSBLU(Module):
         return y + bias[subband].to(z.dtype).unsqueeze(-1)
 
     def forward(
-        self, x: Tensor, decay: Tensor, frequency: Tensor, index: Tensor | None = None
+        self,
+        x: Tensor,
+        decay: Tensor,
+        frequency: Tensor,
+        index: Tensor | None = None,
+        num_clones: int = 1,
     ) -> Tensor:
         """
         :param x: log-mel ``(B, 1, F, T)``.
-        :param decay: ``(B, F/p, T/p, N)`` in 1/step, or ``(B, n, N)`` with ``index``.
+        :param decay: ``(B, F/p, T/p, N)`` in 1/step, or ``(B*M, n, N)`` with ``index``.
         :param frequency: like ``decay``, in rad/step.
-        :param index: optional ``(B, n)`` flat patch indices ``s * P + t``: compute only these
-            patches (the masked student's visible ones).
-        :returns: aliasing features ``(B, F/p, T/p, out_dim)``, or ``(B, n, out_dim)``.
+        :param index: optional ``(B*M, n)`` flat patch indices ``s * P + t`` (ascending): compute
+            only these patches, for ``M = num_clones`` masked views of each clip (rows
+            ``b*M .. b*M+M-1`` of clip ``b``). The other patches are hidden: with
+            ``context="clip"`` they are zeroed (the normalised mean) before the high-pass and the
+            taps reach them.
+        :param num_clones: ``M``, masked views per clip (with ``index``).
+        :returns: aliasing features ``(B, F/p, T/p, out_dim)``, or ``(B*M, n, out_dim)``.
         """
         batch_size, _, num_bins, num_frames = x.shape
 
@@ -231,7 +243,13 @@ class AdaptiveSBLU(Module):
         if index is None:
             expected: tuple[int, ...] = (batch_size, s, num_patches, n)
         else:
-            expected = (batch_size, index.size(1), n)
+            if index.size(0) != batch_size * num_clones:
+                raise ValueError(
+                    f"`index` must have {batch_size} x {num_clones} rows (clips x clones), but has "
+                    f"{index.size(0)}."
+                )
+
+            expected = (index.size(0), index.size(1), n)
 
         if decay.shape != expected or frequency.shape != expected:
             raise ValueError(
@@ -239,21 +257,28 @@ class AdaptiveSBLU(Module):
                 f"{tuple(x.shape)}, but have {tuple(decay.shape)} and {tuple(frequency.shape)}."
             )
 
+        # B first: the projection mixes the bins of one subband at each frame and has no bias,
+        # so it commutes with the high-pass (linear along time), with the patch-mean removal and
+        # with hiding whole patches. Done once per clip, on N channels per subband instead of p.
+        u = self.in_proj(x.squeeze(1)).view(batch_size, s, n, num_frames)
+
         if self.context == "clip":
-            hp = self.highpass(x.squeeze(1))  # (B, F, T)
+            if index is not None:  # each masked view hides its own patches from the analysis
+                visible = index_to_mask(index, (s, num_patches))  # (B*M, S, P)
+                frames = visible.repeat_interleave(p, dim=-1).unsqueeze(2).to(u.dtype)  # (B*M, S, 1, T)
+                u = u.repeat_interleave(num_clones, dim=0) * frames
+
+            segments = self.segments(self.highpass(u))  # (rows, S*P, N, L)
         else:
-            hp = self.remove_patch_mean(x.squeeze(1))
-
-        u = self.in_proj(hp).view(batch_size, s, n, num_frames)  # B
-
-        segments = self.segments(u) if self.context == "clip" else self.local_segments(u)  # (B, S*P, N, L)
+            segments = self.local_segments(self.remove_patch_mean(u))  # (B, S*P, N, L), per clip
 
         if index is None:
             subband = torch.arange(s, device=x.device).repeat_interleave(num_patches)
             subband = subband.expand(batch_size, -1)
             decay, frequency = decay.flatten(1, 2), frequency.flatten(1, 2)
         else:
-            segments = segments.gather(1, index[:, :, None, None].expand(-1, -1, *segments.shape[2:]))
+            per_clip = segments.size(0) == batch_size  # else already one row per view
+            segments = gather_patches(segments, index, num_clones if per_clip else 1)  # (B*M, n, N, L)
             subband = torch.div(index, num_patches, rounding_mode="floor")
 
         z = self.filter(segments, self.kernels(decay, frequency))  # (B, n, N, 2, p)

@@ -112,8 +112,8 @@ class AudioEncoder(Module):
         """Stem + positions: ``(B, S*P, D)`` tokens, or ``(B*M, n, D)`` at ``index``.
 
         The stem runs once per clip unless the kept patches must be the only thing it sees
-        (the AaPE stem with ``mask_stem_input``), in which case it runs once per clone on the
-        kept patches only.
+        (the AaPE stem with ``mask_stem_input``), in which case what it computes across
+        patches runs once per clone on the kept patches only (its patch-local parts are shared).
         """
         num_subbands = x.size(2) // self.patch_size
         num_patches = x.size(3) // self.patch_size
@@ -121,7 +121,7 @@ class AudioEncoder(Module):
         per_clone = index is not None and self.mask_stem_input and isinstance(self.stem, AaPEPatchEmbed)
 
         if per_clone:
-            stem_out = self.stem(x.repeat_interleave(num_clones, dim=0), index)
+            stem_out = self.stem(x, index, num_clones)
             tokens = stem_out.tokens
         else:
             stem_out = self.stem(x)

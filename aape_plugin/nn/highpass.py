@@ -65,6 +65,8 @@ class ZeroPhaseHighPass(Module):
 
         self.register_buffer("taps", torch.empty(num_taps), persistent=False)
 
+        self._matrices: dict[tuple[int, torch.device, torch.dtype], Tensor] = {}
+
         self.reset_non_persistent_buffers()
 
     def reset_parameters(self) -> None:
@@ -78,8 +80,42 @@ class ZeroPhaseHighPass(Module):
 
         self.taps = taps.to(device=self.taps.device, dtype=torch.float32)
 
+    def matrix(self, num_frames: int, *, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """The filter as a ``(T, T)`` matrix ``H`` with ``y = x @ H`` along time, edges included.
+
+        Replicate-padding and the FIR are both linear, so the whole map is one matrix; applied
+        as one matrix product it is several times faster than a one-channel ``conv1d`` over
+        every row (measured in ``docs/benchmarks/stem.md``), on CPU and GPU, and equal up to
+        float rounding. Built in float64, cached per length, device and dtype.
+        """
+        key = (num_frames, device, dtype)
+
+        cached = self._matrices.get(key)
+        if cached is not None:
+            return cached
+
+        half = self.num_taps // 2
+
+        taps = design_highpass_fir(self.cutoff, self.num_taps, kaiser_beta=self.kaiser_beta)
+
+        out = torch.arange(num_frames).unsqueeze(1)  # y[i] = sum_k taps[k] x[clamp(i + k - half)]
+        source = (out + torch.arange(self.num_taps) - half).clamp(0, num_frames - 1)
+
+        matrix = torch.zeros(num_frames, num_frames, dtype=torch.float64)
+        matrix.index_put_((source, out.expand_as(source)), taps.expand_as(source), accumulate=True)
+
+        cached = matrix.to(device=device, dtype=dtype)
+
+        self._matrices[key] = cached
+
+        return cached
+
     def forward(self, x: Tensor) -> Tensor:
         """:param x: ``(..., T)``. :returns: the filtered ``(..., T)``."""
+        return x @ self.matrix(x.size(-1), device=x.device, dtype=x.dtype)
+
+    def reference(self, x: Tensor) -> Tensor:
+        """The same filter as a replicate-padded ``conv1d`` (the definition; tests compare)."""
         shape = x.shape
 
         rows = x.reshape(-1, 1, shape[-1])

@@ -16,7 +16,7 @@ from torch.nn import (
     TransformerEncoderLayer,
 )
 
-from aape_plugin.nn.patchify import patchify
+from aape_plugin.nn.patchify import gather_patches, patchify
 from aape_plugin.nn.position import sincos_2d
 
 
@@ -177,14 +177,16 @@ class LambdaEncoder(Module):
 
         return decay, frequency
 
-    def forward(self, x: Tensor, index: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, index: Tensor | None = None, num_clones: int = 1) -> tuple[Tensor, Tensor]:
         """
         :param x: log-mel ``(B, 1, F, T)``, ``F`` and ``T`` multiples of the patch size.
-        :param index: optional ``(B, n)`` flat patch indices ``s * P + t`` (ascending): estimate
-            only these patches, attending only among them, so that no estimate depends on the
-            other (hidden) patches; as a masked ViT student does.
+        :param index: optional ``(B*M, n)`` flat patch indices ``s * P + t`` (ascending) of
+            ``M = num_clones`` masked views of each clip: estimate only these patches, attending
+            only among them, so that no estimate depends on the other (hidden) patches; as a
+            masked ViT student does. The patch projection runs once per clip.
+        :param num_clones: ``M`` (with ``index``).
         :returns: ``(decay, frequency)`` in 1/frame and rad/frame, each
-            ``(B, F/p, T/p, num_kernels)``, or ``(B, n, num_kernels)`` when ``index`` is given.
+            ``(B, F/p, T/p, num_kernels)``, or ``(B*M, n, num_kernels)`` when ``index`` is given.
         """
         batch_size, _, num_bins, num_frames = x.shape
 
@@ -215,7 +217,7 @@ class LambdaEncoder(Module):
         tokens = self.patch_proj(patches) + pos.to(patches.dtype)
 
         if index is not None:
-            tokens = tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, self.dim))
+            tokens = gather_patches(tokens, index, num_clones)
 
         tokens = self.norm(self.transformer(tokens))
 

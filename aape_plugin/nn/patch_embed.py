@@ -17,7 +17,7 @@ from torch.nn import Conv2d, Module
 from aape_plugin.nn.adaptive_sblu import AdaptiveSBLU, AliasContext
 from aape_plugin.nn.lambda_encoder import LambdaEncoder
 from aape_plugin.nn.patch_fusion import PatchFusion
-from aape_plugin.nn.patchify import check_spectrogram_shape
+from aape_plugin.nn.patchify import check_spectrogram_shape, gather_patches
 from aape_plugin.nn.sblu_kernel import CentreTap
 
 
@@ -33,34 +33,6 @@ class PatchEmbedOutput:
 
     frequency: Tensor | None = None
     """``(B, F/p, T/p, N)``: the estimated SBLU frequencies (rad/frame); ``None`` for plain."""
-
-
-def gather_patches(tokens: Tensor, index: Tensor) -> Tensor:
-    """``(B, S*P, C)`` tokens at flat indices ``(B, n)`` -> ``(B, n, C)``."""
-    return tokens.gather(1, index.unsqueeze(-1).expand(-1, -1, tokens.size(-1)))
-
-
-def patch_grid(x: Tensor, patch_size: int) -> tuple[int, int]:
-    """The ``(S, P)`` patch grid of a ``(B, 1, F, T)`` spectrogram."""
-    return x.size(2) // patch_size, x.size(3) // patch_size
-
-
-def index_to_mask(index: Tensor, grid: tuple[int, int]) -> Tensor:
-    """Flat indices ``(B, n)`` -> boolean ``(B, S, P)``, True at the indexed patches."""
-    mask = torch.zeros(index.size(0), grid[0] * grid[1], dtype=torch.bool, device=index.device)
-
-    mask.scatter_(1, index, True)
-
-    return mask.view(index.size(0), *grid)
-
-
-def expand_patch_mask(visible: Tensor, patch_size: int) -> Tensor:
-    """``(B, S, P)`` patch mask -> ``(B, 1, S*p, P*p)`` mask of spectrogram cells."""
-    batch_size, num_subbands, num_patches = visible.shape
-
-    cells = visible[:, None, :, None, :, None].expand(-1, -1, -1, patch_size, -1, patch_size)
-
-    return cells.reshape(batch_size, 1, num_subbands * patch_size, num_patches * patch_size)
 
 
 def _init_patch_conv(conv: Conv2d) -> None:
@@ -84,11 +56,12 @@ class PlainPatchEmbed(Module):
 
         _init_patch_conv(self.proj)
 
-    def forward(self, x: Tensor, index: Tensor | None = None) -> PatchEmbedOutput:
+    def forward(self, x: Tensor, index: Tensor | None = None, num_clones: int = 1) -> PatchEmbedOutput:
         """
         :param x: log-mel ``(B, 1, F, T)``.
-        :param index: optional ``(B, n)`` flat indices ``s * P + t`` of the patches to embed.
-        :returns: tokens ``(B, F/p, T/p, D)``, or ``(B, n, D)`` with ``index``.
+        :param index: optional ``(B*M, n)`` flat indices ``s * P + t`` of the patches to embed,
+            for ``M = num_clones`` masked views of each clip.
+        :returns: tokens ``(B, F/p, T/p, D)``, or ``(B*M, n, D)`` with ``index``.
         """
         check_spectrogram_shape(
             x, num_mel_bins=self.num_mel_bins, patch_size=self.patch_size, owner=type(self).__name__
@@ -97,7 +70,7 @@ class PlainPatchEmbed(Module):
         tokens = self.proj(x).permute(0, 2, 3, 1)
 
         if index is not None:
-            tokens = gather_patches(tokens.flatten(1, 2), index)
+            tokens = gather_patches(tokens.flatten(1, 2), index, num_clones)
 
         return PatchEmbedOutput(tokens)
 
@@ -200,33 +173,36 @@ class AaPEPatchEmbed(Module):
 
         self.fusion = PatchFusion(embed_dim, alias_dim, embed_dim)
 
-    def forward(self, x: Tensor, index: Tensor | None = None) -> PatchEmbedOutput:
+    def forward(self, x: Tensor, index: Tensor | None = None, num_clones: int = 1) -> PatchEmbedOutput:
         """
         :param x: log-mel ``(B, 1, F, T)``.
-        :param index: optional ``(B, n)`` flat indices ``s * P + t`` (ascending) of the patches
-            the model may see (masked pre-training). Only those are embedded, and nothing else
-            of the input reaches them: they alone enter the Lambda Encoder's attention, and with
-            ``context="clip"`` (where the high-pass and the SBLU taps reach into neighbours) the
-            other patches are zeroed (the normalised mean) before the aliasing analysis.
+        :param index: optional ``(B*M, n)`` flat indices ``s * P + t`` (ascending) of the patches
+            the model may see, for ``M = num_clones`` masked views of each clip (masked
+            pre-training; rows ``b*M .. b*M+M-1`` belong to clip ``b``). Only those are embedded,
+            and nothing else of the input reaches them: they alone enter the Lambda Encoder's
+            attention, and with ``context="clip"`` (where the high-pass and the SBLU taps reach
+            into neighbours) the other patches are zeroed (the normalised mean) before the
+            aliasing analysis. What is patch-local (the conv, the Lambda Encoder's patch
+            projection, the SBLU's input projection) runs once per clip and is shared by its views.
         :returns: tokens ``(B, F/p, T/p, D)`` and poles ``(B, F/p, T/p, N)``; with ``index``,
-            ``(B, n, D)`` and ``(B, n, N)``.
+            ``(B*M, n, D)`` and ``(B*M, n, N)``.
         """
         check_spectrogram_shape(
             x, num_mel_bins=self.num_mel_bins, patch_size=self.patch_size, owner=type(self).__name__
         )
 
+        if index is not None and index.size(0) != x.size(0) * num_clones:
+            raise ValueError(
+                f"`index` must have {x.size(0)} x {num_clones} rows (clips x clones), but has {index.size(0)}."
+            )
+
         standard = self.proj(x).permute(0, 2, 3, 1)  # (B, S, P, D)
 
         if index is not None:
-            standard = gather_patches(standard.flatten(1, 2), index)
+            standard = gather_patches(standard.flatten(1, 2), index, num_clones)
 
-            if self.sblu.context == "clip":
-                visible = index_to_mask(index, patch_grid(x, self.patch_size))
+        decay, frequency = self.lambda_encoder(x, index, num_clones)
 
-                x = x * expand_patch_mask(visible, self.patch_size).to(x.dtype)
-
-        decay, frequency = self.lambda_encoder(x, index)
-
-        alias = self.sblu(x, decay, frequency, index)
+        alias = self.sblu(x, decay, frequency, index, num_clones)
 
         return PatchEmbedOutput(self.fusion(standard, alias), decay, frequency)

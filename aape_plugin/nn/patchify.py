@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 
@@ -61,3 +62,20 @@ def patchify(x: Tensor, patch_size: int) -> Tensor:
     x = x.reshape(batch_size, num_bins // p, p, num_frames // p, p)
 
     return x.permute(0, 1, 3, 2, 4).reshape(batch_size, num_bins // p, num_frames // p, p * p)
+
+
+def gather_patches(tokens: Tensor, index: Tensor, num_clones: int = 1) -> Tensor:
+    """Per-clip tokens ``(B, S*P, ...)`` at the flat indices ``(B*M, n)`` of ``M`` views of each
+    clip (rows ``b*M .. b*M+M-1`` read clip ``b``) -> ``(B*M, n, ...)``."""
+    rows = torch.div(torch.arange(index.size(0), device=index.device), num_clones, rounding_mode="floor")
+
+    return tokens[rows.unsqueeze(1), index]
+
+
+def index_to_mask(index: Tensor, grid: tuple[int, int]) -> Tensor:
+    """Flat indices ``(B, n)`` -> boolean ``(B, S, P)``, True at the indexed patches."""
+    mask = torch.zeros(index.size(0), grid[0] * grid[1], dtype=torch.bool, device=index.device)
+
+    mask.scatter_(1, index, True)
+
+    return mask.view(index.size(0), *grid)

@@ -137,3 +137,63 @@ def sblu_frequency_response(kernel: Tensor, omega: Tensor) -> Tensor:
     phases = torch.exp(-1j * omega.float().unsqueeze(-1) * offsets)  # (W, K)
 
     return kernel @ phases.transpose(0, 1).to(kernel.dtype)
+
+
+def sblu_kernel_parts(
+    decay: Tensor,
+    frequency: Tensor,
+    num_taps: int,
+    *,
+    step: float = 1.0,
+    centre_tap: CentreTap = "paper",
+) -> Tensor:
+    """The kernels of :func:`sblu_kernel` as real and imaginary parts, ``(..., 2, K)`` float32.
+
+    The same closed form, written for speed where the kernels are applied: the gain is complex
+    but there is one per pole, while the taps are ``exp(-Delta alpha |m|)`` times ``cos`` and
+    ``sin`` of ``Delta beta |m|`` in real arithmetic, computed for ``|m| = 0 .. c`` only and
+    mirrored (the kernel is symmetric in ``m``). Equal to :func:`sblu_kernel` up to float32
+    rounding (tested).
+    """
+    if decay.shape != frequency.shape:
+        raise ValueError(
+            f"`decay` and `frequency` must have the same shape, but have {tuple(decay.shape)} "
+            f"and {tuple(frequency.shape)} instead."
+        )
+
+    if step <= 0.0:
+        raise ValueError(f"`step` must be positive, but is {step} instead.")
+
+    if centre_tap not in ("paper", "exact"):
+        raise ValueError(f"`centre_tap` must be 'paper' or 'exact', but is {centre_tap!r} instead.")
+
+    offsets = sblu_tap_offsets(num_taps, device=decay.device)[num_taps // 2 :]  # |m| = 0 .. c
+
+    with torch.autocast(device_type=decay.device.type, enabled=False):
+        alpha, beta = decay.float(), frequency.float()
+
+        half_step = 0.5 * step * torch.complex(alpha, beta)
+
+        gain = step * _sinh_over(half_step)  # (...,) complex: one per pole
+
+        gain_re, gain_im = gain.real.unsqueeze(-1), gain.imag.unsqueeze(-1)
+
+        envelope = torch.exp(-step * alpha.unsqueeze(-1) * offsets)  # (..., c + 1)
+
+        phase = step * beta.unsqueeze(-1) * offsets
+
+        cos, sin = torch.cos(phase), torch.sin(phase)
+
+        # gain * exp(-i phase) * envelope, split into real and imaginary parts.
+        real = envelope * (gain_re * cos + gain_im * sin)
+        imag = envelope * (gain_im * cos - gain_re * sin)
+
+        if centre_tap == "exact":
+            centre = step * _one_minus_exp_neg_over(half_step)
+
+            real = torch.cat([centre.real.unsqueeze(-1), real[..., 1:]], dim=-1)
+            imag = torch.cat([centre.imag.unsqueeze(-1), imag[..., 1:]], dim=-1)
+
+        half = torch.stack([real, imag], dim=-2)  # (..., 2, c + 1), tap |m|
+
+    return torch.cat([half[..., 1:].flip(-1), half], dim=-1)  # (..., 2, K), tap k = m + c

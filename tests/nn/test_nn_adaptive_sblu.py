@@ -36,9 +36,10 @@ def test_filtering_equals_the_direct_reference(patch_size: int, num_taps: int, f
     sblu = AdaptiveSBLU(num_mel_bins=2 * patch_size, patch_size=patch_size, num_kernels=3, num_taps=num_taps)
     u = torch.randn(2, 2, 3, frames, generator=g)
     decay, frequency = poles((2, 2, frames // patch_size, 3), g)
-    kernels = sblu.kernels(decay, frequency)  # (B, S, P, N, K)
+    parts = sblu.kernels(decay, frequency)  # (B, S, P, N, 2, K): real and imaginary taps
+    kernels = torch.complex(parts[..., 0, :], parts[..., 1, :])  # (B, S, P, N, K)
 
-    fast = sblu.filter(sblu.segments(u), kernels.flatten(1, 2))  # (B, S*P, N, 2, p)
+    fast = sblu.filter(sblu.segments(u), parts.flatten(1, 2))  # (B, S*P, N, 2, p)
     fast = fast.view(2, 2, frames // patch_size, 3, 2, patch_size)
     fast = torch.complex(fast[..., 0, :], fast[..., 1, :])  # (B, S, P, N, p)
     fast = fast.permute(0, 1, 3, 2, 4).flatten(-2).to(torch.complex128)  # (B, S, N, T)
@@ -155,13 +156,25 @@ def test_pole_shape_mismatch_is_named() -> None:
         sblu(torch.randn(1, 1, 32, 64), torch.ones(1, 2, 3, 4), torch.ones(1, 2, 3, 4))
 
 
-def test_computing_only_some_patches_equals_gathering_from_all() -> None:
+@pytest.mark.parametrize("context", ["clip", "patch"])
+@pytest.mark.parametrize("num_clones", [1, 3])
+def test_computing_only_some_patches_equals_gathering_from_all(context: str, num_clones: int) -> None:
+    # With an index, only those patches are computed, for each of M views of a clip, and the
+    # others are hidden: the result is the full computation on the input with the hidden
+    # patches zeroed (with the patch-local context, zeroing them changes nothing visible).
     g = torch.Generator().manual_seed(5)
-    sblu = AdaptiveSBLU(num_mel_bins=80, num_kernels=8)
+    sblu = AdaptiveSBLU(num_mel_bins=80, num_kernels=8, context=context)  # type: ignore[arg-type]
     x = torch.randn(3, 1, 80, 96, generator=g)
-    decay, frequency = poles((3, 5, 6, 8), g)
-    full = sblu(x, decay, frequency).flatten(1, 2)  # (B, 30, out)
-    index = torch.stack([torch.randperm(30, generator=g)[:7].sort().values for _ in range(3)])
-    rows = torch.arange(3)[:, None]
-    part = sblu(x, decay.flatten(1, 2)[rows, index], frequency.flatten(1, 2)[rows, index], index)
+    views = 3 * num_clones
+    decay, frequency = poles((views, 5, 6, 8), g)
+    index = torch.stack([torch.randperm(30, generator=g)[:7].sort().values for _ in range(views)])
+    hidden = torch.ones(views, 30).scatter_(1, index, 0.0).bool().view(views, 5, 1, 6, 1)
+    x_views = x.repeat_interleave(num_clones, 0)
+    zeroed = x_views.view(views, 5, 16, 6, 16).masked_fill(hidden, 0.0).view(views, 1, 80, 96)
+    full = sblu(zeroed, decay, frequency).flatten(1, 2)  # (views, 30, out)
+    rows = torch.arange(views)[:, None]
+    part = sblu(x, decay.flatten(1, 2)[rows, index], frequency.flatten(1, 2)[rows, index], index, num_clones)
     torch.testing.assert_close(part, full[rows, index], atol=1e-5, rtol=1e-5)
+    if context == "patch":
+        unzeroed = sblu(x_views, decay, frequency).flatten(1, 2)
+        torch.testing.assert_close(part, unzeroed[rows, index], atol=1e-5, rtol=1e-5)

@@ -67,3 +67,13 @@ def test_short_inputs_work() -> None:
 def test_bad_designs_are_named(cutoff: float, taps: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         design_highpass_fir(cutoff, taps)
+
+
+@pytest.mark.parametrize("num_frames", [5, 16, 96, 608])
+def test_matrix_form_equals_the_padded_convolution(num_frames: int) -> None:
+    # forward() applies the filter as one (T, T) matrix; it must be the replicate-padded FIR.
+    hp = ZeroPhaseHighPass(CUTOFF, 129)
+    x = torch.randn(4, 80, num_frames, generator=torch.Generator().manual_seed(num_frames))
+    torch.testing.assert_close(hp(x), hp.reference(x), atol=1e-5, rtol=0)
+    x64 = x.double()
+    torch.testing.assert_close(hp(x64), hp.reference(x64), atol=1e-6, rtol=0)  # reference taps: float32

@@ -101,3 +101,19 @@ def test_plain_stem_index_equals_gathering() -> None:
     index = torch.tensor([[0, 3, 7], [1, 2, 29]])
     full = stem(x).tokens.flatten(1, 2)
     torch.testing.assert_close(stem(x, index).tokens, full[torch.arange(2)[:, None], index])
+
+
+@pytest.mark.parametrize("context", ["clip", "patch"])
+def test_views_of_a_clip_share_its_patch_local_work_and_see_only_their_own_patches(context: str) -> None:
+    # stem(x, index, M) runs the conv and projections once per clip; each of the M views must
+    # still get exactly what the stem gives that view alone on its own copy of the clip.
+    g = torch.Generator().manual_seed(3)
+    stem = AaPEPatchEmbed(embed_dim=64, context=context)  # type: ignore[arg-type]
+    x = torch.randn(2, 1, 80, 96, generator=g)
+    index = torch.stack([torch.randperm(30, generator=g)[:8].sort().values for _ in range(6)])
+    shared = stem(x, index, num_clones=3)
+    alone = [stem(x[i // 3 : i // 3 + 1], index[i : i + 1]) for i in range(6)]
+    torch.testing.assert_close(shared.tokens, torch.cat([a.tokens for a in alone]), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shared.decay, torch.cat([a.decay for a in alone]), atol=1e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"`index` must have 2 x 2 rows \(clips x clones\), but has 6"):
+        stem(x, index, num_clones=2)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from aape_plugin.nn.sblu_kernel import sblu_frequency_response, sblu_kernel, sblu_tap_offsets
+from aape_plugin.nn.sblu_kernel import sblu_frequency_response, sblu_kernel, sblu_kernel_parts, sblu_tap_offsets
 
 
 def closed_form(alpha: float, beta: float, step: float, num_taps: int) -> torch.Tensor:
@@ -173,3 +173,30 @@ def test_invalid_arguments_are_named() -> None:
         sblu_kernel(torch.ones(2), torch.ones(3), 5)
     with pytest.raises(ValueError, match="centre_tap"):
         sblu_kernel(torch.ones(2), torch.ones(2), 5, centre_tap="middle")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("centre_tap", ["paper", "exact"])
+@pytest.mark.parametrize("step", [1.0, 0.5])
+def test_real_parts_equal_the_complex_closed_form(centre_tap: str, step: float) -> None:
+    # The stem applies sblu_kernel_parts (real arithmetic, half the taps mirrored): it must be
+    # the closed form, across the whole pole range the Lambda Encoder can produce.
+    g = torch.Generator().manual_seed(0)
+    decay = torch.cat([torch.tensor([1e-3, 1e-4, 20.0]), torch.rand(200, generator=g) * 3])
+    frequency = torch.cat([torch.tensor([math.pi / 16, math.pi, 1e-4]), math.pi * torch.rand(200, generator=g)])
+    want = sblu_kernel(decay, frequency, 33, step=step, centre_tap=centre_tap)  # type: ignore[arg-type]
+    got = sblu_kernel_parts(decay, frequency, 33, step=step, centre_tap=centre_tap)  # type: ignore[arg-type]
+    assert got.shape == (203, 2, 33) and got.dtype == torch.float32
+    torch.testing.assert_close(got[:, 0], want.real, atol=2e-6, rtol=1e-5)
+    torch.testing.assert_close(got[:, 1], want.imag, atol=2e-6, rtol=1e-5)
+
+
+def test_real_parts_have_the_same_gradients() -> None:
+    g = torch.Generator().manual_seed(1)
+    a1 = (torch.rand(50, generator=g) * 2 + 1e-3).requires_grad_()
+    b1 = (math.pi * torch.rand(50, generator=g)).requires_grad_()
+    a2, b2 = a1.detach().clone().requires_grad_(), b1.detach().clone().requires_grad_()
+    w = torch.randn(50, 2, 33, generator=g)
+    (torch.view_as_real(sblu_kernel(a1, b1, 33)).transpose(-1, -2) * w).sum().backward()
+    (sblu_kernel_parts(a2, b2, 33) * w).sum().backward()
+    torch.testing.assert_close(a2.grad, a1.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(b2.grad, b1.grad, atol=1e-4, rtol=1e-4)
