@@ -97,3 +97,41 @@ def plan_rounds(
 
     keep, hold = held_out_valid(labels_of["train"], valid_fraction, seed)
     return [Round("test", (Part("train", tuple(keep)),), (Part("train", tuple(hold)),), (Part("test"),))]
+
+
+def per_class_subset(labels: list[object], per_class: int, seed: int) -> list[int]:
+    """Rows of at most ``per_class`` clips of each class (all of a class that has fewer), drawn
+    with ``seed``: the low-label regime. The same labels, count and seed always give the same
+    rows, so every model is trained on the same clips (the study records them).
+
+    Single-label tasks only: with several labels per clip "clips per class" is not defined.
+    """
+    if per_class < 1:
+        raise AudioDataError(f"`train_per_class` must be >= 1, but is {per_class}.")
+    if any(isinstance(label, (tuple, list)) for label in labels):
+        raise AudioDataError("`train_per_class` needs a single-label task; this one has several labels per clip.")
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[int]] = {}
+    for row, label in enumerate(labels):
+        by_class.setdefault(str(label), []).append(row)
+    chosen: list[int] = []
+    for name in sorted(by_class):
+        rows = by_class[name]
+        chosen += [rows[i] for i in sorted(rng.permutation(len(rows))[:per_class])]
+    return sorted(chosen)
+
+
+def limit_train(rounds: list[Round], labels_of: dict[str, list[object]], per_class: int, seed: int) -> list[Round]:
+    """``rounds`` with each round's training clips cut to :func:`per_class_subset` of them
+    (validation and test clips unchanged)."""
+    out = []
+    for rnd in rounds:
+        pooled = [(part.split, row) for part in rnd.train
+                  for row in (part.rows if part.rows is not None else range(len(labels_of[part.split])))]
+        keep = per_class_subset([labels_of[split][row] for split, row in pooled], per_class, seed)
+        by_split: dict[str, list[int]] = {}
+        for k in keep:
+            split, row = pooled[k]
+            by_split.setdefault(split, []).append(row)
+        out.append(Round(rnd.name, tuple(Part(s, tuple(rows)) for s, rows in by_split.items()), rnd.valid, rnd.test))
+    return out

@@ -59,7 +59,7 @@ from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.eval.gather import gather_rows, in_clip_order
 from aape_plugin.eval.metrics import MeanAveragePrecision, metric_name, score
-from aape_plugin.eval.protocol import held_out_valid
+from aape_plugin.eval.protocol import held_out_valid, per_class_subset
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder
 from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AudioClassifier
 from aape_plugin.models.parallelism import unsync_batch_norm_on_cpu
@@ -107,6 +107,28 @@ class FinetuneDatasetSection(AudioDatasetSection):
 
     batch_size: int = 32
     """Clips per batch and data-parallel rank."""
+
+    eval_clip_seconds: float | None = None
+    """Length validation and test clips are cut or padded to (from their start); unset:
+    ``clip_seconds``. Training on shorter random crops than the clips and evaluating on whole
+    clips is cheaper and loses little (the head averages over time)."""
+
+    train_per_class: int | None = None
+    """Low-label regime: train on at most this many clips per class, drawn with ``subset_seed``
+    (listed in ``OUTPUT_DIR/train_clips.txt``); validation and test clips unchanged."""
+
+    subset_seed: int = 0
+    """Seed of the ``train_per_class`` draw (the same seed gives the same clips to every model)."""
+
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if self.train_per_class is not None and self.train_per_class < 1:
+            result.add_error(f"`train_per_class` must be >= 1, but is {self.train_per_class}.")
+        for name in ("clip_seconds", "eval_clip_seconds"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                result.add_error(f"`{name}` must be > 0, but is {value}.")
+        return result
 
 
 @dataclass(kw_only=True)
@@ -207,6 +229,10 @@ def split_entries(dataset: AudioDataset, section: FinetuneDatasetSection, seed: 
         labels = [e.labels if dataset.multi_label else e.labels[0] for e in train]
         keep, hold = held_out_valid(labels, section.valid_fraction, seed)
         train, valid = [train[i] for i in keep], [train[i] for i in hold]
+    if section.train_per_class is not None:
+        if dataset.multi_label:
+            raise AudioDataError(f"`dataset.train_per_class` needs a single-label task; {dataset.name} is multi-label.")
+        train = [train[i] for i in per_class_subset([e.labels[0] for e in train], section.train_per_class, section.subset_seed)]
     return {"train": train, "valid": valid, "test": dataset.entries(section.test_split)}
 
 
@@ -280,6 +306,9 @@ class TestOnBest:
     amp_dtype: torch.dtype | None
     task_name: str
     pretrained: str
+    test_clips: list[str]
+    """Paths of the test clips, in the reader's row order (the rows of ``results.json``'s
+    predictions, for paired comparisons between models)."""
 
     def __call__(self) -> None:
         manager = self.checkpoints
@@ -324,6 +353,10 @@ class TestOnBest:
                   "summary": {"mean": test_score, "std": 0.0, "n": 1}, "best_step": best, "test_clips": len(rows["indices"]),
                   "valid_scores": {step: value for value, step in sorted(ranked, key=lambda r: r[1])},
                   "skipped_clips": {"test": int(skipped)}}
+        if not self.multi_label:
+            # Per-clip predictions: what paired bootstrap intervals between models are computed from.
+            result["predictions"] = {"test": {"clips": [self.test_clips[int(i)] for i in rows["indices"]],
+                                              "labels": rows["labels"].tolist(), "predicted": rows["logits"].argmax(dim=-1).tolist()}}
         (self.output_dir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
         (self.output_dir / "results.md").write_text(
             f"# Fine-tuning: {self.task_name}\n\n| task | model | {metric} | best step |\n|---|---|---|---|\n"
@@ -398,10 +431,16 @@ class FinetuneRecipe(Recipe):
             gangs=context.gangs, features=features, max_clips=section.stats_max_clips)
 
         frames = features.num_frames(int(round(section.clip_seconds * features.sample_rate)))
+        eval_frames = features.num_frames(int(round((section.eval_clip_seconds or section.clip_seconds) * features.sample_rate)))
+        if section.train_per_class is not None and context.gangs.root.rank == 0:
+            context.output_dir.mkdir(parents=True, exist_ok=True)
+            (context.output_dir / "train_clips.txt").write_text("".join(f"{e.path}\n" for e in parts["train"]))
+            log.info("Low-label regime: %d training clips (at most %d per class, subset seed %d), listed in %s.",
+                     len(parts["train"]), section.train_per_class, section.subset_seed, context.output_dir / "train_clips.txt")
 
         def reader(split: str, train: bool):
             options = AudioReaderOptions(
-                batch_size=section.batch_size, num_frames=frames, crop="random" if train else "start", shuffle=train,
+                batch_size=section.batch_size, num_frames=frames if train else eval_frames, crop="random" if train else "start", shuffle=train,
                 num_parallel_calls=section.num_parallel_calls, num_prefetch=section.num_prefetch, seed=config.common.seed,
                 max_bad_fraction=section.max_bad_fraction, sync_mode="until_first" if train else "until_last",
                 num_accumulate=config.trainer.grad_accumulation.num_batches if train else 1, drop_remainder=train)
@@ -414,9 +453,9 @@ class FinetuneRecipe(Recipe):
 
         precision = config.trainer.mixed_precision
         finish = TestOnBest(context.output_dir, context.get_checkpoint_manager(), dp_model, lambda: reader("test", False),
-                            (1, features.n_mels, frames), num_classes, dataset.multi_label, context.gangs,
+                            (1, features.n_mels, eval_frames), num_classes, dataset.multi_label, context.gangs,
                             precision.dtype if precision.mode != "off" else None, dataset.name,
-                            config.pretrained.checkpoint or "random initialisation")
+                            config.pretrained.checkpoint or "random initialisation", [str(e.path) for e in parts["test"]])
         return FinetuneTask(trainer, finish, context.gangs)
 
     @property

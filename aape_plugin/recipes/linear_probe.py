@@ -22,13 +22,14 @@ from fairseq2.recipe import Recipe, RecipeContext
 from fairseq2.recipe.config import CommonSection, GangSection
 from fairseq2.runtime.dependency import DependencyContainer
 from fairseq2.task import Task
+from fairseq2.utils.validation import ValidationResult
 
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.eval.embedding_cache import EmbeddingCache, file_fingerprint
 from aape_plugin.eval.linear_eval import linear_evaluation, write_results
 from aape_plugin.eval.probe import ProbeSettings
-from aape_plugin.eval.protocol import plan_rounds
+from aape_plugin.eval.protocol import limit_train, plan_rounds
 from aape_plugin.inference.embedder import Embedder, EncoderEmbedder, LogMelEmbedder
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder, new_encoder
 from aape_plugin.recipes.dataset_opener import open_dataset_section
@@ -94,6 +95,19 @@ class ProbeDatasetSection(AudioDatasetSection):
     batch_size: int = 32
     """Clips embedded per batch."""
 
+    train_per_class: int | None = None
+    """Low-label regime: train the probe on at most this many clips per class (drawn with
+    ``subset_seed``; validation and test clips unchanged). Unset: every training clip."""
+
+    subset_seed: int = 0
+    """Seed of the ``train_per_class`` draw (the same seed gives the same clips to every model)."""
+
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if self.train_per_class is not None and self.train_per_class < 1:
+            result.add_error(f"`train_per_class` must be >= 1, but is {self.train_per_class}.")
+        return result
+
 
 @dataclass(kw_only=True)
 class LinearProbeConfig:
@@ -157,11 +171,10 @@ class LinearProbeTask(SimpleTask):
 
         dataset = open_dataset_section(context.resolver, section)
 
-        rounds = plan_rounds(
-            dataset.splits,
-            {s: [e.labels if dataset.multi_label else e.labels[0] for e in dataset.entries(s)] for s in dataset.splits},
-            folds=section.folds, valid_fraction=section.valid_fraction, seed=config.common.seed,
-        )
+        labels_of = {s: [e.labels if dataset.multi_label else e.labels[0] for e in dataset.entries(s)] for s in dataset.splits}
+        rounds = plan_rounds(dataset.splits, labels_of, folds=section.folds, valid_fraction=section.valid_fraction, seed=config.common.seed)
+        if section.train_per_class is not None:
+            rounds = limit_train(rounds, labels_of, section.train_per_class, section.subset_seed)
 
         train_splits = {p.split for r in rounds for p in (*r.train, *r.valid)}
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from aape_plugin.eval.bootstrap import Interval, paired_bootstrap
+from aape_plugin.eval.bootstrap import Interval, check_same_clips, paired_bootstrap
 
 
 def test_a_clear_difference_excludes_zero_and_a_tie_does_not() -> None:
@@ -44,3 +44,43 @@ def test_tasks_must_match() -> None:
     with pytest.raises(ValueError, match="over the same clips"):
         paired_bootstrap({"a": np.ones((1, 3))}, {"a": np.ones((1, 4))})
     assert Interval(0.01, 0.002, 0.02).describe() == "+1.0 [+0.2, +2.0]"
+
+
+def test_seed_effects_shared_across_tasks_widen_the_task_mean_interval() -> None:
+    # Four pre-training seeds whose luck is the same on every one of five tasks: seed k gets
+    # the same extra share of clips right everywhere. Drawing one set of seeds for all tasks
+    # keeps that correlation; drawing seeds independently per task averages it away and gives
+    # an interval on the task mean that is too narrow.
+    rng = np.random.default_rng(3)
+    luck = (0.0, 0.05, 0.10, 0.30)
+    a, b = {}, {}
+    for task in range(5):
+        truth = rng.random(500) < 0.6
+        b[str(task)] = np.stack([truth] * 4)
+        a[str(task)] = np.stack([truth | (rng.random(500) < p) for p in luck])
+    shared = paired_bootstrap(a, b)
+    independent = paired_bootstrap(a, b, share_seeds=False)
+    assert shared.estimate == pytest.approx(independent.estimate)
+    assert (shared.high - shared.low) > 1.6 * (independent.high - independent.low)
+
+
+def test_one_set_of_seeds_is_drawn_for_every_task() -> None:
+    # A model whose seeds disagree but whose tasks are exact copies: sharing the seed draw makes
+    # the five-task mean exactly as uncertain as one task.
+    rng = np.random.default_rng(4)
+    one = np.stack([rng.random(300) < p for p in (0.5, 0.6, 0.7, 0.8)])
+    zero = np.zeros((1, 300))
+    single = paired_bootstrap({"t": one}, {"t": zero}, seed=7)
+    copies = paired_bootstrap({str(k): one for k in range(5)}, {str(k): zero for k in range(5)}, seed=7)
+    assert copies.high - copies.low == pytest.approx(single.high - single.low, rel=0.15)
+
+
+def test_tasks_with_different_seed_counts_are_refused() -> None:
+    with pytest.raises(ValueError, match="same seeds of a model"):
+        paired_bootstrap({"a": np.ones((2, 3)), "b": np.ones((3, 3))}, {"a": np.ones((1, 3)), "b": np.ones((1, 3))})
+
+
+def test_clip_lists_are_checked_before_pairing() -> None:
+    check_same_clips([("x", ["a.wav", "b.wav"]), ("y", ["a.wav", "b.wav"])])
+    with pytest.raises(ValueError, match="Cannot pair y with x: their clips differ \\(first at row 1"):
+        check_same_clips([("x", ["a.wav", "b.wav"]), ("y", ["a.wav", "c.wav"])])
