@@ -47,6 +47,11 @@ class ProbeSettings:
     """``logistic``: stop trying weaker penalties after this many in a row that do not improve
     the validation score (``null``: try them all)."""
 
+    widen: int = 0
+    """``logistic``: when validation picks the strongest or the weakest penalty, extend the grid
+    by a factor of 10 beyond it, up to this many times (the result records whether the chosen
+    penalty ended inside the grid: ``penalty_at_edge``)."""
+
     lr: float = 3e-4
     """``evar``: Adam learning rate (EVAR: 3e-4 for most models, 3e-5 for M2D's 3840-d features)."""
 
@@ -99,6 +104,15 @@ class ProbeResult:
     converged: bool = True
     """``logistic``: whether the chosen fit reached the gradient tolerance."""
 
+    gradient: float | None = None
+    """``logistic``: the largest gradient entry of the chosen fit at its end."""
+
+    penalty_at_edge: bool | None = None
+    """``logistic``: whether the chosen penalty is an end of the (widened) grid."""
+
+    penalties_tried: list[float] | None = None
+    """``logistic``: every penalty fitted (the grid, widened, minus those the path cut short)."""
+
     sklearn_test_score: float | None = None
     """With ``reference_check``: scikit-learn's tuned logistic regression on the same features."""
 
@@ -144,17 +158,19 @@ def train_probe(
     if settings.mode == "logistic":
         chosen = select_logistic(
             (x_train, train[1]), (x_valid, valid[1]), num_classes=num_classes, multi_label=multi_label,
-            penalties=settings.penalties, max_iter=settings.max_iter, patience=settings.path_patience,
+            penalties=settings.penalties, max_iter=settings.max_iter, patience=settings.path_patience, widen=settings.widen,
         )
         outputs = chosen.fit.logits(x_test).float()
         reference = None
         if reference_check and not multi_label:
-            reference = sklearn_reference((x_train, train[1]), (x_valid, valid[1]), (x_test, test[1]), penalties=settings.penalties,
-                                          tolerance=1e-4, max_iter=settings.max_iter)
+            # The same penalties, the same objective, the same gradient tolerance.
+            reference = sklearn_reference((x_train, train[1]), (x_valid, valid[1]), (x_test, test[1]),
+                                          penalties=sorted(chosen.valid_scores), max_iter=settings.max_iter)
         return ProbeResult(
             test_score=score(outputs, test[1], multi_label), valid_score=chosen.valid_score, test_outputs=outputs,
             valid_outputs=chosen.fit.logits(x_valid).float(),
             penalty=chosen.fit.penalty, iterations=chosen.fit.iterations, converged=chosen.fit.converged,
+            gradient=chosen.fit.gradient, penalty_at_edge=chosen.at_edge, penalties_tried=sorted(chosen.valid_scores),
             sklearn_test_score=reference,
         )
 

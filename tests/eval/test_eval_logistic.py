@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 from aape_plugin.data.hub import get_audio_manifest_hub
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.eval.linear_eval import embed_split
-from aape_plugin.eval.logistic import _loss, fit_logistic, sklearn_reference
+from aape_plugin.eval.logistic import _loss, fit_logistic, select_logistic, sklearn_reference
 from aape_plugin.eval.probe import ProbeSettings, train_probe
 from aape_plugin.inference.embedder import LogMelEmbedder
 
@@ -93,3 +93,24 @@ def test_multi_label_probe_learns_independent_classes() -> None:
 def test_penalty_must_be_positive() -> None:
     with pytest.raises(ValueError, match="`penalty` must be > 0, but is 0"):
         fit_logistic(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long), num_classes=2, multi_label=False, penalty=0.0)
+
+
+def test_grid_widens_until_the_chosen_penalty_is_inside(fairseq2_initialised: None) -> None:
+    # On real features whose validation score peaks inside a wide grid (log-mel statistics of
+    # demo_keywords peak at 0.1): grids lying entirely above or below the peak pick their end;
+    # widening walks past that end until the choice is inside the grid again.
+    dataset = get_audio_manifest_hub().open_dataset("demo_keywords")
+    embedder = LogMelEmbedder(FeatureStats.load(dataset.stats_file))
+    data = {s: embed_split(embedder, dataset, s, create_fake_gangs(CPU), clip_seconds=1.0, crop="start", seed=2, num_parallel_calls=1)
+            for s in ("train", "valid")}
+    scaler = StandardScaler().fit(data["train"]["embeddings"].double().numpy())
+    train, valid = ((torch.from_numpy(scaler.transform(data[s]["embeddings"].double().numpy())), data[s]["labels"]) for s in ("train", "valid"))
+    common = dict(num_classes=len(dataset.label_names), multi_label=False, patience=None)
+    full = select_logistic(train, valid, penalties=[10.0 ** k for k in range(-5, 3)], **common)
+    assert not full.at_edge
+    for grid in ([full.fit.penalty * 1000, full.fit.penalty * 100], [full.fit.penalty / 100, full.fit.penalty / 1000]):
+        narrow = select_logistic(train, valid, penalties=grid, **common)
+        assert narrow.at_edge
+        wide = select_logistic(train, valid, penalties=grid, widen=5, **common)
+        assert not wide.at_edge and wide.valid_score > narrow.valid_score, (grid, wide.valid_scores)
+        assert wide.fit.penalty == pytest.approx(full.fit.penalty) and wide.fit.gradient <= 1e-4 * wide.fit.penalty
