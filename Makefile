@@ -38,12 +38,12 @@ study-corpus: setup
 gpu-check: setup
 	$(PY) -m benchmarks.gpu
 
-# AaPE vs. the plain stem on the study corpus (make study-corpus first): docs/results.md. Resumes
-# where it stopped. Budget on 2 CPU cores: about 11 minutes per 3,000-step pre-training run and
-# 5 per model's probes; the main runs (4 seeds x 2 archs) and ablations (2 seeds x 5) about 5 hours.
+# Where pre-training pays and how it grows, AaPE vs. the plain stem, on the study corpus (make
+# study-corpus first): docs/results.md. Resumes where it stopped (run it again to continue).
+# Budget on 2 CPU cores: docs/results.md says what the runs so far took.
 study:
 	@scripts/setup.sh figures
-	$(PY) -m benchmarks.study
+	nice -n 5 $(PY) -m studies.study
 
 figures:
 	@scripts/setup.sh figures

@@ -93,16 +93,15 @@ def multi_mask_contrastive_loss(embeddings: Tensor, clip_index: Tensor, temperat
 
     num_positives = positives.sum(dim=1)
 
-    has_positives = num_positives > 0
-
-    if not has_positives.any():
-        return embeddings.sum() * 0.0
+    has_positives = (num_positives > 0).to(log_prob.dtype)
 
     pos_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
 
-    per_row = -pos_log_prob[has_positives] / num_positives[has_positives]
+    per_row = -pos_log_prob / num_positives.clamp_min(1)
 
-    return per_row.mean()
+    # The mean over rows with positives, written without a data-dependent branch or selection
+    # (either would wait for the device on every step): zero when no row has a positive.
+    return (per_row * has_positives).sum() / has_positives.sum().clamp_min(1.0)
 
 
 class AapeCriterion:

@@ -6,8 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+from torch.nn import Module
 
 
 class EmbeddingCache:
@@ -40,6 +42,27 @@ class EmbeddingCache:
         tmp.replace(self.folder / f"{name}.safetensors")  # atomic: a crash leaves no half file
         (self.folder / f"{name}.json").write_text(json.dumps(key, indent=1, sort_keys=True, default=str) + "\n")
         return self.folder / f"{name}.safetensors"
+
+
+def weights_digest(module: Module) -> str:
+    """A hash of a module's parameters and buffers (names, shapes, dtypes and bytes): what its
+    embeddings depend on, whatever file or run folder it was loaded from."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
+def clips_fingerprint(paths: list[Path]) -> str:
+    """Paths, sizes and modification times of the clips of a split: a rebuilt corpus (same
+    names, new audio) gets a new fingerprint, so embeddings of the old files are not reused."""
+    h = hashlib.sha256()
+    for path in paths:
+        stat = path.stat() if path.exists() else None
+        h.update(f"{path}:{stat.st_size if stat else -1}:{stat.st_mtime_ns if stat else -1};".encode())
+    return h.hexdigest()[:16]
 
 
 def file_fingerprint(path: Path) -> str:

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from aape_plugin.data.dataset import AudioDataset
 from aape_plugin.data.reader import AudioReaderOptions
-from aape_plugin.eval.embedding_cache import EmbeddingCache
+from aape_plugin.eval.embedding_cache import EmbeddingCache, clips_fingerprint
 from aape_plugin.eval.gather import gather_rows, in_clip_order
 from aape_plugin.eval.metrics import metric_name
 from aape_plugin.eval.probe import ProbeSettings, train_probe
@@ -27,9 +27,10 @@ from aape_plugin.progress import progress_task
 
 log = logging.getLogger("aape_plugin.eval")
 
-EMBEDDER_VERSION = 2
+EMBEDDER_VERSION = 3
 """Part of the cache key: raise it when the embedders compute differently (2: each clip is
-encoded at its own length; skipped clips are counted)."""
+encoded at its own length; skipped clips are counted; 3: the key holds the clips' sizes and
+modification times)."""
 
 
 def embed_split(
@@ -120,7 +121,7 @@ def linear_evaluation(
         # Random crops where a split only trains; the first seconds where it is tested.
         crop = "start" if split in test_splits else "random"
         key = {"embedder": EMBEDDER_VERSION, "model": model_key, "dataset": dataset.name, "split": split, "crop": crop, "seed": seed,
-               "clip_seconds": clip_seconds, "clips": [str(e.path) for e in dataset.entries(split)],
+               "clip_seconds": clip_seconds, "clips": clips_fingerprint([e.path for e in dataset.entries(split)]),
                "features": asdict(embedder.features)}
         # Rank 0 decides for all ranks: embedding is a collective operation.
         hit: list[object] = [cache.has(key)]
@@ -145,14 +146,15 @@ def linear_evaluation(
         return None
 
     def gather(parts: tuple[Part, ...]) -> tuple[Tensor, Tensor, list[str]]:
-        """Embeddings, labels and clip ids (``split:row``) of ``parts``."""
+        """Embeddings, labels and clip ids (file paths) of ``parts``."""
         xs, ys, ids = [], [], []
         for part in parts:
             data = store[part.split]
             keep = slice(None) if part.rows is None else torch.isin(data["indices"], torch.tensor(part.rows, dtype=torch.int64))
             xs.append(data["embeddings"][keep])
             ys.append(data["labels"][keep])
-            ids += [f"{part.split}:{int(i)}" for i in data["indices"][keep]]
+            entries = dataset.entries(part.split)
+            ids += [str(entries[int(i)].path) for i in data["indices"][keep]]
         return torch.cat(xs), torch.cat(ys), ids
 
     multi = dataset.multi_label

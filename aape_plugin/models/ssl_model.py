@@ -124,7 +124,7 @@ class AapeSslModel(Module):
             block_size=masking.block_size, device=x.device, seeds=mask_seeds,
         )
 
-        student_out = self.student(x, visible=masks.visible, num_clones=num_clones)
+        student_out = self.student(x, visible_index=masks.visible_index, num_clones=num_clones)
 
         assert student_out.cls is not None
 

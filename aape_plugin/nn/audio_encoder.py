@@ -153,6 +153,7 @@ class AudioEncoder(Module):
         x: Tensor,
         *,
         visible: Tensor | None = None,
+        visible_index: Tensor | None = None,
         num_clones: int = 1,
         return_layers: bool = False,
         layer_output: LayerOutput = "residual",
@@ -161,14 +162,21 @@ class AudioEncoder(Module):
         :param x: log-mel ``(B, 1, F, T)``.
         :param visible: optional ``(B*M, S, P)`` boolean of visible patches, the same number
             in every row; only those tokens enter the blocks (as in MAE / M2D students).
+        :param visible_index: the same as ``(B*M, n)`` ascending flat indices (``PatchMasks``
+            has them): no check and no ``nonzero`` of ``visible``, hence no host sync.
         :param num_clones: ``M`` masks per clip (rows ``b*M .. b*M+M-1`` of ``visible``).
         :param return_layers: also return every block's output (for teacher targets).
         :param layer_output: ``residual`` (the stream after each block) or ``ffn`` (each block's
             feed-forward output before the residual add).
         """
-        index = None
+        index = visible_index
 
-        if visible is not None:
+        if visible_index is not None:
+            if visible_index.size(0) != x.size(0) * num_clones:
+                raise ValueError(
+                    f"`visible_index` must have {x.size(0)} x {num_clones} rows, but has {visible_index.size(0)}."
+                )
+        elif visible is not None:
             if visible.size(0) != x.size(0) * num_clones:
                 raise ValueError(
                     f"`visible` must have {x.size(0)} x {num_clones} rows, but has {visible.size(0)}."

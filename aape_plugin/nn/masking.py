@@ -23,6 +23,10 @@ class PatchMasks:
     clip_index: Tensor
     """``(B*M,)`` the clip each row belongs to."""
 
+    visible_index: Tensor
+    """``(B*M, n_visible)`` flat patch indices of the visible patches, ascending (what the
+    student encodes; computed without a host sync, unlike ``visible.nonzero()``)."""
+
 
 def num_masked_patches(num_patches: int, ratio: float) -> int:
     """``round(ratio * N)``, kept in ``[1, N - 1]`` so that a clone is never fully hidden and
@@ -94,7 +98,11 @@ def _masks_from_hidden(masked_index: Tensor, batch_size: int, num_clones: int, g
 
     clip_index = torch.arange(batch_size, device=device).repeat_interleave(num_clones)
 
-    return PatchMasks(visible.view(rows, *grid), masked_index, clip_index)
+    # A stable sort of "hidden" (0 before 1) lists the visible patches first, in index order.
+    num_visible = grid[0] * grid[1] - masked_index.size(1)
+    visible_index = torch.argsort((~visible).to(torch.int8), dim=1, stable=True)[:, :num_visible]
+
+    return PatchMasks(visible.view(rows, *grid), masked_index, clip_index, visible_index)
 
 
 def inverse_block_patch_masks(

@@ -432,6 +432,12 @@ class FinetuneRecipe(Recipe):
 
         frames = features.num_frames(int(round(section.clip_seconds * features.sample_rate)))
         eval_frames = features.num_frames(int(round((section.eval_clip_seconds or section.clip_seconds) * features.sample_rate)))
+        per_step = section.batch_size * context.gangs.dp.size
+        if len(parts["train"]) < per_step:
+            raise AudioDataError(
+                f"{dataset.name} has {len(parts['train'])} training clips{' after dataset.train_per_class' if section.train_per_class else ''}, "
+                f"fewer than one batch ({section.batch_size} clips x {context.gangs.dp.size} process(es)); training drops incomplete "
+                f"batches, so lower dataset.batch_size.")
         if section.train_per_class is not None and context.gangs.root.rank == 0:
             context.output_dir.mkdir(parents=True, exist_ok=True)
             (context.output_dir / "train_clips.txt").write_text("".join(f"{e.path}\n" for e in parts["train"]))

@@ -26,7 +26,7 @@ from fairseq2.utils.validation import ValidationResult
 
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.stats import FeatureStats
-from aape_plugin.eval.embedding_cache import EmbeddingCache, file_fingerprint
+from aape_plugin.eval.embedding_cache import EmbeddingCache, weights_digest
 from aape_plugin.eval.linear_eval import linear_evaluation, write_results
 from aape_plugin.eval.probe import ProbeSettings
 from aape_plugin.eval.protocol import limit_train, plan_rounds
@@ -136,18 +136,16 @@ def build_embedder(source: EncoderSourceSection, task_stats: FeatureStats, devic
 
     if source.checkpoint is not None:
         loaded = load_encoder(source.checkpoint, weights=source.weights, step=source.step, arch=source.arch, device=device)
-        path = Path(source.checkpoint)
-        fingerprint = file_fingerprint(path) if path.exists() else source.checkpoint
     elif source.arch is not None:
         loaded = new_encoder(source.arch, seed=source.init_seed, device=device)
-        fingerprint = f"random-{source.arch}-{source.init_seed}"
     else:
         raise EncoderLoadError("Set `model.checkpoint` (a run, file or card), or `model.arch` for a random encoder, or `model.kind=logmel`.")
 
     stats = FeatureStats.load(source.stats_file) if source.stats_file else (loaded.stats or task_stats)
     num_frames = source.num_frames or loaded.config.encoder.num_frames
     embedder = EncoderEmbedder(loaded.encoder, stats, num_frames=num_frames, with_cls=source.with_cls, device=device)
-    return embedder, {"kind": "aape", "source": loaded.description, "fingerprint": fingerprint, "stats": [stats.mean, stats.std],
+    # The weights' hash, not the file's name or date: a rewritten checkpoint is embedded again.
+    return embedder, {"kind": "aape", "source": loaded.description, "weights": weights_digest(loaded.encoder), "stats": [stats.mean, stats.std],
                       "with_cls": source.with_cls, "num_frames": num_frames}
 
 

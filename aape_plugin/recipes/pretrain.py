@@ -216,7 +216,8 @@ class AapePretrainRecipe(Recipe):
 
         ema = resolve_ema(config.ema, config.regime.num_steps)
 
-        unit = AapePretrainUnit(dp_model, model, criterion, ema, features.frames_per_second, config.common.seed)
+        unit = AapePretrainUnit(dp_model, model, criterion, ema, features.frames_per_second, config.common.seed,
+                                publish_every=config.regime.publish_metrics_every_n_steps, num_steps=config.regime.num_steps)
 
         context.get_optimizer().register_step_post_hook(lambda optimizer, args, kwargs: unit.update_teacher())
 

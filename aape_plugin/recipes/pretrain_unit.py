@@ -87,7 +87,17 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
         ema: EmaConfig,
         frames_per_second: float,
         seed: int = 2,
+        *,
+        publish_every: int | None = None,
+        num_steps: int | None = None,
     ) -> None:
+        """
+        :param publish_every: ``regime.publish_metrics_every_n_steps``: the stem quantiles and
+            the representation-health statistics are computed on the steps whose metrics are
+            published (and the last step) only. They read values back to the host (quantiles,
+            the SVD of the effective rank), which would stall a GPU on every step.
+        :param num_steps: ``regime.num_steps``.
+        """
         self._dp_model = dp_model
         self._model = model
         self._criterion = criterion
@@ -96,6 +106,13 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
         self._seed = seed
         self._step_nr = 0
         self._last_publish = time.monotonic()
+        self._publish_every = publish_every
+        self._num_steps = num_steps
+
+    def publishes(self, step_nr: int) -> bool:
+        """Whether fairseq2's trainer publishes the metrics of this step."""
+        every = self._publish_every
+        return (every is not None and step_nr % every == 0) or step_nr == self._num_steps
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
         # The plain stem has no poles: no empty stem metrics (torcheval warns on every read).
@@ -115,8 +132,9 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
 
         n = batch.batch_size
         record_losses(metric_bag, loss, n)
-        record_stem(metric_bag, output, self._fps)
-        record_health(metric_bag, output, self._model.config.masking.num_clones, n)
+        if self.publishes(self._step_nr):
+            record_stem(metric_bag, output, self._fps)
+            record_health(metric_bag, output, self._model.config.masking.num_clones, n)
         metric_bag.get("ema_decay", Mean).update(torch.tensor(ema_decay(self._ema, self._step_nr)))
         for name in ("num_examples", "total_num_examples"):
             metric_bag.get(name, Sum).update(n)

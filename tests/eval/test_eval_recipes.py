@@ -8,17 +8,28 @@ import torch
 from safetensors.torch import load_file
 
 from aape_plugin.eval.report import comparison_table, load_results
+from studies.finetuning import read_finetune_result
 from tests.data.conftest import DEMO
 from tests.recipes.helpers import one_line_error, run_cli
 
 
 def test_finetune_selects_on_valid_and_scores_test_once(tmp_path: Path) -> None:
+    # Also the low-label regime (2 clips per class) and short training crops with whole-clip
+    # evaluation, as the study runs it.
     out = tmp_path / "ft"
     proc = run_cli("recipe", "run", "aape_finetune", str(out), "--preset", "demo_drums", "--no-rich", "--config",
                    "regime.num_steps=40", "regime.validate_every_n_steps=20", "regime.checkpoint_every_n_steps=20",
-                   "regime.publish_metrics_every_n_steps=20")
+                   "regime.publish_metrics_every_n_steps=20", "dataset.train_per_class=2", "dataset.batch_size=4", "dataset.clip_seconds=0.5",
+                   "dataset.eval_clip_seconds=1.0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
+    subset = (out / "train_clips.txt").read_text().split()
+    assert len(subset) == 2 * 6 and "Low-label regime: 12 training clips" in proc.stderr
+    # Per-clip test predictions, named by file, are what the study pairs models on.
+    study_view = read_finetune_result(out)
+    assert study_view is not None and len(study_view.clips) == result["test_clips"] == len(set(study_view.clips))
+    assert all(Path(c).is_file() for c in study_view.clips) and not set(study_view.clips) & set(subset)
+    assert sum(study_view.correct) / len(study_view.correct) == pytest.approx(result["summary"]["mean"], abs=1e-6)
     assert result["metric"] == "accuracy" and 0.0 <= result["summary"]["mean"] <= 1.0
     assert "Encoder initialised from asset aape_tiny_demo" in proc.stderr
     assert proc.stderr.count("Test accuracy with the best checkpoint") == 1
@@ -34,6 +45,13 @@ def test_finetune_selects_on_valid_and_scores_test_once(tmp_path: Path) -> None:
     for step, value in kept.items():
         assert value == pytest.approx(accuracy[step], abs=1e-6)
     assert f"best checkpoint (step {result['best_step']})" in proc.stderr
+
+
+def test_finetune_refuses_fewer_training_clips_than_a_batch(tmp_path: Path) -> None:
+    proc = run_cli("recipe", "run", "aape_finetune", str(tmp_path / "x"), "--preset", "demo_drums", "--no-rich",
+                   "--config", "dataset.train_per_class=2")
+    err = one_line_error(proc)
+    assert "12 training clips after dataset.train_per_class, fewer than one batch (16 clips" in err and "dataset.batch_size" in err
 
 
 def test_finetune_refuses_a_head_of_the_wrong_size(tmp_path: Path) -> None:

@@ -1,0 +1,197 @@
+"""The fine-tuning arm: the paper's primary protocol, with all labels and with few.
+
+Each run is ``fairseq2 recipe run aape_finetune OUT --preset study_<task>`` (train on random
+0.95 s crops, validate and test whole clips; the validation split picks the checkpoint, the test
+split is scored once with it, per clip). Four models start it: pre-trained ``aape_tiny`` and
+``vit_tiny`` (the main 3,000-step runs; fine-tuning seed k starts from pre-training seed k) and
+both at random initialisation (initialisation seed k, normalised with the same pool statistics).
+
+The grid is the same for every model: the learning rates of :class:`StudySettings` x the steps
+at which validation is measured within a run. For each (model, task, label regime) the seed-1
+runs at every learning rate are compared on validation and the best one is run for the other
+seeds. Whether the longest budget is long enough for the random initialisations (which learn
+slower) is checked on their validation curves (:func:`late_gain`), and reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from studies.common import ARCHS, TASKS, Job, StudySettings, aape_command
+from studies.pretraining import PretrainRun
+
+REGIMES = ("all labels", "10 per class")
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a fine-tuning run starts from: a random initialisation, a main pre-training run (the
+    seed follows the fine-tuning seed), or a checkpoint of a long run (the curve)."""
+
+    arch: str
+    kind: str
+    """``random``, ``main`` or ``curve``."""
+
+    step: int | None = None
+    """The long run's checkpoint (``curve``)."""
+
+    @property
+    def key(self) -> str:
+        return {"random": f"{self.arch}_random", "main": f"{self.arch}_pretrained"}.get(self.kind, f"{self.arch}_long_step{self.step}")
+
+    @property
+    def label(self) -> str:
+        if self.kind == "random":
+            return f"{self.arch}, random init"
+        if self.kind == "main":
+            return f"{self.arch}, pre-trained"
+        return f"{self.arch}, long run at step {self.step}"
+
+    def run(self, settings: StudySettings, seed: int) -> PretrainRun | None:
+        if self.kind == "random":
+            return None
+        if self.kind == "main":
+            return PretrainRun(self.arch, settings.main_steps, seed)
+        return PretrainRun(self.arch, settings.long_steps, 1)
+
+
+MAIN_STARTS = tuple(Start(arch, kind) for arch in ARCHS for kind in ("main", "random"))
+
+
+@dataclass
+class FinetuneResult:
+    test: float
+    valid: float
+    """The best validation accuracy (of the checkpoint tested)."""
+    best_step: int
+    curve: list[tuple[int, float]]
+    """(step, validation accuracy) of every validation."""
+    clips: list[str]
+    correct: list[int]
+    """Per test clip (in ``clips`` order): 1 if right."""
+
+
+@dataclass(frozen=True)
+class FinetuneRun:
+    start: Start
+    task: str
+    regime: str
+    lr: float
+    seed: int
+
+    def folder(self, root: Path) -> Path:
+        slug = "all" if self.regime == REGIMES[0] else "few"
+        return root / "finetune" / slug / self.start.key / self.task / f"lr{self.lr:g}_seed{self.seed}"
+
+    def finished(self, root: Path) -> bool:
+        return (self.folder(root) / "results.json").is_file()
+
+    def ready(self, root: Path, settings: StudySettings) -> bool:
+        run = self.start.run(settings, self.seed)
+        return run is None or run.has_step(root, self.start.step)
+
+    def job(self, root: Path, settings: StudySettings, pool_stats: Path) -> Job:
+        out = self.folder(root)
+        overrides = [f"model.arch={self.start.arch}", f"common.seed={self.seed}", f"optimizer.config.lr={self.lr:g}"]
+        run = self.start.run(settings, self.seed)
+        if run is None:
+            overrides.append(f"dataset.stats_file={pool_stats}")  # the statistics the pre-trained models normalise with
+        else:
+            overrides += [f"pretrained.checkpoint={run.folder(root)}", f"pretrained.step={self.start.step or run.steps}"]
+        if self.regime != REGIMES[0]:
+            steps = settings.low_label_steps
+            overrides += [f"dataset.train_per_class={settings.per_class}", f"dataset.subset_seed={settings.subset_seed}",
+                          f"regime.num_steps={steps}", "regime.validate_every_n_steps=50", "regime.checkpoint_every_n_steps=50",
+                          "regime.publish_metrics_every_n_steps=50", f"lr_scheduler.config.num_warmup_steps={steps // 10}"]
+        command = aape_command("aape_finetune", str(out), "--preset", self.task, "--no-rich", "--config", *overrides)
+        name = f"fine-tune {self.start.label}, {self.task}, {self.regime}, lr {self.lr:g}, seed {self.seed}"
+        return Job(name, command, out.with_name(out.name + ".log"))
+
+    def result(self, root: Path) -> FinetuneResult | None:
+        return read_finetune_result(self.folder(root))
+
+
+def read_finetune_result(out: Path) -> FinetuneResult | None:
+    """What an ``aape_finetune`` run wrote (``None`` until it has finished)."""
+    if not (out / "results.json").is_file():
+        return None
+    payload = json.loads((out / "results.json").read_text())
+    predictions = payload["predictions"]["test"]
+    rows = (json.loads(line) for line in (out / "metrics" / "valid.jsonl").read_text().splitlines() if line.strip())
+    curve = [(int(r["Step"]), float(r["Accuracy"])) for r in rows]
+    return FinetuneResult(
+        test=float(payload["summary"]["mean"]), valid=max(v for _, v in curve), best_step=int(payload["best_step"]), curve=curve,
+        clips=predictions["clips"], correct=[int(p == y) for p, y in zip(predictions["predicted"], predictions["labels"])],
+    )
+
+
+def chosen_lr(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> float | None:
+    """The grid's learning rate with the best seed-1 validation score (``None`` until every
+    seed-1 run of the grid has finished); ties go to the smaller rate."""
+    scores = {}
+    for lr in sorted(settings.finetune_lrs):
+        result = FinetuneRun(start, task, regime, lr, settings.finetune_seeds[0]).result(root)
+        if result is None:
+            return None
+        scores[lr] = result.valid
+    return max(scores, key=lambda lr: (scores[lr], -lr))
+
+
+def main_runs(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> list[FinetuneRun]:
+    """Every run a (start, task, regime) cell needs that can be named now: the seed-1 grid, then
+    the other seeds at the chosen learning rate."""
+    first = settings.finetune_seeds[0]
+    runs = [FinetuneRun(start, task, regime, lr, first) for lr in settings.finetune_lrs]
+    lr = chosen_lr(root, settings, start, task, regime)
+    if lr is not None:
+        runs += [FinetuneRun(start, task, regime, lr, seed) for seed in settings.finetune_seeds[1:]]
+    return runs
+
+
+def curve_runs(root: Path, settings: StudySettings, arch: str, task: str, regime: str) -> list[FinetuneRun]:
+    """The long run's checkpoints, fine-tuned once each at the learning rate the main pre-trained
+    model of the same arch chose for this task and regime."""
+    lr = chosen_lr(root, settings, Start(arch, "main"), task, regime)
+    if lr is None:
+        return []
+    return [FinetuneRun(Start(arch, "curve", step), task, regime, lr, settings.finetune_seeds[0]) for step in settings.curve_steps]
+
+
+def cell_results(root: Path, settings: StudySettings, start: Start, regime: str, seeds: tuple[int, ...] | None = None
+                 ) -> list[dict[str, FinetuneResult]]:
+    """Per fine-tuning seed that has finished every task, the results at the chosen learning
+    rates (curve starts use the rates of the main pre-trained model of their arch)."""
+    out = []
+    for seed in seeds or settings.finetune_seeds:
+        per_task = {}
+        for task in TASKS:
+            lr = chosen_lr(root, settings, start if start.kind != "curve" else Start(start.arch, "main"), task, regime)
+            result = None if lr is None else FinetuneRun(start, task, regime, lr, seed).result(root)
+            if result is not None:
+                per_task[task] = result
+        if len(per_task) == len(TASKS):
+            out.append(per_task)
+    return out
+
+
+def late_gain(result: FinetuneResult) -> float:
+    """How much validation accuracy the last third of a run added over its first two thirds
+    (about 0: the budget was long enough; clearly positive: still learning at the end)."""
+    last = result.curve[-1][0]
+    early = [v for s, v in result.curve if s <= 2 * last / 3]
+    return max(v for _, v in result.curve) - (max(early) if early else 0.0)
+
+
+def correct_matrix(per_seed: list[dict[str, FinetuneResult]]) -> dict[str, np.ndarray]:
+    """Per task, ``(seeds, clips)`` of 1/0 (the clips are checked equal across seeds)."""
+    from aape_plugin.eval.bootstrap import check_same_clips
+
+    out = {}
+    for task in TASKS:
+        check_same_clips([(f"seed {i + 1} on {task}", r[task].clips) for i, r in enumerate(per_seed)])
+        out[task] = np.array([r[task].correct for r in per_seed])
+    return out

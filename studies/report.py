@@ -1,0 +1,431 @@
+"""``docs/results.md``, ``docs/results.json`` and the study's figures, from what exists on disk.
+
+Everything the page states is computed here from the runs and measurements; the README's and the
+design notes' study numbers are generated from ``results.json`` (:mod:`studies.summary`), so the
+three never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aape_plugin.eval.bootstrap import Interval, check_same_clips, paired_bootstrap
+from benchmarks.common import machine, markdown_table
+from studies.common import ARCHS, FREQUENCY_TASKS, SHORT, TASKS, StudySettings
+from studies.finetuning import MAIN_STARTS, REGIMES, FinetuneResult, FinetuneRun, Start, cell_results, chosen_lr, late_gain
+from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
+from studies.probing import ProbeScore
+from studies.summary import update_generated_blocks
+
+ProbeGroup = list[dict[str, ProbeScore]]
+
+
+@dataclass
+class Measurements:
+    """What :func:`studies.study.measure` found: per (model group, label regime) one probe result
+    per seed, per model group one shift-stability result per seed."""
+
+    settings: StudySettings
+    probes: dict[tuple[str, str], ProbeGroup] = field(default_factory=dict)
+    shift: dict[str, list[dict[str, dict[str, list]]]] = field(default_factory=dict)
+    measure_hours: float = 0.0
+
+
+# ---------------------------------------------------------------------------------- per-clip data
+
+
+def probe_matrix(group: ProbeGroup, tasks: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
+    return {t: (group[0][t].clips, np.array([s[t].correct for s in group])) for t in tasks}
+
+
+def finetune_matrix(group: list[dict[str, FinetuneResult]], tasks: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
+    return {t: (group[0][t].clips, np.array([s[t].correct for s in group])) for t in tasks}
+
+
+def shift_matrix(group: list[dict[str, dict[str, list]]], tasks: Sequence[str], measure: str) -> dict[str, tuple[list[str], np.ndarray]]:
+    return {t: (group[0][t]["clips"], np.array([s[t][measure] for s in group])) for t in tasks}
+
+
+def compare(a: dict[str, tuple[list[str], np.ndarray]], b: dict[str, tuple[list[str], np.ndarray]], names: tuple[str, str]) -> Interval:
+    """The paired hierarchical interval of ``a - b`` (clip lists checked equal first)."""
+    for task in a:
+        check_same_clips([(f"{names[0]} on {task}", a[task][0]), (f"{names[1]} on {task}", b[task][0])])
+    return paired_bootstrap({t: v[1] for t, v in a.items()}, {t: v[1] for t, v in b.items()})
+
+
+def mean_over_tasks(values: dict[str, np.ndarray]) -> list[float]:
+    """Per seed (row), the mean over tasks of the per-clip mean."""
+    return [float(np.mean([v[i].mean() for v in values.values()])) for i in range(len(next(iter(values.values()))))]
+
+
+def cell(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{scale * values[0]:.{digits}f}"
+    return f"{scale * statistics.fmean(values):.{digits}f} +- {scale * statistics.stdev(values):.{digits}f}"
+
+
+def score_rows(groups: dict[str, dict[str, np.ndarray]]) -> list[list[str]]:
+    """Table rows: model, seeds, each task, pitch+instrument, mean (accuracy %, mean +- std over seeds)."""
+    rows = []
+    for name, per_task in groups.items():
+        seeds = len(next(iter(per_task.values())))
+        row = [name, str(seeds)] + [cell([float(r.mean()) for r in per_task[t]]) for t in TASKS]
+        row += [cell(mean_over_tasks({t: per_task[t] for t in FREQUENCY_TASKS})), cell(mean_over_tasks(per_task))]
+        rows.append(row)
+    return rows
+
+
+HEADER = ["model", "seeds", *(SHORT[t] for t in TASKS), "pitch+instr.", "mean"]
+
+
+# ------------------------------------------------------------------------------------------ report
+
+
+def write_report(root: Path, docs: Path, found: Measurements) -> dict[str, Any]:
+    settings = found.settings
+    results: dict[str, Any] = {"settings": {k: list(v) if isinstance(v, tuple) else v for k, v in settings.__dict__.items()},
+                               "tasks": list(TASKS)}
+    sections: list[str] = []
+    short: list[str] = []
+
+    # ---- fine-tuning
+    ft_groups = {(start.label, regime): cell_results(root, settings, start, regime) for regime in REGIMES for start in MAIN_STARTS}
+    results["finetune"] = {}
+    ft_text = []
+    for regime in REGIMES:
+        groups = {start.label: finetune_matrix(ft_groups[(start.label, regime)], TASKS) for start in MAIN_STARTS if ft_groups[(start.label, regime)]}
+        if not groups:
+            ft_text.append(f"### {regime}\n\nNot run yet.\n")
+            continue
+        table = markdown_table(HEADER, score_rows({k: {t: v[1] for t, v in g.items()} for k, g in groups.items()}))
+        claims, claim_data = claims_for(groups, regime)
+        results["finetune"][regime] = {
+            "test": {k: {t: [float(r.mean()) for r in v[1]] for t, v in g.items()} for k, g in groups.items()},
+            "claims": claim_data,
+            "chosen_lr": {start.label: {t: chosen_lr(root, settings, start, t, regime) for t in TASKS} for start in MAIN_STARTS},
+        }
+        ft_text.append(f"### {regime}\n\n{table}\n\n" + "\n".join(claims) + "\n")
+    lr_rows, plateau = [], []
+    for regime in REGIMES:
+        for start in MAIN_STARTS:
+            lrs = [chosen_lr(root, settings, start, t, regime) for t in TASKS]
+            lr_rows.append([regime, start.label] + [f"{lr:g}" if lr else "-" for lr in lrs])
+            if start.kind == "random":
+                for per_task in ft_groups[(start.label, regime)]:
+                    plateau += [(regime, late_gain(r), r.best_step == r.curve[-1][0]) for r in per_task.values()]
+    plateau_line = "no random-initialisation runs finished yet."
+    if plateau:
+        gains = [g for _, g, _ in plateau]
+        at_end = sum(e for _, _, e in plateau)
+        plateau_line = (f"over {len(plateau)} fine-tuning runs of random initialisations, the last third of the run added "
+                        f"{100 * statistics.fmean(gains):.2f} points of validation accuracy on average (largest "
+                        f"{100 * max(gains):.1f}); {at_end} of them scored best at their last validation.")
+        results["finetune_plateau"] = {"runs": len(plateau), "mean_late_gain": statistics.fmean(gains), "max_late_gain": max(gains),
+                                       "best_at_last_validation": at_end}
+    sections.append(f"""## Fine-tuning (the paper's primary protocol)
+
+Test accuracy (%), mean +- std over fine-tuning seeds (seed k starts from pre-training seed k, or
+from the random initialisation of seed k). Each (model, task, label regime) uses the learning rate
+of the grid {list(settings.finetune_lrs)} whose seed-1 run scored best on validation, and within
+a run the checkpoint that validation picks (the grid's steps axis). All labels: 400-1,000 steps
+of 32 random 0.95 s crops (8-33 epochs); 10 per class: {settings.low_label_steps} steps. Intervals: paired
+bootstrap, one draw of seeds per model for all tasks, then the test clips.
+
+{chr(10).join(ft_text)}
+Learning rates chosen on validation:
+
+{markdown_table(["regime", "model", *(SHORT[t] for t in TASKS)], lr_rows)}
+
+Was the budget long enough for the random initialisations (which learn slower)? {plateau_line}
+""")
+
+    # ---- linear probe
+    results["probe"] = {}
+    probe_text = []
+    for regime in REGIMES:
+        groups = {g: probe_matrix(found.probes[(g, regime)], TASKS) for g in
+                  [f"{a}, pre-trained" for a in ARCHS] + [f"{a}, random init" for a in ARCHS] + ["log-mel statistics"]
+                  if found.probes.get((g, regime))}
+        if not groups:
+            continue
+        table = markdown_table(HEADER, score_rows({k: {t: v[1] for t, v in g.items()} for k, g in groups.items()}))
+        claims, claim_data = claims_for(groups, regime)
+        results["probe"][regime] = {"test": {k: {t: [float(r.mean()) for r in v[1]] for t, v in g.items()} for k, g in groups.items()},
+                                    "claims": claim_data}
+        probe_text.append(f"### {regime}\n\n{table}\n\n" + "\n".join(claims) + "\n")
+    checks = probe_checks(found)
+    results["probe_checks"] = checks
+    sections.append(f"""## Linear probe (frozen encoders)
+
+The converged probe (L2 logistic regression by L-BFGS, penalty chosen on validation from the grid
+{list(settings.penalties)}, widened by up to {settings.widen} decades past an end that validation picks), on the
+same clips; "10 per class" trains it on the same subsets as fine-tuning. Teacher encoders;
+mean +- std over pre-training (or initialisation) seeds.
+
+{chr(10).join(probe_text)}
+**The probe converged.** {checks['fits']} fits: {checks['not_converged']} stopped before the gradient
+tolerance; the largest final gradient was {checks['max_gradient_ratio']:.2g} x the tolerance. The chosen penalty
+was an end of the widened grid in {checks['at_edge']} of them. Against scikit-learn's `LogisticRegression`
+solving the same objective to the same tolerance over the same penalties (seed-1 encoders and
+log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f} points over {checks['sklearn_pairs']} (model, task) pairs.
+""")
+
+    # ---- shift stability
+    shift_text, shift_data = shift_section(found)
+    results["shift"] = shift_data
+    sections.append(shift_text)
+
+    # ---- pre-training length curve
+    curve_text, curve_data = curve_section(root, docs, found, ft_groups)
+    results["curve"] = curve_data
+    sections.append(curve_text)
+
+    # ---- health and budget
+    main_runs = [PretrainRun(a, settings.main_steps, s) for a in ARCHS for s in settings.main_seeds]
+    done = [r for r in main_runs if r.has_step(root)]
+    health_rows = []
+    for arch in ARCHS:
+        values = [health_at(r.folder(root), r.steps) for r in done if r.arch == arch]
+        if values:
+            health_rows.append([f"{arch}, {settings.main_steps} steps"] + [f"{statistics.fmean(v[k] for v in values):.3f}" for k in HEALTH_KEYS])
+    sections.append(f"## Representation health at the end of the main runs\n\nMean over seeds of the last five logged batches "
+                    f"(`metrics/train.jsonl`; `docs/design.md` says what each means).\n\n{markdown_table(['run', *HEALTH_KEYS], health_rows)}\n")
+
+    long_runs = [PretrainRun(a, settings.long_steps, 1) for a in ARCHS]
+    pretrain_h = sum(train_hours(r.folder(root)) for r in main_runs + long_runs)
+    finetune_h = finetune_hours(root)
+    results["budget_hours"] = {"pretrain": pretrain_h, "finetune": finetune_h, "measure_this_invocation": found.measure_hours}
+    results["long_runs"] = {r.arch: max((row["Step"] for row in train_rows(r.folder(root))), default=0) for r in long_runs}
+
+    # ---- in short
+    short = in_short(results)
+    m = machine()
+    text = f"""# Results: where pre-training pays, and how it grows (study corpus, CPU scale)
+
+Command: `make study` (= `python -m studies.study`), which rewrites this page, `docs/results.json`
+and `docs/figures/study_*.png` from the runs and measurements under `runs/study/` (everything
+resumes). Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; {m['date']}. Budget on this
+machine so far: {pretrain_h:.1f} h of pre-training, {finetune_h:.1f} h of fine-tuning (from the runs' logs) and
+{found.measure_hours:.1f} h of probing and shift measurements in the invocation that wrote this page
+(embeddings and results are reused).
+
+**Setting.** `aape_tiny` and `vit_tiny` (D 128, 4 layers, 80 x 96 log-mel, 4 mask clones;
+identical but for the stem) pre-trained with the `study` preset (16 clips per step) on the study
+corpus' unlabelled pool (`make study-corpus`: 4.5 h of real audio from Debian packages, no clip or
+source of any validation or test group): {len(settings.main_seeds)} seeds x {settings.main_steps} steps per stem, and one
+{settings.long_steps}-step run per stem for the length curve. Five tasks with 302-920 test clips each, every split
+by source (instrument, voice, kit, word): see `docs/data.md`. Every choice (learning rates,
+checkpoints, penalties) was made on validation splits; test splits were scored once.
+
+## In short
+
+{chr(10).join(short)}
+
+{chr(10).join(sections)}
+**What this does not say.** A 0.9M-parameter encoder pre-trained for minutes to hours on 4.5 hours
+of audio is not AudioSet pre-training of ViT-B; the keyword task is synthetic speech; the
+language task is one speaker per language. The numbers judge the recipe and the implementation
+at small scale, not the paper's claims at its scale.
+"""
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "results.md").write_text(text)
+    (docs / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    update_generated_blocks(results, docs.parent)
+    print(text)
+    return results
+
+
+def claims_for(groups: dict[str, dict[str, tuple[list[str], np.ndarray]]], regime: str) -> tuple[list[str], dict[str, Any]]:
+    """The differences the study states for one protocol and regime, with intervals."""
+    pairs = []
+    for arch in ARCHS:
+        pairs.append((f"{arch}, pre-trained", f"{arch}, random init", TASKS, f"{arch}: pre-trained minus random init, mean over the five tasks"))
+    pairs += [
+        ("aape_tiny, pre-trained", "vit_tiny, pre-trained", TASKS, "AaPE minus plain stem (both pre-trained), mean over the five tasks"),
+        ("aape_tiny, pre-trained", "vit_tiny, pre-trained", FREQUENCY_TASKS, "AaPE minus plain stem (both pre-trained), pitch and instrument"),
+        ("aape_tiny, random init", "vit_tiny, random init", FREQUENCY_TASKS, "AaPE minus plain stem (both random), pitch and instrument"),
+    ]
+    pairs += [("aape_tiny, pre-trained", "aape_tiny, random init", (t,), f"aape_tiny: pre-trained minus random init on {SHORT[t]}") for t in TASKS]
+    lines, data = [], {}
+    for a, b, tasks, what in pairs:
+        if a in groups and b in groups:
+            interval = compare({t: groups[a][t] for t in tasks}, {t: groups[b][t] for t in tasks}, (a, b))
+            lines.append(f"- {what}, points: {interval.describe()}.")
+            data[what] = interval.as_dict()
+    return lines, data
+
+
+def probe_checks(found: Measurements) -> dict[str, Any]:
+    scores = [s for group in found.probes.values() for per_seed in group for s in per_seed.values()]
+    sklearn = [abs(s.test - s.sklearn_test) for s in scores if s.sklearn_test is not None]
+    tolerance = 1e-4
+    return {
+        "fits": len(scores),
+        "not_converged": sum(not s.converged for s in scores),
+        "max_gradient_ratio": max((s.gradient / (tolerance * s.penalty) for s in scores), default=0.0),
+        "at_edge": sum(s.penalty_at_edge for s in scores),
+        "sklearn_pairs": len(sklearn),
+        "sklearn_max_points": 100 * max(sklearn, default=0.0),
+    }
+
+
+def shift_section(found: Measurements) -> tuple[str, dict[str, Any]]:
+    groups = {g: v for g, v in found.shift.items() if "long run" not in g}
+    if not groups:
+        return "## Shift stability\n\nNot measured yet.\n", {}
+    rows, data = [], {"mean": {}, "claims": {}}
+    for name, per_seed in groups.items():
+        frame = shift_matrix(per_seed, TASKS, "frame_cosine")
+        clip = shift_matrix(per_seed, TASKS, "clip_cosine")
+        rows.append([name, str(len(per_seed)), cell(mean_over_tasks({t: v[1] for t, v in frame.items()}), 1.0, 3),
+                     cell(mean_over_tasks({t: v[1] for t, v in clip.items()}), 1.0, 3)]
+                    + [cell([float(r.mean()) for r in frame[t][1]], 1.0, 3) for t in TASKS])
+        data["mean"][name] = {"frame": mean_over_tasks({t: v[1] for t, v in frame.items()}),
+                              "clip": mean_over_tasks({t: v[1] for t, v in clip.items()})}
+    lines = []
+    for a, b in (("aape_tiny, pre-trained", "vit_tiny, pre-trained"), ("aape_tiny, random init", "vit_tiny, random init"),
+                 ("aape_tiny, pre-trained", "aape_tiny, random init"), ("vit_tiny, pre-trained", "vit_tiny, random init")):
+        if a in groups and b in groups:
+            for measure in ("frame_cosine", "clip_cosine"):
+                interval = compare(shift_matrix(groups[a], TASKS, measure), shift_matrix(groups[b], TASKS, measure), (a, b))
+                what = f"{a} minus {b}, {measure.replace('_', ' ')}, mean over tasks"
+                lines.append(f"- {what}: {interval.describe(scale=1.0, digits=3)}.")
+                data["claims"][what] = interval.as_dict()
+    n = found.settings.shift_clips
+    text = f"""## Shift stability (the aliasing test)
+
+How much an encoder's output moves when its input moves by less than a patch: for {n} test clips
+per task (spread over each test split), a 96-frame window at offset 0 and at offsets 1-15
+frames; the cosine between shifted and unshifted frame tokens (token j against token j) and clip
+embeddings, centred by the mean unshifted embedding, averaged over the 15 shifts. 1 = unmoved.
+Intervals: paired bootstrap over seeds (one draw for all tasks) and clips.
+
+{markdown_table(["model", "seeds", "frame cosine", "clip cosine", *(f"frame, {SHORT[t]}" for t in TASKS)], rows)}
+
+{chr(10).join(lines)}
+"""
+    return text, data
+
+
+def curve_section(root: Path, docs: Path, found: Measurements, ft_groups: dict) -> tuple[str, dict[str, Any]]:
+    """The gap to random initialisation along the long runs, per protocol, with health."""
+    settings = found.settings
+    data: dict[str, Any] = {}
+    rows = []
+    for arch in ARCHS:
+        random_probe = {r: found.probes.get((f"{arch}, random init", r), [])[:1] for r in REGIMES}
+        random_ft = {r: [g for g in ft_groups.get((f"{arch}, random init", r), [])][:1] for r in REGIMES}
+        long = PretrainRun(arch, settings.long_steps, 1)
+        for step in settings.curve_steps:
+            group = f"{arch}, long run at step {step}"
+            point: dict[str, Any] = {"step": step, "health": health_at(long.folder(root), step) if long.has_step(root, step) else {}}
+            for regime in REGIMES:
+                probe = found.probes.get((group, regime), [])
+                if probe and random_probe[regime]:
+                    point[f"probe, {regime}"] = compare(probe_matrix(probe, TASKS), probe_matrix(random_probe[regime], TASKS),
+                                                        (group, "random")).as_dict()
+                ft = cell_results(root, settings, Start(arch, "curve", step), regime, seeds=(settings.finetune_seeds[0],))
+                if ft and random_ft[regime]:
+                    point[f"fine-tuning, {regime}"] = compare(finetune_matrix(ft, TASKS), finetune_matrix(random_ft[regime], TASKS),
+                                                              (group, "random")).as_dict()
+            shift = found.shift.get(group)
+            random_shift = found.shift.get(f"{arch}, random init", [])[:1]
+            if shift and random_shift:
+                point["shift, frame cosine"] = compare(shift_matrix(shift, TASKS, "frame_cosine"), shift_matrix(random_shift, TASKS, "frame_cosine"),
+                                                       (group, "random")).as_dict()
+            data.setdefault(arch, []).append(point)
+            measured = [k for k in point if k not in ("step", "health")]
+            if measured or point["health"]:
+                def gap(key: str, p: dict = point) -> str:
+                    if key not in p:
+                        return "-"
+                    return Interval(**p[key]).describe()
+                rows.append([arch, f"{step:,}"] + [gap(f"{proto}, {r}") for proto in ("probe", "fine-tuning") for r in REGIMES]
+                            + [f"{point['health'].get(k, float('nan')):.2f}" for k in ("Teacher Rank", "Target Clip Spread")])
+    figure = plot_curve(docs, data, settings)
+    header = ["stem", "step", *(f"{p}, {r}" for p in ("probe", "fine-tuning") for r in REGIMES), "teacher rank", "target spread"]
+    text = f"""## How the gain grows with pre-training length
+
+One {settings.long_steps:,}-step run per stem (seed 1; warm-up, learning-rate decay and EMA ramp laid out over
+{settings.long_steps:,} steps), measured at its checkpoints: steps 1,000-10,000 are points *inside* that schedule
+(learning rate still high, EMA early), not runs of that length; the last is the run's end. Each
+cell: the gap to the random initialisation of the same seed, mean over the five tasks, points,
+with a paired bootstrap interval over test clips (one seed each: no seed spread). Fine-tuning
+uses the learning rate the main pre-trained runs chose per task and regime. Health: the run's
+teacher effective rank and target spread at that step (last five logged batches).
+
+{markdown_table(header, rows) if rows else "No checkpoint of the long runs measured yet."}
+
+{f"![gap to random initialisation against pre-training steps](figures/{figure})" if figure else ""}
+"""
+    return text, data
+
+
+def plot_curve(docs: Path, data: dict[str, Any], settings: StudySettings) -> str | None:
+    """Gap to random against steps (log axis), one panel per protocol, health alongside."""
+    if not any(len(p) > 2 for points in data.values() for p in points):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [f"{p}, {r}" for p in ("probe", "fine-tuning") for r in REGIMES]
+    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.6), constrained_layout=True)
+    colours = {"aape_tiny": "tab:red", "vit_tiny": "tab:blue"}
+    for ax, key in zip(axes, panels):
+        for arch, points in data.items():
+            xs = [p["step"] for p in points if key in p]
+            if not xs:
+                continue
+            est = [100 * p[key]["estimate"] for p in points if key in p]
+            lo = [100 * p[key]["low"] for p in points if key in p]
+            hi = [100 * p[key]["high"] for p in points if key in p]
+            ax.plot(xs, est, "o-", color=colours[arch], label=arch)
+            ax.fill_between(xs, lo, hi, color=colours[arch], alpha=0.15)
+        ax.axhline(0.0, color="black", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel("pre-training steps")
+        ax.set_ylabel("gap to random init (points)")
+    ax = axes[-1]
+    for arch, points in data.items():
+        xs = [p["step"] for p in points if p["health"]]
+        ax.plot(xs, [p["health"]["Teacher Rank"] for p in points if p["health"]], "o-", color=colours[arch], label=f"{arch} teacher rank")
+        ax.plot(xs, [10 * p["health"]["Target Clip Spread"] for p in points if p["health"]], "s--", color=colours[arch],
+                label=f"{arch} target spread x10")
+    ax.set_xscale("log")
+    ax.set_title("representation health", fontsize=9)
+    ax.set_xlabel("pre-training steps")
+    ax.legend(fontsize=6)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Gap to random initialisation along one {settings.long_steps:,}-step run per stem (95% intervals over test clips)", fontsize=10)
+    name = "study_length_curve.png"
+    (docs / "figures").mkdir(parents=True, exist_ok=True)
+    fig.savefig(docs / "figures" / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def finetune_hours(root: Path) -> float:
+    total = 0.0
+    for path in (root / "finetune").rglob("train.jsonl"):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if rows:
+            total += float(rows[-1].get("Total Time", 0.0))
+    return total / 3600
+
+
+def in_short(results: dict[str, Any]) -> list[str]:
+    from studies.summary import summary_lines
+
+    return summary_lines(results)

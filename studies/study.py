@@ -1,0 +1,139 @@
+"""Where pre-training pays, and how it grows: the study of ``docs/results.md`` (``make study``).
+
+On the study corpus (``make study-corpus``), ``aape_tiny`` and ``vit_tiny`` (the same model with
+the plain conv stem) are pre-trained with the ``study`` preset: 4 seeds x 3,000 steps each (the
+main runs) and one 30,000-step run each (the pre-training-length curve, measured at its 1k, 3k,
+10k and 30k checkpoints). Every pre-trained encoder and its random initialisation is then
+
+* fine-tuned (the paper's primary protocol) with all labels and with 10 clips per class, over one
+  learning-rate grid, each model taking its best rate on validation (:mod:`studies.finetuning`);
+* linear-probed with the converged probe, with all labels and on the same 10-per-class subsets;
+* measured for shift stability (how much its embeddings move under sub-patch time shifts).
+
+Differences are stated with paired bootstrap intervals that draw one set of pre-training seeds
+for all tasks, then the clips. The page, ``docs/results.json`` and the figures are rewritten
+from what exists; everything resumes (finished runs, embeddings and measurements are reused).
+
+    python -m studies.study                 # everything (make study); resumes
+    python -m studies.study --train-only    # pre-training and fine-tuning runs only
+    python -m studies.study --no-train      # measure and report what exists (beside --train-only)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from aape_plugin.eval.embedding_cache import weights_digest
+from aape_plugin.inference.embedder import EncoderEmbedder, LogMelEmbedder
+from aape_plugin.inference.loading import ensure_fairseq2, load_encoder, new_encoder
+from studies.common import ARCHS, TASKS, Job, StudySettings, run_jobs, say
+from studies.finetuning import MAIN_STARTS, REGIMES, Start, curve_runs, main_runs
+from studies.pretraining import PretrainRun
+from studies.probing import Prober, load_pool_stats, pool_stats_file
+from studies.report import Measurements, write_report
+
+
+def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
+    """Main runs first, then the long ones (the order jobs start in)."""
+    main = [PretrainRun(arch, settings.main_steps, seed) for seed in settings.main_seeds for arch in ARCHS]
+    return main + [PretrainRun(arch, settings.long_steps, 1) for arch in ARCHS]
+
+
+def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path) -> list[Job]:
+    """What can run now, in priority order: pre-training, the seed-1 fine-tuning grid, the other
+    fine-tuning seeds, the curve's fine-tuning."""
+    jobs = [run.job(root) for run in pretrain_runs(settings) if not run.has_step(root)]
+    grid, seeds, curve = [], [], []
+    for regime in REGIMES:
+        for task in TASKS:
+            for start in MAIN_STARTS:
+                for run in main_runs(root, settings, start, task, regime):
+                    (grid if run.seed == settings.finetune_seeds[0] else seeds).append(run)
+            for arch in ARCHS:
+                curve += curve_runs(root, settings, arch, task, regime)
+    for run in grid + seeds + curve:
+        if not run.finished(root) and run.ready(root, settings):
+            jobs.append(run.job(root, settings, pool_stats))
+    return jobs
+
+
+def measure(root: Path, settings: StudySettings, *, threads: int) -> Measurements:
+    """Probes (both regimes) and shift stability of every encoder that exists."""
+    torch.set_num_threads(threads)
+    stats = load_pool_stats()
+    prober = Prober(settings, root / "measurements")
+    found = Measurements(settings)
+    started = time.monotonic()
+
+    def encoder_key(encoder: torch.nn.Module) -> dict[str, object]:
+        return {"kind": "aape", "weights": weights_digest(encoder), "stats": [stats.mean, stats.std]}
+
+    def measure_encoder(group: str, name: str, encoder: torch.nn.Module, num_frames: int, *, check: bool) -> None:
+        embedder = EncoderEmbedder(encoder, stats, num_frames=num_frames)
+        key = encoder_key(encoder)
+        found.probes.setdefault((group, "all labels"), []).append(prober.probe(name, embedder, key, per_class=None, sklearn_check=check))
+        found.probes.setdefault((group, "10 per class"), []).append(prober.probe(name, embedder, key, per_class=settings.per_class))
+        found.shift.setdefault(group, []).append(prober.shift(name, embedder, key))
+
+    for arch in ARCHS:
+        for seed in settings.main_seeds:
+            run = PretrainRun(arch, settings.main_steps, seed)
+            if not run.has_step(root):
+                break  # seeds in order: a missing seed ends the group (groups pair seeds by position)
+            loaded = load_encoder(run.folder(root), weights="teacher")
+            measure_encoder(f"{arch}, pre-trained", run.label(), loaded.encoder, loaded.config.encoder.num_frames, check=seed == 1)
+        for seed in settings.main_seeds:
+            loaded = new_encoder(arch, seed=seed)
+            measure_encoder(f"{arch}, random init", f"random {arch} seed {seed}", loaded.encoder, loaded.config.encoder.num_frames,
+                            check=seed == 1)
+        long = PretrainRun(arch, settings.long_steps, 1)
+        for step in settings.curve_steps:
+            if long.has_step(root, step):
+                loaded = load_encoder(long.folder(root), weights="teacher", step=step)
+                measure_encoder(f"{arch}, long run at step {step}", f"{long.label()} at step {step}", loaded.encoder,
+                                loaded.config.encoder.num_frames, check=False)
+
+    logmel = LogMelEmbedder(stats)
+    for regime, per_class in (("all labels", None), ("10 per class", settings.per_class)):
+        found.probes[("log-mel statistics", regime)] = [
+            prober.probe("log-mel statistics", logmel, {"kind": "logmel", "stats": [stats.mean, stats.std]}, per_class=per_class,
+                         sklearn_check=per_class is None)]
+    found.measure_hours = (time.monotonic() - started) / 3600
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.study", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/study"), help="runs and measurements (resumable)")
+    parser.add_argument("--docs", type=Path, default=Path("docs"), help="where results.md/.json and the figures go")
+    parser.add_argument("--jobs", type=int, default=3,
+                        help="runs at once, one thread each (3 on 2 cores keeps both busy while one run reads data)")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads of the probes")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--train-only", action="store_true", help="pre-train and fine-tune; measure and report nothing")
+    mode.add_argument("--no-train", action="store_true", help="measure and report what exists; start no run")
+    args = parser.parse_args(argv)
+
+    ensure_fairseq2()
+    settings = StudySettings()
+    root = args.out
+    if not args.no_train:
+        pool_stats = pool_stats_file()
+        failed = run_jobs(lambda: pending_jobs(root, settings, pool_stats), jobs=args.jobs)
+        if failed:
+            say(f"{len(failed)} run(s) failed; their logs say why: " + "; ".join(failed))
+        if args.train_only:
+            return 1 if failed else 0
+    found = measure(root, settings, threads=args.threads)
+    write_report(root, args.docs, found)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The study's headline numbers as sentences, generated from ``docs/results.json``.
+
+The README and ``docs/design.md`` quote them between ``<!-- study-summary:begin -->`` and
+``<!-- study-summary:end -->``; ``make study`` rewrites those blocks, and a test checks that they
+say what ``results.json`` says (no hand copies to drift).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from aape_plugin.eval.bootstrap import Interval
+
+BEGIN, END = "<!-- study-summary:begin -->", "<!-- study-summary:end -->"
+QUOTED_IN = ("README.md", "docs/design.md")
+
+
+def _claim(section: dict[str, Any], what: str) -> str | None:
+    found = section.get("claims", {}).get(what)
+    return None if found is None else Interval(**found).describe()
+
+
+def summary_lines(results: dict[str, Any]) -> list[str]:
+    """Bullet points: what pre-training gives under fine-tuning and the probe, AaPE against the
+    plain stem, shift stability, the length curve, and the budget."""
+    lines = []
+    for protocol, key in (("Fine-tuning", "finetune"), ("Linear probe", "probe")):
+        for regime, section in results.get(key, {}).items():
+            parts = []
+            for arch in ("aape_tiny", "vit_tiny"):
+                claim = _claim(section, f"{arch}: pre-trained minus random init, mean over the five tasks")
+                if claim:
+                    parts.append(f"`{arch}` {claim}")
+            aape_vs_plain = _claim(section, "AaPE minus plain stem (both pre-trained), mean over the five tasks")
+            freq = _claim(section, "AaPE minus plain stem (both pre-trained), pitch and instrument")
+            if parts:
+                text = f"- **{protocol}, {regime}**: pre-trained minus random initialisation, mean over the five tasks, points: " + "; ".join(parts)
+                if aape_vs_plain:
+                    text += f". AaPE minus the plain stem (both pre-trained): {aape_vs_plain} on the mean, {freq} on pitch and instrument"
+                lines.append(text + ".")
+    shift = results.get("shift", {}).get("claims", {})
+    pre = shift.get("aape_tiny, pre-trained minus vit_tiny, pre-trained, frame cosine, mean over tasks")
+    rnd = shift.get("aape_tiny, random init minus vit_tiny, random init, frame cosine, mean over tasks")
+    if pre:
+        text = f"- **Shift stability** (frame-token cosine under sub-patch shifts, AaPE minus plain): pre-trained {Interval(**pre).describe(1.0, 3)}"
+        if rnd:
+            text += f", random init {Interval(**rnd).describe(1.0, 3)}"
+        lines.append(text + ".")
+    curve = results.get("curve", {})
+    reached = results.get("long_runs", {})
+    if reached:
+        parts = []
+        for arch, points in curve.items():
+            measured = [p for p in points if "probe, all labels" in p]
+            if measured:
+                last = measured[-1]
+                parts.append(f"`{arch}` at step {last['step']:,}: probe {Interval(**last['probe, all labels']).describe()}"
+                             + (f", fine-tuning {Interval(**last['fine-tuning, all labels']).describe()}" if "fine-tuning, all labels" in last else ""))
+        text = ("- **Length curve** (one 30,000-step run per stem, so far at steps "
+                + ", ".join(f"{reached[a]:,} (`{a}`)" for a in sorted(reached)) + ")")
+        if parts:
+            text += "; gap to random initialisation, all labels, mean over tasks, points: " + "; ".join(parts)
+        lines.append(text + ".")
+    budget = results.get("budget_hours")
+    if budget:
+        lines.append(f"- **Budget** on 2 CPU cores so far: {budget['pretrain']:.1f} h of pre-training and {budget['finetune']:.1f} h of "
+                     "fine-tuning (from the runs' logs), plus the probes and shift measurements.")
+    return lines
+
+
+def block(results: dict[str, Any]) -> str:
+    return "\n".join([BEGIN, *summary_lines(results), END])
+
+
+def update_generated_blocks(results: dict[str, Any], repo: Path) -> None:
+    """Rewrites the study-summary block of every file in :data:`QUOTED_IN` that has one."""
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    for name in QUOTED_IN:
+        path = repo / name
+        if path.is_file():
+            text = path.read_text()
+            if BEGIN in text:
+                path.write_text(pattern.sub(lambda _: block(results), text))
+
+
+def quoted_blocks(repo: Path) -> dict[str, str]:
+    """The study-summary block as it stands in each file that has one."""
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
+    out = {}
+    for name in QUOTED_IN:
+        path = repo / name
+        match = pattern.search(path.read_text()) if path.is_file() else None
+        if match:
+            out[name] = match.group(0)
+    return out

@@ -1,0 +1,55 @@
+"""The fine-tuning arm's grid: what runs, in which order, and which learning rate each cell takes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from studies.common import TASKS, StudySettings
+from studies.finetuning import REGIMES, FinetuneRun, Start, chosen_lr, late_gain, main_runs, read_finetune_result
+
+SETTINGS = StudySettings(finetune_lrs=(1e-3, 3e-3), finetune_seeds=(1, 2, 3))
+
+
+def finish(root: Path, run: FinetuneRun, curve: list[tuple[int, float]], test: float = 0.5) -> None:
+    """The files an ``aape_finetune`` run leaves (their format is checked on a real run in
+    tests/eval/test_eval_recipes.py)."""
+    out = run.folder(root)
+    (out / "metrics").mkdir(parents=True)
+    (out / "metrics" / "valid.jsonl").write_text("".join(json.dumps({"Step": s, "Accuracy": a}) + "\n" for s, a in curve))
+    best = max(curve, key=lambda c: c[1])[0]
+    (out / "results.json").write_text(json.dumps({"summary": {"mean": test}, "best_step": best, "predictions": {
+        "test": {"clips": ["a.flac", "b.flac"], "labels": [0, 1], "predicted": [0, 0]}}}))
+
+
+def test_the_grid_runs_first_and_its_best_validation_rate_runs_the_other_seeds(tmp_path: Path) -> None:
+    start, task, regime = Start("aape_tiny", "random"), TASKS[0], REGIMES[1]
+    first = main_runs(tmp_path, SETTINGS, start, task, regime)
+    assert [(r.lr, r.seed) for r in first] == [(1e-3, 1), (3e-3, 1)]
+    assert chosen_lr(tmp_path, SETTINGS, start, task, regime) is None
+    finish(tmp_path, first[0], [(50, 0.40), (100, 0.62)])
+    assert chosen_lr(tmp_path, SETTINGS, start, task, regime) is None  # the grid is not complete
+    finish(tmp_path, first[1], [(50, 0.55), (100, 0.60)])
+    assert chosen_lr(tmp_path, SETTINGS, start, task, regime) == 1e-3  # best validation, not last
+    runs = main_runs(tmp_path, SETTINGS, start, task, regime)
+    assert [(r.lr, r.seed) for r in runs[2:]] == [(1e-3, 2), (1e-3, 3)]
+    result = read_finetune_result(first[0].folder(tmp_path))
+    assert result.valid == 0.62 and result.best_step == 100 and result.correct == [1, 0]
+    assert late_gain(result) == pytest.approx(0.22)
+
+
+def test_each_start_gets_its_command(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    random = FinetuneRun(Start("vit_tiny", "random"), "study_drums", REGIMES[1], 3e-3, 2).job(tmp_path, SETTINGS, stats)
+    assert f"dataset.stats_file={stats}" in random.command and "model.arch=vit_tiny" in random.command
+    assert "dataset.train_per_class=10" in random.command and "regime.num_steps=300" in random.command
+    assert not any(c.startswith("pretrained.") for c in random.command) and "common.seed=2" in random.command
+    main = FinetuneRun(Start("aape_tiny", "main"), "study_pitch", REGIMES[0], 1e-3, 3)
+    command = main.job(tmp_path, SETTINGS, stats).command
+    assert f"pretrained.checkpoint={tmp_path / 'aape_tiny_3000' / 'seed3'}" in command and "pretrained.step=3000" in command
+    assert not any(c.startswith("dataset.train_per_class") for c in command) and "--preset" in command
+    assert not main.ready(tmp_path, SETTINGS)  # its pre-training run has not finished
+    (tmp_path / "aape_tiny_3000" / "seed3" / "checkpoints" / "step_3000").mkdir(parents=True)
+    assert main.ready(tmp_path, SETTINGS)
+    curve = FinetuneRun(Start("aape_tiny", "curve", 10_000), "study_pitch", REGIMES[0], 1e-3, 1).job(tmp_path, SETTINGS, stats)
+    assert f"pretrained.checkpoint={tmp_path / 'aape_tiny_30000' / 'seed1'}" in curve.command and "pretrained.step=10000" in curve.command

@@ -1,0 +1,48 @@
+"""The study's job runner: parallel runs, readiness, failures, and never one job twice."""
+
+import fcntl
+import sys
+from pathlib import Path
+
+from studies.common import Job, run_jobs
+
+
+def writer(path: Path, text: str, *, fail: bool = False) -> list[str]:
+    code = f"import pathlib, sys; pathlib.Path({str(path)!r}).write_text({text!r}); sys.exit({int(fail)})"
+    return [sys.executable, "-c", code]
+
+
+def test_jobs_run_when_ready_and_failures_are_reported(tmp_path: Path) -> None:
+    first, second, bad = tmp_path / "first", tmp_path / "second", tmp_path / "bad"
+
+    def pending() -> list[Job]:
+        jobs = []
+        if not first.exists():
+            jobs.append(Job("first", writer(first, "1"), tmp_path / "logs" / "first.log"))
+        elif not second.exists():  # ready only once the first has finished
+            jobs.append(Job("second", writer(second, first.read_text() + "2"), tmp_path / "logs" / "second.log"))
+        if not bad.exists():
+            jobs.append(Job("bad", writer(bad, "x", fail=True), tmp_path / "logs" / "bad.log"))
+        return jobs
+
+    failed = run_jobs(pending, jobs=2, poll_seconds=0.05)
+    assert second.read_text() == "12"  # it ran after, and saw, the first
+    assert bad.exists() and failed == ["bad"]  # it ran once, failed, and was not retried
+
+
+def test_a_job_another_process_runs_is_not_started_twice(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    log = tmp_path / "run.log"
+    holder = open(log.with_suffix(".lock"), "ab")
+    fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # "another study invocation" runs it
+    calls = []
+
+    def pending() -> list[Job]:
+        calls.append(1)
+        if len(calls) == 5:  # the other invocation finishes: the job is done, the lock released
+            out.write_text("done elsewhere")
+            holder.close()
+        return [] if out.exists() else [Job("run", writer(out, "done here"), log)]
+
+    assert run_jobs(pending, jobs=1, poll_seconds=0.02) == []
+    assert out.read_text() == "done elsewhere" and len(calls) >= 5
