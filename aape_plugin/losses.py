@@ -13,6 +13,7 @@ from typing import Final
 
 import torch
 import torch.nn.functional as F
+from fairseq2.gang import Gang, Gangs
 from fairseq2.recipe.component import register_component
 from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from fairseq2.utils.validation import ValidationResult
@@ -107,12 +108,15 @@ def multi_mask_contrastive_loss(embeddings: Tensor, clip_index: Tensor, temperat
 class AapeCriterion:
     """Computes :class:`AapeLoss` from the model's :class:`SslOutput`."""
 
-    def __init__(self, config: AapeCriterionConfig) -> None:
+    def __init__(self, config: AapeCriterionConfig, dp_gang: Gang | None = None) -> None:
+        """:param dp_gang: the data-parallel gang the negatives are gathered over when
+        ``gather_negatives`` is set."""
         result = config.validate()
         if result.has_error():
             raise ValueError(f"Invalid criterion config: {result}")
 
         self.config = config
+        self.dp_gang = dp_gang if config.gather_negatives else None
 
     def __call__(self, output: SslOutput) -> AapeLoss:
         c = self.config
@@ -121,7 +125,7 @@ class AapeCriterion:
 
         global_ = F.mse_loss(output.predicted_global.float(), output.target_global.float())
 
-        contrastive = multi_mask_contrastive_loss(*contrastive_rows(output.embeddings, output.clip_index, across_ranks=c.gather_negatives), c.temperature)
+        contrastive = multi_mask_contrastive_loss(*contrastive_rows(output.embeddings, output.clip_index, self.dp_gang), c.temperature)
 
         total = c.patch_weight * patch + c.global_weight * global_ + c.contrastive_weight * contrastive
 
@@ -129,7 +133,7 @@ class AapeCriterion:
 
 
 def create_aape_criterion(resolver: DependencyResolver, config: AapeCriterionConfig) -> AapeCriterion:
-    return AapeCriterion(config)
+    return AapeCriterion(config, resolver.resolve(Gangs).dp if config.gather_negatives else None)
 
 
 def register_aape_criteria(container: DependencyContainer) -> None:

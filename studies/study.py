@@ -22,6 +22,7 @@ from what exists; everything resumes (finished runs, embeddings and measurements
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -114,12 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, default=Path("docs"), help="where results.md/.json and the figures go")
     parser.add_argument("--jobs", type=int, default=3,
                         help="runs at once, one thread each (3 on 2 cores keeps both busy while one run reads data)")
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads of the probes")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="PyTorch threads of the probes (1 beside running jobs: small matrix products on 2 busy cores "
+                             "run many times slower with 2 threads)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--train-only", action="store_true", help="pre-train and fine-tune; measure and report nothing")
     mode.add_argument("--no-train", action="store_true", help="measure and report what exists; start no run")
     args = parser.parse_args(argv)
 
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%H:%M:%S")
     ensure_fairseq2()
     settings = StudySettings()
     root = args.out

@@ -49,8 +49,8 @@ def embed_split(
 ) -> dict[str, Tensor]:
     """Clip embeddings of every readable clip of ``split``, with labels and row indices, in
     clip order, and the number of clips skipped as unreadable (``num_skipped``, a 0-d tensor).
-    Each data-parallel rank embeds its shard; the rows are gathered onto every rank and the
-    skipped clips summed."""
+    Each data-parallel rank embeds its shard; the rows are gathered onto rank 0 (the others get
+    ``num_skipped`` only) and the skipped clips summed."""
     frames = embedder.features.num_frames(int(round(clip_seconds * embedder.features.sample_rate)))
     options = AudioReaderOptions(
         batch_size=batch_size, num_frames=frames, crop=crop, shuffle=False,  # type: ignore[arg-type]
@@ -76,7 +76,10 @@ def embed_split(
     skipped = torch.tensor(reader.num_skipped, dtype=torch.int64, device=gangs.dp.device)
     if gangs.dp.size > 1:
         gangs.dp.all_reduce(skipped, ReduceOperation.SUM)
-    return in_clip_order(gather_rows(gangs.dp, rows)) | {"num_skipped": skipped.cpu()}
+    gathered = gather_rows(gangs.dp, rows, to="first")  # rank 0 trains the probes; the others only embed
+    if gathered is None:
+        return {"num_skipped": skipped.cpu()}
+    return in_clip_order(gathered) | {"num_skipped": skipped.cpu()}
 
 
 def summarise(values: list[float]) -> dict[str, float]:
@@ -131,8 +134,9 @@ def linear_evaluation(
             cached = embed_split(embedder, dataset, split, gangs, clip_seconds=clip_seconds, crop=crop, seed=seed,
                                  batch_size=batch_size, num_parallel_calls=num_parallel_calls, num_prefetch=num_prefetch,
                                  max_bad_fraction=max_bad_fraction)
-            if leader:
-                cache.put(key, cached)
+            if not leader:  # it helped to embed; rank 0 holds the rows
+                continue
+            cache.put(key, cached)
             log.info("Embedded %d clips of %r (%d-d); %d skipped as unreadable.", len(cached["embeddings"]), split,
                      cached["embeddings"].size(1), int(cached["num_skipped"]))
         elif leader:

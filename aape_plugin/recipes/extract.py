@@ -9,7 +9,8 @@ Writes, per split (``files`` for a folder), ``OUT/<split>.safetensors`` with ``c
 ``timestamps`` ``(M,)`` (seconds from each clip's start), and ``OUT/<split>.json`` with the
 clip paths in row order (the order of the clip list) and the clips skipped as unreadable
 (path -> reason). Whole clips are embedded (no cropping). Under torchrun each rank embeds its
-shard on its own device; rank 0 gathers the rows and writes each clip once.
+shard on its own device; rank 0 alone gathers the rows (into host memory, one rank's shard at a
+time) and writes each clip once.
 """
 
 from __future__ import annotations
@@ -124,11 +125,14 @@ class ExtractTask(SimpleTask):
                         indices.append(batch.indices[rows])
                         frames.extend(frame[i, : int(valid[i])] for i in range(len(rows)))
                     self._step_nr += 1
-            per_clip = gather_rows(gangs.dp, {"clip": torch.cat(clips), "count": torch.cat(counts), "indices": torch.cat(indices)})
-            all_frames = gather_rows(gangs.dp, {"frames": torch.cat(frames)})["frames"]
+            # Rank 0 alone collects the rows (one rank's shard at a time, into host memory): the
+            # others never hold more than their own shard.
+            per_clip = gather_rows(gangs.dp, {"clip": torch.cat(clips), "count": torch.cat(counts), "indices": torch.cat(indices)}, to="first")
+            gathered_frames = gather_rows(gangs.dp, {"frames": torch.cat(frames)}, to="first")
             skipped = {path: why for part in gather_objects(gangs.dp, reader.skipped) for path, why in part.items()}  # type: ignore[attr-defined]
-            if gangs.root.rank != 0:
+            if per_clip is None or gathered_frames is None:
                 continue
+            all_frames = gathered_frames["frames"]
             # Frames come in the clips' (rank) order: cut them per clip, then put clips in list order.
             pieces = all_frames.split(per_clip["count"].tolist())
             order = torch.argsort(per_clip["indices"]).tolist()

@@ -56,6 +56,7 @@ from aape_plugin.data.clips import ClipEntry
 from aape_plugin.data.dataset import AudioDataset
 from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.features import LogMelConfig
+from aape_plugin.data.stats import FeatureStats
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.eval.gather import gather_rows, in_clip_order
 from aape_plugin.eval.metrics import MeanAveragePrecision, metric_name, score
@@ -65,7 +66,7 @@ from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AudioClassifie
 from aape_plugin.models.parallelism import unsync_batch_norm_on_cpu
 from aape_plugin.nn.augment import mixup, random_resized_crop, spec_augment
 from aape_plugin.recipes.dataset_opener import open_dataset_section
-from aape_plugin.recipes.feature_stats import resolve_feature_stats
+from aape_plugin.recipes.feature_stats import RUN_STATS_FILE, resolve_feature_stats
 from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
 from aape_plugin.recipes.pretrain import validate_schedule
 from aape_plugin.recipes.user_errors import register_user_errors
@@ -340,12 +341,14 @@ class TestOnBest:
                     logits.append(self.dp_model(batch.features).float())
                     labels.append(batch.labels)
                     indices.append(batch.indices.to(device))
-        rows = in_clip_order(gather_rows(self.gangs.dp, {"logits": torch.cat(logits), "labels": torch.cat(labels), "indices": torch.cat(indices)}))
+        gathered = gather_rows(self.gangs.dp, {"logits": torch.cat(logits), "labels": torch.cat(labels), "indices": torch.cat(indices)},
+                               to="first")
         skipped = torch.tensor(reader.num_skipped, dtype=torch.int64, device=device)
         if self.gangs.dp.size > 1:
             self.gangs.dp.all_reduce(skipped, ReduceOperation.SUM)
-        if self.gangs.root.rank != 0:
+        if gathered is None or self.gangs.root.rank != 0:
             return
+        rows = in_clip_order(gathered)
 
         test_score = score(rows["logits"], rows["labels"], self.multi_label)
         metric = metric_name(self.multi_label)
@@ -399,6 +402,7 @@ class FinetuneRecipe(Recipe):
                     f"{str(ex).splitlines()[0]} Use the arch it was pre-trained with."
                 ) from None
             log.info("Encoder initialised from %s.", loaded.description)
+            self._pretrained_stats = loaded.stats  # read once, with the weights (create_task uses them)
         return model
 
     def create_task(self, context: RecipeContext) -> Task:
@@ -423,10 +427,18 @@ class FinetuneRecipe(Recipe):
         parts = split_entries(dataset, section, config.common.seed)
         features = LogMelConfig(n_mels=model.config.encoder.num_mel_bins)
 
-        stats_source = None
+        # The statistics the encoder was pre-trained with: read in setup_model with its weights on
+        # a fresh start, or the copy the run stored then (a resumed run loads no pre-trained file).
+        stats = None
+        run_stats = context.output_dir / RUN_STATS_FILE
         if config.pretrained.checkpoint is not None:
-            stats_source = load_encoder(config.pretrained.checkpoint, weights=config.pretrained.weights, arch=config.model.arch).stats
-        stats = stats_source or resolve_feature_stats(
+            stats = getattr(self, "_pretrained_stats", None)
+            if stats is None and run_stats.is_file():
+                stats = FeatureStats.load(run_stats)
+            elif stats is not None and context.gangs.root.rank == 0:
+                context.output_dir.mkdir(parents=True, exist_ok=True)
+                stats.save(run_stats)
+        stats = stats or resolve_feature_stats(
             stats_file=section.stats_file, dataset=dataset, split=section.train_split, output_dir=context.output_dir,
             gangs=context.gangs, features=features, max_clips=section.stats_max_clips)
 
