@@ -69,6 +69,7 @@ from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import RUN_STATS_FILE, resolve_feature_stats
 from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
 from aape_plugin.recipes.pretrain import validate_schedule
+from aape_plugin.recipes.safe_checkpoints import register_safe_checkpoints
 from aape_plugin.recipes.user_errors import register_user_errors
 from aape_plugin.recipes.sections import AudioDatasetSection
 
@@ -376,6 +377,7 @@ class FinetuneRecipe(Recipe):
 
     def register(self, container: DependencyContainer) -> None:
         register_user_errors(container)
+        register_safe_checkpoints(container)
         register_layer_decay_optimizer(container)
         container.collection.register_instance(MetricDescriptor, MetricDescriptor("map", "mAP", 201, format_as_float, higher_better=True))
         container.collection.register_instance(MetricDescriptor, MetricDescriptor("skipped_clips", "Skipped Clips", 836, format_as_int))

@@ -48,6 +48,7 @@ from aape_plugin.recipes.feature_stats import resolve_feature_stats
 from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
 from aape_plugin.recipes.pretrain_unit import AapePretrainEvalUnit, AapePretrainUnit, stem_quantile_names
 from aape_plugin.recipes.sections import AudioDatasetSection, CriterionSection
+from aape_plugin.recipes.safe_checkpoints import register_safe_checkpoints
 from aape_plugin.recipes.user_errors import register_user_errors
 
 
@@ -159,6 +160,7 @@ class AapePretrainRecipe(Recipe):
     def register(self, container: DependencyContainer) -> None:
         register_metric_descriptors(container)
         register_user_errors(container)
+        register_safe_checkpoints(container)
         register_layer_decay_optimizer(container)
 
     def setup_model(self, context: RecipeContext, model: Module, newly_initialized: bool) -> Module:

@@ -228,3 +228,38 @@ def test_encoders_load_from_a_run_by_its_checkpoint_steps(full_run: Path) -> Non
     assert load_encoder(ckpt / "step_20" / "model").description == f"{ckpt / 'step_20'} (teacher)"
     with pytest.raises(EncoderLoadError, match=r"has no checkpoint at step 15; it has steps \[10, 20, 30\]"):
         load_encoder(full_run, step=15)
+
+
+class _WritesMarker:
+    """Unpickling this runs code: it writes the file it names (what a tampered state would do)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def test_a_tampered_run_folder_is_refused_on_resume_and_runs_no_code(full_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "copied_run"
+    shutil.copytree(full_run, copy)
+    marker = tmp_path / "marker"
+    torch.save({"step_nr": 30, "payload": _WritesMarker(marker)}, copy / "checkpoints" / "step_30" / "trainer" / "rank_00.pt")
+    proc = run_cli("recipe", "run", "aape_pretrain", str(copy), *SHORT[:-6], "regime.num_steps=40",
+                   "regime.checkpoint_every_n_steps=10", "regime.validate_every_n_steps=10", "regime.publish_metrics_every_n_steps=10",
+                   "lr_scheduler.config.num_warmup_steps=5")
+    err = one_line_error(proc)
+    assert "step_30/trainer/rank_00.pt asks to build `" in err and "refusing to unpickle it" in err, err
+    assert "AAPE_TRUST_CHECKPOINTS=1" in err and not marker.exists()
+
+
+def test_a_model_path_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    bad = tmp_path / "model.pt"
+    torch.save({"model": _WritesMarker(marker)}, bad)
+    # fairseq2 loads model files with weights_only; it refuses this one with its own message.
+    proc = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "run"), *SHORT, f"model.path={bad}")
+    assert proc.returncode == 1 and f"Model checkpoint at {bad} is erroneous" in proc.stderr, proc.stderr[-2000:]
+    assert "Weights only load failed" in proc.stderr and not marker.exists()
