@@ -29,7 +29,7 @@ bench:
 # The study corpus (hours of real audio from Debian packages) in $AAPE_STUDY_DIR or
 # ~/.cache/aape-fairseq2/study-corpus: about 20 minutes on 2 cores; needs root for apt-get.
 study-corpus: setup
-	nice -n 10 $(PY) -m aape_plugin.data.make_study_corpus
+	nice -n 10 $(PY) -m aape_plugin.corpora.make_study_corpus
 
 # The GPU figures (docs/benchmarks/gpu.md, .json): step time, clips/s and peak memory of aape_base
 # and vit_base, torch.compile, the public command on the GPU, DDP on 2 GPUs, the reader's scaling.

@@ -1,10 +1,12 @@
-"""Data loader throughput: the full reader against pure decoding of the same files, per worker.
+"""Data loader throughput: the full reader against pure decoding of the same audio, per worker.
 
 Files: 10 s, 44.1 kHz, 16-bit FLAC made of real demo audio (notes, keywords and drums
 concatenated and resampled), the AudioSet-like case. Per worker = one decoding thread and one
-torch thread. Compared, alternating, medians over repeats:
+torch thread (the reader's two stages). Compared, alternating, medians over repeats:
 
-* pure decode: libsndfile decodes each whole file (the decode limit);
+* crop decode: libsndfile decodes exactly the 6.08 s crops the training reader keeps (the same
+  offsets), one after the other: the decode limit of a cropping reader, and the target's base;
+* whole-file decode: libsndfile decodes each whole file (what the earlier limit was);
 * reader, training: the project's reader (decode -> resample to 16 kHz -> log-mel -> normalise
   -> batch of 16), random 608-frame crops: only the crop is decoded and resampled;
 * reader, whole clips: the same without cropping (``crop="none"``), i.e. all 10 s resampled.
@@ -26,13 +28,14 @@ import torchaudio
 from fairseq2.device import CPU
 from fairseq2.gang import create_fake_gangs
 
+from aape_plugin.data.clip_loader import ClipLoader
 from aape_plugin.data.clips import ClipEntry
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.data.stats import FeatureStats
 from benchmarks.common import machine, markdown_table, save_report, time_interleaved
 
-TARGET = 0.75
+TARGET = 0.90
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
 
@@ -71,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
             for p in paths:
                 soundfile.read(str(p), dtype="float32")
 
+        # The training reader's stage 1 with its own crop offsets (seed 0, epoch 0): exactly the
+        # samples it decodes.
+        cropper = ClipLoader(LogMelConfig(), stats, num_frames=608, crop="random", seed=0)
+
+        def crop_decode() -> None:
+            for i, p in enumerate(paths):
+                assert cropper.decode({"path": str(p), "index": i})["ok"]
+
         def epoch(crop: str):  # one reader, one epoch per call (as in training)
             options = AudioReaderOptions(batch_size=16, num_frames=608, crop=crop, num_parallel_calls=1, num_prefetch=1, seed=0)  # type: ignore[arg-type]
             reader = create_audio_reader(entries, gangs, LogMelConfig(), stats, options)
@@ -83,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
             return run
 
         timings = time_interleaved(
-            {"pure decode": pure_decode, "reader, training (random crops)": epoch("random"),
+            {"crop decode": crop_decode, "whole-file decode": pure_decode, "reader, training (random crops)": epoch("random"),
              "reader, whole clips": epoch("none")},
             repeats=args.repeats,
         )
 
     rate = {name: args.files / t.median for name, t in timings.items()}
-    decode = rate["pure decode"]
+    decode = rate["crop decode"]
     ratios = {name: r / decode for name, r in rate.items()}
 
     results = {"machine": machine(), "settings": vars(args) | {"out": str(args.out)},
@@ -97,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     m = results["machine"]
     rows = [[name, f"{r:.1f}", f"{ratios[name]:.2f}", f">= {TARGET}" if name.startswith("reader, training") else "-"] for name, r in rate.items()]
+    reader_threads = "the reader uses one decoding and one torch thread per worker, in a pipeline (its two stages)"
     main_ratio = ratios["reader, training (random crops)"]
     verdict = "meets" if main_ratio >= TARGET else f"misses (at {main_ratio:.2f})"
 
@@ -107,12 +119,13 @@ Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; {m['date']}. On
 one torch thread. {args.files} files of 10 s, 44.1 kHz, 16-bit FLAC (real demo audio); medians of
 {args.repeats} alternating repeats.
 
-{markdown_table(["", "clips/s per worker", "ratio to pure decode", "target"], rows)}
+{markdown_table(["", "clips/s per worker", "ratio to crop decode", "target"], rows)}
 
-The training reader {verdict} the target of {TARGET} of pure-decode throughput. It reaches it
-because it decodes and resamples only the 6.08 s crop it uses (libsndfile seeks in FLAC); the
-whole-clip reader (evaluation of long clips) pays resampling of all 10 s, which costs more than
-decoding, and is shown for honesty. Scale with `num_parallel_calls` (decoding threads).
+The training reader {verdict} the target of {TARGET} of the crop-aware decode limit: it decodes
+only the 6.08 s crop it uses (libsndfile seeks in FLAC), and {reader_threads}, so that the
+front end (resampling, log-mel) of one clip runs while the next is decoded. The whole-clip reader
+(evaluation of long clips) pays decoding and resampling of all 10 s and is shown for honesty.
+Scale with `num_parallel_calls` (threads per stage; `docs/benchmarks/loader_scaling.md`).
 """
 
     save_report(args.out, text, results)

@@ -82,6 +82,14 @@ def load_waveform(
     if info is None:
         info = audio_info(path)
 
+    return resample(decode_waveform(path, offset=offset, duration=duration, info=info), info.sample_rate, sample_rate)
+
+
+def decode_waveform(path: Path | str, *, offset: float = 0.0, duration: float | None = None, info: AudioInfo | None = None) -> Tensor:
+    """:func:`load_waveform` without the resampling: mono float32 at the file's own rate."""
+    if info is None:
+        info = audio_info(path)
+
     if info.num_frames <= 0 or info.sample_rate <= 0:
         raise AudioReadError(path, "the file holds no samples")
 
@@ -103,11 +111,13 @@ def load_waveform(
     if not np.isfinite(data).all():
         raise AudioReadError(path, "the audio holds NaN or infinite samples")
 
-    wave = torch.from_numpy(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
+    return torch.from_numpy(np.ascontiguousarray(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]))
 
-    if info.sample_rate != sample_rate:
-        wave = resampler(info.sample_rate, sample_rate)(wave)
 
+def resample(wave: Tensor, orig: int, new: int) -> Tensor:
+    """``wave`` from ``orig`` Hz to ``new`` Hz (unchanged when equal), contiguous."""
+    if orig != new:
+        wave = resampler(orig, new)(wave)
     return wave.contiguous()
 
 

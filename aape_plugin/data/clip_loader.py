@@ -1,4 +1,9 @@
-"""One clip -> normalised log-mel: decode (only the crop), resample, log-mel, crop/pad, normalise."""
+"""One clip -> normalised log-mel: decode (only the crop), resample, log-mel, crop/pad, normalise.
+
+Two stages, so that a reader can run them in different threads (a pipeline: while one clip's
+log-mel is computed, the next clip is being decoded): :meth:`ClipLoader.decode` (libsndfile)
+and :meth:`ClipLoader.features` (torch). Calling the loader runs both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any, Literal, TypeAlias
 import torch
 import torch.nn.functional as F
 
-from aape_plugin.data.audio import AudioReadError, audio_info, load_waveform
+from aape_plugin.data.audio import AudioReadError, audio_info, decode_waveform, resample
 from aape_plugin.data.clip_report import report_short
 from aape_plugin.data.features import LogMel, LogMelConfig
 from aape_plugin.data.stats import FeatureStats
@@ -44,7 +49,7 @@ class ClipLoader:
 
         stats.validate()
 
-        self.features = features
+        self.features_config = features
         self.stats = stats
         self.num_frames = num_frames
         self.crop: Crop = crop
@@ -53,10 +58,12 @@ class ClipLoader:
         self.logmel = LogMel(features)
 
     def __call__(self, example: dict[str, Any]) -> dict[str, Any]:
-        path = example["path"]
+        return self.features(self.decode(example))
 
+    def decode(self, example: dict[str, Any]) -> dict[str, Any]:
+        """Stage 1: the crop's samples at the file's rate (``example["wave"]``, ``["rate"]``)."""
         try:
-            example["features"], example["num_frames"] = self._load(path, example["index"])
+            example["wave"], example["rate"] = self._decode(example["path"], example["index"])
             example["ok"] = True
         except AudioReadError as ex:
             example["ok"], example["reason"] = False, ex.reason
@@ -65,8 +72,22 @@ class ClipLoader:
 
         return example
 
-    def _load(self, path: str, index: int) -> tuple[torch.Tensor, int]:
-        cfg = self.features
+    def features(self, example: dict[str, Any]) -> dict[str, Any]:
+        """Stage 2: resample, log-mel, normalise, crop or pad (``example["features"]``)."""
+        if not example["ok"]:
+            return example
+
+        try:
+            example["features"], example["num_frames"] = self._features(example["path"], example.pop("wave"), example.pop("rate"))
+        except AudioReadError as ex:
+            example["ok"], example["reason"] = False, ex.reason
+        except Exception as ex:
+            example["ok"], example["reason"] = False, f"{type(ex).__name__}: {ex}"
+
+        return example
+
+    def _decode(self, path: str, index: int) -> tuple[torch.Tensor, int]:
+        cfg = self.features_config
 
         info = audio_info(path)
 
@@ -83,7 +104,12 @@ class ClipLoader:
             elif self.crop == "centre":
                 offset = spare / 2
 
-        wave = load_waveform(path, cfg.sample_rate, offset=offset, duration=duration, info=info)
+        return decode_waveform(path, offset=offset, duration=duration, info=info), info.sample_rate
+
+    def _features(self, path: str, wave: torch.Tensor, rate: int) -> tuple[torch.Tensor, int]:
+        cfg = self.features_config
+
+        wave = resample(wave, rate, cfg.sample_rate)
 
         if self.crop != "none":
             wave = wave[: max(cfg.num_samples(self.num_frames), 1)]  # type: ignore[arg-type]

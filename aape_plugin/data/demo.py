@@ -20,7 +20,7 @@ def demo_root() -> Path:
     if not (root / "pretrain.tsv").exists():
         raise AudioDataError(
             f"The demo data is missing from {root}. In a checkout, regenerate it with "
-            f"`python -m aape_plugin.data.make_demo --out assets/demo`."
+            f"`python -m aape_plugin.corpora.make_demo --out assets/demo`."
         )
     return root
 

@@ -38,7 +38,7 @@ class AudioManifestDatasetConfig:
 
     layout: str = "manifest"
     """``manifest`` (TSV manifests or ``metadata``), or a corpus' own layout as downloaded:
-    ``esc50``, ``us8k``, ``speech_commands`` (see :mod:`aape_plugin.data.corpora`)."""
+    ``esc50``, ``us8k``, ``speech_commands`` (see :mod:`aape_plugin.data.corpus_layouts`)."""
 
 
 class AudioManifestDataset(AudioDataset):
@@ -63,7 +63,7 @@ def open_audio_manifest_dataset(config: AudioManifestDatasetConfig) -> AudioMani
     entries: dict[str, list[ClipEntry]] = {}
 
     if config.layout != "manifest":
-        from aape_plugin.data.corpora import CORPUS_LAYOUTS
+        from aape_plugin.data.corpus_layouts import CORPUS_LAYOUTS
 
         if config.layout not in CORPUS_LAYOUTS:
             raise AudioDataError(f"Unknown layout {config.layout!r}; known: manifest, {', '.join(CORPUS_LAYOUTS)}.")

@@ -249,7 +249,10 @@ def create_audio_reader(
     if gangs.dp.size > 1:
         builder.shard(gangs.dp.rank, gangs.dp.size, allow_uneven=True)
 
-    builder.map(loader, num_parallel_calls=options.num_parallel_calls)
+    # Two stages, each with its own threads: decoding (libsndfile) and the front end (torch)
+    # overlap, clip after clip.
+    builder.map(loader.decode, num_parallel_calls=options.num_parallel_calls)
+    builder.map(loader.features, num_parallel_calls=options.num_parallel_calls)
     builder.filter(keep)
     builder.bucket(options.batch_size, drop_remainder=options.drop_remainder)
     builder.map(collate)

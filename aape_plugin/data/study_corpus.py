@@ -1,6 +1,6 @@
 """The study corpus, built locally and addressable as the root ``@study``.
 
-Built by ``python -m aape_plugin.data.make_study_corpus`` (or ``make study-corpus``) into
+Built by ``python -m aape_plugin.corpora.make_study_corpus`` (or ``make study-corpus``) into
 ``$AAPE_STUDY_DIR``, else ``~/.cache/aape-fairseq2/study-corpus``; never committed.
 """
 
@@ -16,7 +16,7 @@ STUDY_ROOT = "@study"
 
 STUDY_DIR_ENV = "AAPE_STUDY_DIR"
 
-BUILD_COMMAND = "python -m aape_plugin.data.make_study_corpus"
+BUILD_COMMAND = "python -m aape_plugin.corpora.make_study_corpus"
 
 
 def study_dir() -> Path:

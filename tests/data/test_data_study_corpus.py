@@ -14,16 +14,16 @@ import pytest
 from aape_plugin.data.demo import resolve_root
 from aape_plugin.data.errors import AudioDataError
 from aape_plugin.data.hub import get_audio_manifest_hub
-from aape_plugin.data.make_study_corpus import (
+from aape_plugin.corpora.make_study_corpus import (
     FLITE_VOICES,
     SOX_VARIANTS,
     TASKS,
     chunks,
     keyword_voices,
 )
-from aape_plugin.data.render import SAMPLE_RATE, read_sf2_samples
+from aape_plugin.corpora.render import SAMPLE_RATE, read_sf2_samples
 from aape_plugin.data.study_corpus import study_dir
-from aape_plugin.data.study_splits import (
+from aape_plugin.corpora.study_splits import (
     GM_FAMILIES,
     gm_family,
     kit_group,
@@ -187,7 +187,7 @@ def test_study_dir_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_
 
 def test_missing_study_corpus_names_the_build_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AAPE_STUDY_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(AudioDataError, match=r"not built at .*nowhere.*python -m aape_plugin\.data\.make_study_corpus"):
+    with pytest.raises(AudioDataError, match=r"not built at .*nowhere.*python -m aape_plugin\.corpora\.make_study_corpus"):
         resolve_root("@study")
     assert resolve_root("@studyx") == Path("@studyx")  # only the alias itself, or alias/sub/folder
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aape_plugin.data.clips import ManifestError
-from aape_plugin.data.corpora import read_esc50, read_speech_commands, read_us8k
+from aape_plugin.data.corpus_layouts import read_esc50, read_speech_commands, read_us8k
 from tests.data.conftest import DEMO
 
 CLIP = DEMO / "keywords" / "en-us_m1_yes.flac"

@@ -13,7 +13,7 @@ Every clip is 1 s of 16 kHz mono FLAC. Splits never share a source where the tas
 The pre-training pool (``pretrain.tsv``) holds every train and valid clip plus extra notes of
 instruments no task uses, and no test clip of any task.
 
-Run: ``python -m aape_plugin.data.make_demo --out assets/demo`` (the committed copy), or
+Run: ``python -m aape_plugin.corpora.make_demo --out assets/demo`` (the committed copy), or
 ``--size large --out data/demo_large`` for a bigger local copy (not committed) for studies.
 Deterministic: the same packages and seed give the same files.
 """
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from aape_plugin.data.audio import load_waveform
-from aape_plugin.data.render import (
+from aape_plugin.corpora.render import (
     SAMPLE_RATE,
     SOUNDFONT,
     drum_class,
@@ -281,7 +281,7 @@ def copy_licences(out: Path, kits_root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aape_plugin.data.make_demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m aape_plugin.corpora.make_demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("assets/demo"))
     parser.add_argument("--size", choices=sorted(SIZES), default="small")

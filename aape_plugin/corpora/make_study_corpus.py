@@ -1,7 +1,7 @@
 """Builds the study corpus: hours of real audio from Debian packages, five probe tasks and a
 pre-training pool, in a local cache folder (not committed).
 
-    python -m aape_plugin.data.make_study_corpus [--out DIR]        (or: make study-corpus)
+    python -m aape_plugin.corpora.make_study_corpus [--out DIR]        (or: make study-corpus)
 
 ``DIR`` defaults to ``$AAPE_STUDY_DIR``, else ``~/.cache/aape-fairseq2/study-corpus``; data sets
 address it as the root ``@study``. Tools (fluidsynth, espeak-ng, flite, sox, the FluidR3 GM
@@ -11,7 +11,7 @@ everything in place only checks the files and exits. Deterministic: the same pac
 give the same clips, labels and splits.
 
 Tasks (EVAR metadata CSVs, ``file_name,label,split``), each split by source group
-(:mod:`aape_plugin.data.study_splits`):
+(:mod:`aape_plugin.corpora.study_splits`):
 
 * ``study_pitch`` / ``study_instrument``: MIDI pitch 36-84 / NSynth family of 2 s notes of the
   FluidR3 GM programs (fluidsynth), split by program;
@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from aape_plugin.data.audio import AudioReadError, load_waveform
-from aape_plugin.data.render import (
+from aape_plugin.corpora.render import (
     SAMPLE_RATE,
     SOUNDFONT,
     drum_class,
@@ -61,7 +61,7 @@ from aape_plugin.data.render import (
     write_flac,
 )
 from aape_plugin.data.study_corpus import study_dir
-from aape_plugin.data.study_splits import gm_family, kit_group, pool_allows, split_groups, voice_group, word_groups
+from aape_plugin.corpora.study_splits import gm_family, kit_group, pool_allows, split_groups, voice_group, word_groups
 
 BUILD_VERSION = 2
 """Bumped whenever the builder's output changes, so that an older corpus is rebuilt."""
@@ -678,7 +678,7 @@ def already_built(out: Path, seed: int) -> dict | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aape_plugin.data.make_study_corpus", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m aape_plugin.corpora.make_study_corpus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=None, help="corpus folder (default: $AAPE_STUDY_DIR or ~/.cache/aape-fairseq2/study-corpus)")
     parser.add_argument("--sources", type=Path, default=None, help="where packages are downloaded and unpacked (default: OUT-sources)")
@@ -765,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "build_report.json").write_text(json.dumps(full, indent=1) + "\n")
 
-    from aape_plugin.data.study_readme import write_readme
+    from aape_plugin.corpora.study_readme import write_readme
 
     write_readme(out, full)
 

@@ -1,6 +1,6 @@
 """The study corpus' README, written from its build report (so the numbers are the measured ones).
 
-    python -m aape_plugin.data.study_readme [DIR]      (rewrites DIR/README.md from DIR/build_report.json)
+    python -m aape_plugin.corpora.study_readme [DIR]      (rewrites DIR/README.md from DIR/build_report.json)
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def render_readme(report: dict) -> str:
         "",
         f"Real audio for the AaPE vs plain-stem study: {report['total']['clips']:,} clips, "
         f"{_hours(report['total']['hours'])}, 16 kHz mono FLAC, 1-4 s each ({report['total']['flac_mb']} MB), "
-        "rendered from Debian packages by `python -m aape_plugin.data.make_study_corpus` "
+        "rendered from Debian packages by `python -m aape_plugin.corpora.make_study_corpus` "
         f"(built {report['built']} in {report['build_seconds'] / 60:.1f} min, seed {report['seed']}). "
         "Data sets address this folder as the root `@study` (asset cards `study_pool`, `study_pitch`, "
         "`study_instrument`, `study_keywords`, `study_drums`, `study_language`).",

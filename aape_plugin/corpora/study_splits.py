@@ -4,7 +4,7 @@ Every task's clips are grouped by where they come from (one GM program, one voic
 kit, one spoken word), and a group's clips all land in one split, so a probe's test score is
 always on instruments, voices, kits or words it never saw in training. The pre-training pool
 takes no clip of a test or validation group of any task. Pure functions; the builder
-(:mod:`aape_plugin.data.make_study_corpus`) applies them.
+(:mod:`aape_plugin.corpora.make_study_corpus`) applies them.
 """
 
 from __future__ import annotations
