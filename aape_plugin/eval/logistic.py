@@ -89,11 +89,17 @@ def fit_logistic(
     max_iter: int = 1000,
     tolerance: float = 1e-4,
     init: LogisticFit | None = None,
+    dtype: torch.dtype | None = None,
 ) -> LogisticFit:
     """Fits one probe on standardised features ``x`` ``(N, D)``.
 
     :param y: class indices ``(N,)``, or a ``(N, C)`` 0/1 matrix when ``multi_label``.
     :param init: a previous fit to start from (a warm start along the penalty path).
+    :param dtype: of the loss and gradient (L-BFGS itself runs in float64). Default: float64 on
+        the CPU (agreement with scikit-learn to many digits), float32 on accelerators. float32
+        on the CPU is 2-5x faster on thousands of clips and leaves validation accuracy unchanged
+        (measured), but its gradient cannot fall below about 1e-7: weak penalties then stop on
+        stalled progress instead of the gradient tolerance (``gradient`` says how far).
     :param tolerance: stop when the largest gradient entry falls below ``tolerance * penalty``.
         The objective is ``penalty``-strongly convex, so the weights are then within about
         ``tolerance`` of the optimum whatever the penalty (an absolute gradient tolerance would
@@ -103,7 +109,7 @@ def fit_logistic(
         raise ValueError(f"`penalty` must be > 0, but is {penalty} instead.")
 
     # float64 on the CPU (exact agreement with scikit-learn); float32 on accelerators.
-    dtype = torch.float64 if x.device.type == "cpu" else torch.float32
+    dtype = dtype or (torch.float64 if x.device.type == "cpu" else torch.float32)
     x = x.to(dtype)
     y = y.to(dtype) if multi_label else y.long()
     dim = x.size(1)
@@ -168,6 +174,7 @@ def select_logistic(
     tolerance: float = 1e-4,
     patience: int | None = 2,
     widen: int = 0,
+    dtype: torch.dtype | None = None,
 ) -> LogisticSelection:
     """Fits one probe per penalty (strongest first, each warm-started from the previous one) and
     keeps the one with the best validation score; ties go to the stronger penalty.
@@ -177,6 +184,7 @@ def select_logistic(
         validation score of a penalty path rises to one peak); ``None``: try every penalty.
     :param widen: when the best penalty is at an end of the grid, extend the grid by a factor of
         10 beyond that end, up to this many times, until the best is inside it.
+    :param dtype: of the objective's computation (default: float64 on the CPU, else float32).
     """
     if not penalties:
         raise ValueError("`penalties` must hold at least one value.")
@@ -193,7 +201,7 @@ def select_logistic(
                 break
             fit = fit_logistic(
                 train[0], train[1], num_classes=num_classes, multi_label=multi_label, penalty=penalty,
-                max_iter=max_iter, tolerance=tolerance, init=previous,
+                max_iter=max_iter, tolerance=tolerance, init=previous, dtype=dtype,
             )
             previous = fit
             with torch.no_grad():
