@@ -15,10 +15,13 @@ step       ``aape_base`` and ``vit_base`` (two processes): one pre-training  ~20
            clones) in bf16 autocast as fairseq2's trainer runs it, with
            gradient clipping, the AdamW step and the EMA update; 3 warm-up
            and 10 timed steps: median step time, clips/s,
-           ``torch.cuda.max_memory_allocated``; AaPE / plain ratios
+           ``torch.cuda.max_memory_allocated``; AaPE / plain ratios; host
+           syncs of a step that does not publish metrics
 pretrain   ``python -m aape_plugin recipe run aape_pretrain`` on the demo    ~45 s        150 s
            data, 40 steps of ``aape_tiny`` in bf16 on the GPU: the public
            command end to end (fairseq2 start-up ~15 s)
+extract    ``aape_extract`` of the demo audio with ``aape_base``: rank 0's  ~30 s        90 s
+           peak device memory
 reader     the training reader's clips/s with 1, 2, 4, ... parallel calls   ~60 s        120 s
            up to the machine's cores (``benchmarks.loader_scaling``), next
            to the clips/s one GPU consumes (from the step part)
@@ -69,16 +72,18 @@ class Plan:
     reader_files: int
     reader_repeats: int
     pretrain_steps: int
+    extract_folder: str = ""
+    """Folder of ``assets/demo`` the extract part embeds ("" = all of it)."""
     compile_backend: str = "inductor"
     limits: dict[str, int] = field(default_factory=dict)
     """Seconds each part's process may run."""
 
 
 GPU_PLAN = Plan(archs=("aape_base", "vit_base"), batch_size=12, warmup=3, steps=10, reader_files=96, reader_repeats=2,
-                pretrain_steps=40, limits={"step": 120, "pretrain": 150, "reader": 120, "ddp": 150, "compile": 150})
+                pretrain_steps=40, limits={"step": 120, "pretrain": 150, "extract": 90, "reader": 120, "ddp": 150, "compile": 150})
 
 CPU_PLAN = Plan(archs=("aape_tiny", "vit_tiny"), batch_size=2, warmup=1, steps=1, reader_files=2, reader_repeats=1,
-                pretrain_steps=2, limits={"step": 300, "pretrain": 300, "reader": 300, "ddp": 300, "compile": 300})
+                pretrain_steps=2, extract_folder="drums", limits={"step": 300, "pretrain": 300, "extract": 300, "reader": 300, "ddp": 300, "compile": 300})
 
 
 # --- Parts (each runs in a child process: python -m benchmarks.gpu --part NAME ...) -------------
@@ -134,13 +139,48 @@ def part_step(plan: Plan, arch: str, compiled: bool, device_type: str) -> dict[s
 
     timed = times[plan.warmup:]
     median = statistics.median(timed)
+    syncs = count_host_syncs(model, criterion, x) if device.type == "cuda" else None
     return {
         "arch": arch, "compiled": compiled, "device": str(device), "batch_size": plan.batch_size,
         "num_clones": config.masking.num_clones, "first_step_seconds": times[0], "step_seconds": timed,
         "median_step_seconds": median, "clips_per_second": plan.batch_size / median,
         "peak_memory_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
         "parameters": sum(p.numel() for p in model.parameters()), "losses": losses,
+        "host_syncs_per_step": syncs,
     }
+
+
+def count_host_syncs(model, criterion, x) -> int:  # type: ignore[no-untyped-def]
+    """Host syncs of one pre-training step that does not publish metrics (the unit's forward,
+    criterion, metrics and backward), counted by CUDA's sync debug mode. 0 is the target."""
+    import warnings
+
+    import torch
+    from fairseq2.device import Device
+    from fairseq2.metrics import MetricBag
+
+    from aape_plugin.data.batch import AudioBatch
+    from aape_plugin.models.ema import EmaConfig
+    from aape_plugin.recipes.pretrain_unit import AapePretrainUnit
+
+    unit = AapePretrainUnit(model, model, criterion, EmaConfig(num_steps=1000), 100.0, publish_every=100, num_steps=1000)
+    bag = MetricBag(Device(x.device.type, x.device.index))
+    unit.prepare_metric_bag(bag)
+    batch = AudioBatch(features=x, num_frames=torch.full((x.size(0),), x.size(-1)), paths=[""] * x.size(0),
+                       indices=torch.arange(x.size(0)))
+    for step_nr in (1, 2):  # the first warms up (caches, allocator); the second is counted
+        unit.set_step_nr(step_nr)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss, _ = unit.process_batch(batch, bag)
+                loss.backward()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        model.zero_grad(set_to_none=True)
+    return sum("synchroniz" in str(w.message) for w in caught)
 
 
 def part_reader(plan: Plan) -> dict[str, object]:
@@ -182,6 +222,23 @@ def part_pretrain(plan: Plan, out: Path, device_type: str, processes: int) -> di
         "losses": [r["Loss"] for r in rows], "clips_per_second": [r.get("Clips per Second") for r in rows],
         "stderr_tail": proc.stderr[-3000:] if proc.returncode else "",
     }
+
+
+def part_extract(plan: Plan, out: Path, device_type: str) -> dict[str, object]:
+    """``aape_extract`` of the demo audio with the AaPE arch (random weights): the peak device
+    memory rank 0 needed to embed and collect every clip's frame embeddings."""
+    command = [sys.executable, "-m", "aape_plugin", "recipe", "run", "aape_extract", str(out), "--no-rich", "--config",
+               f"input_dir={REPO / 'assets' / 'demo' / plan.extract_folder}", "model.checkpoint=null", f"model.arch={plan.archs[0]}",
+               f"dataset.stats_file={REPO / 'assets' / 'demo' / 'stats.json'}", "common.cluster=none"]
+    env = {**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1"}
+    if device_type == "cpu":
+        env |= {"FAIRSEQ2_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    start = time.perf_counter()
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env)
+    record = json.loads((out / "files.json").read_text()) if (out / "files.json").is_file() else {}
+    return {"command": " ".join(command[command.index("recipe"):]), "returncode": proc.returncode,
+            "wall_seconds": time.perf_counter() - start, "clips": len(record.get("paths", [])),
+            "peak_device_memory_bytes": record.get("peak_device_memory_bytes"), "stderr_tail": proc.stderr[-3000:] if proc.returncode else ""}
 
 
 # --- The orchestrator -----------------------------------------------------------------------
@@ -233,6 +290,8 @@ def orchestrate(plan: Plan, device_type: str, budget: float, parts: list[str], e
         jobs += [(f"step {arch}", ["step", "--plan", plan_name, "--arch", arch], plan.limits["step"]) for arch in (aape, plain)]
     if "pretrain" in parts:
         jobs.append(("pretrain", ["pretrain", "--plan", plan_name, "--processes", "1"], plan.limits["pretrain"]))
+    if "extract" in parts:
+        jobs.append(("extract", ["extract", "--plan", plan_name], plan.limits["extract"]))
     if "reader" in parts:
         jobs.append(("reader", ["reader", "--plan", plan_name], plan.limits["reader"]))
     if "ddp" in parts:
@@ -273,7 +332,7 @@ def summarise(plan: Plan, outcomes: list[Outcome], budget: float, total: float) 
                 "time": a["median_step_seconds"] / p["median_step_seconds"],
                 "memory": a["peak_memory_bytes"] / p["peak_memory_bytes"] if a["peak_memory_bytes"] and p["peak_memory_bytes"] else None,
             }
-    for name in ("pretrain", "reader", "ddp"):
+    for name in ("pretrain", "extract", "reader", "ddp"):
         if name in by and by[name].result:
             record[name] = by[name].result
     return record
@@ -293,8 +352,9 @@ def render(record: dict[str, object], command: str) -> str:
     rows = []
     for kind, label in (("step", "eager"), ("compile", f"torch.compile ({plan['compile_backend']})")):
         for arch, r in record.get(kind, {}).items():
+            syncs = r.get("host_syncs_per_step")
             rows.append([arch, label, f"{1000 * r['median_step_seconds']:.0f}", f"{r['clips_per_second']:.1f}",
-                         fmt_bytes(r["peak_memory_bytes"]), f"{r['first_step_seconds']:.1f}"])
+                         fmt_bytes(r["peak_memory_bytes"]), f"{r['first_step_seconds']:.1f}", "-" if syncs is None else str(syncs)])
     ratio_rows = []
     for kind, label in (("step_ratios", "eager"), ("compile_ratios", "torch.compile")):
         if kind in record:
@@ -345,7 +405,11 @@ torch {m['torch']}; {m['date']}. Total {record['total_seconds']:.0f} s of a {rec
 median of {plan['steps']} steps after {plan['warmup']} warm-up steps; peak memory is `torch.cuda.max_memory_allocated` over
 the timed steps (parameters, gradients, AdamW state and activations).
 
-{markdown_table(["arch", "mode", "step (ms)", "clips/s", "peak memory (MiB)", "first step (s)"], rows)}
+{markdown_table(["arch", "mode", "step (ms)", "clips/s", "peak memory (MiB)", "first step (s)", "host syncs per step"], rows)}
+
+Host syncs: the forward, criterion, metrics and backward of a step that does not publish metrics,
+under `torch.cuda.set_sync_debug_mode` (the target is 0; CPU runs do not count them here, the
+tests do with a `TorchFunctionMode`).
 
 {markdown_table(["AaPE / plain", "time", "peak memory"], ratio_rows) if ratio_rows else "No ratios: a step part did not finish."}
 
@@ -356,6 +420,9 @@ the timed steps (parameters, gradients, AdamW state and activations).
 {run_lines('pretrain')}
 
 DDP: {run_lines('ddp')}
+
+Extraction (`aape_extract` of the {record.get('extract', {}).get('clips', '?')} demo clips, {plan['archs'][0]}): peak device memory
+of rank 0, which alone collects the rows: {fmt_bytes(record.get('extract', {}).get('peak_device_memory_bytes'))} MiB.
 
 ## Training reader vs. what one GPU consumes
 
@@ -375,11 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help=f"the page to write (default {DEFAULT_OUT.relative_to(REPO)}; the JSON goes next to it)")
     parser.add_argument("--cpu", action="store_true", help="the same code on the CPU with tiny archs and few steps (needs --out)")
     parser.add_argument("--budget", type=float, default=540.0, help="seconds after which no part starts and running ones stop")
-    parser.add_argument("--parts", nargs="+", default=["step", "pretrain", "reader", "ddp", "compile"],
-                        choices=["step", "pretrain", "reader", "ddp", "compile"])
+    parser.add_argument("--parts", nargs="+", default=["step", "pretrain", "extract", "reader", "ddp", "compile"],
+                        choices=["step", "pretrain", "extract", "reader", "ddp", "compile"])
     parser.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor)")
     # A part, run by the orchestrator in a child process.
-    parser.add_argument("--part", choices=["step", "pretrain", "reader"], help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=["step", "pretrain", "extract", "reader"], help=argparse.SUPPRESS)
     parser.add_argument("--plan", choices=["gpu", "cpu"], default="gpu", help=argparse.SUPPRESS)
     parser.add_argument("--arch", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
@@ -396,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
             result = part_step(plan, args.arch, args.compile, args.device)
         elif args.part == "reader":
             result = part_reader(plan)
+        elif args.part == "extract":
+            with tempfile.TemporaryDirectory() as tmp:
+                result = part_extract(plan, Path(tmp) / "emb", args.device)
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 result = part_pretrain(plan, Path(tmp) / "run", args.device, args.processes)

@@ -73,7 +73,8 @@ class Prober:
     def __post_init__(self) -> None:
         self.cache = EmbeddingCache(self.folder / "embeddings")
         # float32 objective: 2-5x faster here; the scikit-learn check (float64) bounds what it costs.
-        self.probe_settings = ProbeSettings(penalties=list(self.settings.penalties), widen=self.settings.widen, max_iter=1000,
+        self.probe_settings = ProbeSettings(penalties=list(self.settings.penalties), widen=self.settings.widen,
+                                            max_iter=self.settings.probe_max_iter,
                                             precision="single")
         self._clip_prints = {task: clips_fingerprint(task_clips(task)) for task in TASKS}
 

@@ -143,7 +143,10 @@ class ExtractTask(SimpleTask):
             save_file({"clip": per_clip["clip"][order].contiguous(), "frames": torch.cat([pieces[i] for i in order]),
                        "frame_offsets": offsets, "timestamps": torch.cat([torch.empty(0, dtype=torch.float64), *stamps])}, str(out))
             paths = [str(entries[int(per_clip["indices"][i])].path) for i in order]
-            (context.output_dir / f"{split}.json").write_text(json.dumps({"model": key, "paths": paths, "skipped": skipped}, indent=1) + "\n")
+            record: dict[str, object] = {"model": key, "paths": paths, "skipped": skipped}
+            if device.type == "cuda":  # what rank 0's device needed (the others need less: no gathered rows)
+                record["peak_device_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+            (context.output_dir / f"{split}.json").write_text(json.dumps(record, indent=1) + "\n")
             log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s; %d clip(s) skipped as unreadable.",
                      len(paths), embedder.clip_dim, int(offsets[-1]), split, out, len(skipped))
 

@@ -40,7 +40,7 @@ def test_cpu_run_goes_through_the_parts(tmp_path: Path) -> None:
     # The ddp part is the pretrain part under torchrun (tested with the recipe); the compile
     # part is the step part with the family's compiler (next test), in processes like these.
     out = tmp_path / "gpu.md"
-    proc = gpu_check("--cpu", "--out", str(out), "--parts", "step", "pretrain", "reader")
+    proc = gpu_check("--cpu", "--out", str(out), "--parts", "step", "pretrain", "extract", "reader")
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads(out.with_suffix(".json").read_text())
     assert all(p["status"] == "ok" for p in record["parts"].values()), record["parts"]
@@ -56,6 +56,8 @@ def test_cpu_run_goes_through_the_parts(tmp_path: Path) -> None:
     assert run["returncode"] == 0 and run["device"] == "cpu" and run["processes"] == 1 and run["steps"] == [1, 2]
     assert "recipe run aape_pretrain" in run["command"] and "trainer.mixed_precision.dtype=bfloat16" in run["command"]
     assert set(record["reader"]["clips_per_second"]) == {"1", "2"}
+    assert record["extract"]["returncode"] == 0 and record["extract"]["clips"] > 0, record["extract"]
+    assert record["extract"]["peak_device_memory_bytes"] is None  # no CUDA allocator on CPU runs
 
     page = out.read_text()
     assert "no GPU (a CPU smoke run: not GPU figures)" in page and "| aape_tiny | eager |" in page
