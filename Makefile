@@ -5,7 +5,7 @@ export AAPE_VENV := $(VENV)
 # A failing plugin registration must fail loudly, not as a log warning.
 export FAIRSEQ2_EXTENSION_TRACE := 1
 
-.PHONY: setup demo test bench figures demo-model study study-corpus gpu-check
+.PHONY: setup demo test test-slow bench figures demo-model study study-corpus gpu-check
 
 setup:
 	@scripts/setup.sh
@@ -18,9 +18,15 @@ demo-model: setup
 	$(PY) -m aape_plugin recipe run aape_pretrain runs/demo-model --preset demo
 	$(PY) -m aape_plugin.inference.export runs/demo-model --out assets/models/aape_tiny_demo.safetensors
 
+# The test suite on two workers (pytest-xdist), without the multi-process end-to-end runs
+# marked `slow`; `make test-slow` runs those, and CI runs both.
 test:
 	@scripts/setup.sh test
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist worksteal -m "not slow"
+
+test-slow:
+	@scripts/setup.sh test
+	$(PY) -m pytest -n 2 --dist worksteal -m slow
 
 bench:
 	@scripts/setup.sh bench

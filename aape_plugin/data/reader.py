@@ -249,9 +249,11 @@ def create_audio_reader(
     if gangs.dp.size > 1:
         builder.shard(gangs.dp.rank, gangs.dp.size, allow_uneven=True)
 
-    # Two stages, each with its own threads: decoding (libsndfile) and the front end (torch)
-    # overlap, clip after clip.
+    # Two stages in two threads (a prefetch queue between them is a thread boundary in
+    # fairseq2's pipeline): decoding (libsndfile) and the front end (torch) overlap, clip after
+    # clip, each with `num_parallel_calls` calls at a time.
     builder.map(loader.decode, num_parallel_calls=options.num_parallel_calls)
+    builder.prefetch(2 * options.num_parallel_calls)
     builder.map(loader.features, num_parallel_calls=options.num_parallel_calls)
     builder.filter(keep)
     builder.bucket(options.batch_size, drop_remainder=options.drop_remainder)

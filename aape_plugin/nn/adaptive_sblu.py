@@ -209,9 +209,14 @@ class AdaptiveSBLU(Module):
 
         channels = z.transpose(2, 3).reshape(batch_size, num_patches, 2 * num_kernels, p)
 
-        y = torch.einsum("bnoc,bncp->bnop", weight[subband].to(z.dtype), channels)
+        # index_select (backward: index_add) rather than weight[subband] (an accumulating index_put).
+        flat = subband.flatten()
+        w = weight.index_select(0, flat).view(batch_size, num_patches, *weight.shape[1:])
+        b = bias.index_select(0, flat).view(batch_size, num_patches, bias.size(1))
 
-        return y + bias[subband].to(z.dtype).unsqueeze(-1)
+        y = torch.einsum("bnoc,bncp->bnop", w.to(z.dtype), channels)
+
+        return y + b.to(z.dtype).unsqueeze(-1)
 
     def forward(
         self,

@@ -69,7 +69,11 @@ def gather_patches(tokens: Tensor, index: Tensor, num_clones: int = 1) -> Tensor
     clip (rows ``b*M .. b*M+M-1`` read clip ``b``) -> ``(B*M, n, ...)``."""
     rows = torch.div(torch.arange(index.size(0), device=index.device), num_clones, rounding_mode="floor")
 
-    return tokens[rows.unsqueeze(1), index]
+    # One index_select on the flattened rows: its backward is an index_add, several times
+    # faster than the accumulating index_put of advanced indexing.
+    flat = (rows.unsqueeze(1) * tokens.size(1) + index).flatten()
+
+    return tokens.flatten(0, 1).index_select(0, flat).view(*index.shape, *tokens.shape[2:])
 
 
 def index_to_mask(index: Tensor, grid: tuple[int, int]) -> Tensor:

@@ -2,6 +2,8 @@
 and its CPU run goes through every part, the budget and the page."""
 
 import json
+
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,7 @@ def test_parts_that_do_not_fit_the_budget_are_skipped_and_reported(tmp_path: Pat
     assert "0 s of the 0 s budget left" in out.read_text()
 
 
+@pytest.mark.slow
 def test_cpu_run_goes_through_the_parts(tmp_path: Path) -> None:
     # The ddp part is the pretrain part under torchrun (tested with the recipe); the compile
     # part is the step part with the family's compiler (next test), in processes like these.

@@ -14,6 +14,7 @@ PROBE = ["--preset", "demo_drums", "--no-rich", "--config", "model.checkpoint=aa
          "probe.penalties=[1e-3,1e-2,1e-1]"]
 
 
+@pytest.mark.slow
 def test_two_process_probe_equals_one_process(tmp_path: Path) -> None:
     one = run_cli("recipe", "run", "aape_linear_probe", str(tmp_path / "one"), *PROBE)
     assert one.returncode == 0, one.stderr[-3000:]
@@ -38,6 +39,7 @@ def test_two_process_probe_equals_one_process(tmp_path: Path) -> None:
         torch.testing.assert_close(y["embeddings"], x["embeddings"], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_process_extraction_writes_every_clip_once(tmp_path: Path) -> None:
     args = ["--no-rich", "--config", f"input_dir={DEMO / 'drums'}"]
     one = run_cli("recipe", "run", "aape_extract", str(tmp_path / "one"), *args)
@@ -56,6 +58,7 @@ def test_two_process_extraction_writes_every_clip_once(tmp_path: Path) -> None:
     torch.testing.assert_close(y["frames"], x["frames"], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_two_process_finetune_tests_the_best_checkpoint_of_its_checkpoint_dir(tmp_path: Path) -> None:
     out, checkpoints = tmp_path / "ft", tmp_path / "elsewhere"
     proc = run_torchrun("recipe", "run", "aape_finetune", str(out), "--checkpoint-dir", str(checkpoints),

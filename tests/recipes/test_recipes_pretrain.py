@@ -81,6 +81,7 @@ def test_killed_run_resumes_to_the_same_result(full_run: Path, tmp_path: Path) -
         assert resumed[key] == pytest.approx(uninterrupted[key], rel=1e-5), key
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_agree_with_one_on_the_first_step(tmp_path: Path) -> None:
     common = ["--preset", "demo", "--no-rich", "--config", "regime.num_steps=1", "regime.publish_metrics_every_n_steps=1",
               "regime.checkpoint_every_n_steps=1", "regime.validate_every_n_steps=1",
@@ -176,6 +177,7 @@ def test_checkpoints_are_usable_by_name_in_later_recipes(full_run: Path, tmp_pat
     assert result["model_key"]["stats"] == [stats["mean"], stats["std"]]  # the run's own statistics
 
 
+@pytest.mark.slow
 def test_fsdp_with_activation_checkpointing_matches_one_process(tmp_path: Path) -> None:
     # FSDP2 over gloo on two CPU processes with layer-wise activation checkpointing, against
     # one process with the same 8 clips per step. Without the contrastive term (its negatives
