@@ -51,6 +51,11 @@ def test_probe_writes_results_and_reuses_cached_embeddings(tmp_path: Path) -> No
     second = probe(tmp_path / "b", "--preset", "demo_keywords", *FAST, f"cache_dir={cache}", "model.kind=logmel")
     assert "Reusing cached embeddings" in second["_log"] and "Embedded" not in second["_log"]
     assert second["summary"] == first["summary"]
+    # The low-label regime trains on 2 clips per class of the same embeddings (validation and
+    # test unchanged).
+    few = probe(tmp_path / "c", "--preset", "demo_keywords", *FAST, f"cache_dir={cache}", "model.kind=logmel", "dataset.train_per_class=2")
+    assert "Embedded" not in few["_log"] and few["runs"][0]["train"] == 2 * 12
+    assert (few["runs"][0]["valid"], few["runs"][0]["test"]) == (first["runs"][0]["valid"], first["runs"][0]["test"])
     table = (tmp_path / "a" / "results.md").read_text()
     assert "| demo_keywords | logmel |" in table
 

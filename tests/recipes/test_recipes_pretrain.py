@@ -1,5 +1,6 @@
 """``fairseq2 recipe run aape_pretrain`` end to end on the demo data, through the console script."""
 
+import json
 import signal
 import subprocess
 import time
@@ -265,3 +266,23 @@ def test_a_model_path_that_would_run_code_is_refused(tmp_path: Path) -> None:
     proc = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "run"), *SHORT, f"model.path={bad}")
     assert proc.returncode == 1 and f"Model checkpoint at {bad} is erroneous" in proc.stderr, proc.stderr[-2000:]
     assert "Weights only load failed" in proc.stderr and not marker.exists()
+
+
+def test_finetuning_reads_its_pre_trained_step_once_and_resumes_without_it(full_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "pretrained"
+    shutil.copytree(full_run, run)
+    out = tmp_path / "ft"
+    args = ["recipe", "run", "aape_finetune", str(out), "--preset", "demo_drums", "--no-rich", "--config",
+            f"pretrained.checkpoint={run}", "pretrained.step=10", "model.arch=aape_tiny", "regime.validate_every_n_steps=2",
+            "regime.checkpoint_every_n_steps=2", "regime.publish_metrics_every_n_steps=2", "lr_scheduler.config.num_warmup_steps=1"]
+    first = run_cli(*args, "regime.num_steps=2")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stderr.count("Encoder initialised from") == 1 and f"{run}/checkpoints/step_10 (teacher)" in first.stderr
+    assert (out / "feature_stats.json").read_text() == (run / "feature_stats.json").read_text()
+    # Resuming to more steps needs nothing from the pre-training run: its folder is gone.
+    shutil.rmtree(run)
+    resumed = run_cli(*args, "regime.num_steps=4")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Encoder initialised from" not in resumed.stderr and json.loads((out / "results.json").read_text())["best_step"] in (2, 4)
