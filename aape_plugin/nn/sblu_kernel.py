@@ -50,6 +50,20 @@ def _one_minus_exp_neg_over(z: Tensor) -> Tensor:
     return torch.where(small, series, (1 - torch.exp(-z_safe)) / z_safe)
 
 
+def _check_kernel_args(decay: Tensor, frequency: Tensor, step: float, centre_tap: str) -> None:
+    if decay.shape != frequency.shape:
+        raise ValueError(
+            f"`decay` and `frequency` must have the same shape, but have {tuple(decay.shape)} "
+            f"and {tuple(frequency.shape)} instead."
+        )
+
+    if step <= 0.0:
+        raise ValueError(f"`step` must be positive, but is {step} instead.")
+
+    if centre_tap not in ("paper", "exact"):
+        raise ValueError(f"`centre_tap` must be 'paper' or 'exact', but is {centre_tap!r} instead.")
+
+
 def sblu_tap_offsets(num_taps: int, *, device: torch.device | None = None) -> Tensor:
     """The signed tap offsets ``m = k - c`` for ``k = 0 .. K-1`` and ``c = K // 2``."""
     if num_taps < 1 or num_taps % 2 == 0:
@@ -85,17 +99,7 @@ def sblu_kernel(
         Computed in float32 whatever the input dtype (complex bfloat16 does not exist, and the
         exponentials need the range); cast the real and imaginary parts where they are used.
     """
-    if decay.shape != frequency.shape:
-        raise ValueError(
-            f"`decay` and `frequency` must have the same shape, but have {tuple(decay.shape)} "
-            f"and {tuple(frequency.shape)} instead."
-        )
-
-    if step <= 0.0:
-        raise ValueError(f"`step` must be positive, but is {step} instead.")
-
-    if centre_tap not in ("paper", "exact"):
-        raise ValueError(f"`centre_tap` must be 'paper' or 'exact', but is {centre_tap!r} instead.")
+    _check_kernel_args(decay, frequency, step, centre_tap)
 
     offsets = sblu_tap_offsets(num_taps, device=decay.device).abs()
 
@@ -155,17 +159,7 @@ def sblu_kernel_parts(
     mirrored (the kernel is symmetric in ``m``). Equal to :func:`sblu_kernel` up to float32
     rounding (tested).
     """
-    if decay.shape != frequency.shape:
-        raise ValueError(
-            f"`decay` and `frequency` must have the same shape, but have {tuple(decay.shape)} "
-            f"and {tuple(frequency.shape)} instead."
-        )
-
-    if step <= 0.0:
-        raise ValueError(f"`step` must be positive, but is {step} instead.")
-
-    if centre_tap not in ("paper", "exact"):
-        raise ValueError(f"`centre_tap` must be 'paper' or 'exact', but is {centre_tap!r} instead.")
+    _check_kernel_args(decay, frequency, step, centre_tap)
 
     offsets = sblu_tap_offsets(num_taps, device=decay.device)[num_taps // 2 :]  # |m| = 0 .. c
 
