@@ -8,9 +8,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from fairseq2.device import CPU
-from fairseq2.gang import ProcessGroupGang
+from fairseq2.gang import FakeGang, ProcessGroupGang
 
 from aape_plugin.eval.gather import gather_rows, pad_rows
+from aape_plugin.models.gather import contrastive_rows
 
 
 def free_port() -> int:
@@ -29,7 +30,14 @@ def worker(rank: int, port: int, out: Path) -> None:
         rows = {"x": torch.full((n, 4), float(rank)) + torch.arange(n)[:, None] / 10, "i": torch.arange(n) + 10 * rank}
         everyone = gather_rows(gang, rows)
         first = gather_rows(gang, rows, to="first")
-        torch.save({"everyone": everyone, "first": first}, out / f"rank{rank}.pt")
+        # The contrastive negatives come from the gang it is given (the data-parallel one), with
+        # gradient: over both ranks here, this rank's own rows with a one-rank gang.
+        embeddings = rows["x"].clone().requires_grad_()
+        both, both_clips = contrastive_rows(embeddings, torch.arange(n), gang)
+        both.sum().backward()
+        alone, _ = contrastive_rows(embeddings, torch.arange(n), FakeGang(CPU))
+        torch.save({"everyone": everyone, "first": first, "negatives": both.detach(), "negative_clips": both_clips,
+                    "alone": alone.shape[0], "grad": embeddings.grad}, out / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -42,6 +50,11 @@ def test_rank_zero_alone_gets_the_rows_and_the_others_keep_only_their_own(tmp_pa
         torch.testing.assert_close(got["x"], expected_x)
         assert got["i"].tolist() == [0, 1, 2, 10, 11]
     assert r1["first"] is None  # rank 1 received nothing: no other rank's rows
+    for r, own in ((r0, 3), (r1, 2)):
+        torch.testing.assert_close(r["negatives"], expected_x)
+        assert r["negative_clips"].tolist() == [0, 1, 2, 3, 4] and r["alone"] == own  # clips of rank 1 offset past rank 0's
+        # Each rank's rows get the gradients both ranks computed for them (the loss is summed on both).
+        torch.testing.assert_close(r["grad"], torch.full((own, 4), 2.0))
 
 
 def test_padding_is_one_rule() -> None:
