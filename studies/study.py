@@ -45,10 +45,16 @@ def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
     return main + [PretrainRun(arch, settings.long_steps, 1) for arch in ARCHS]
 
 
-def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path) -> list[Job]:
-    """What can run now, in priority order: pre-training, the seed-1 fine-tuning grid, the other
-    fine-tuning seeds, the curve's fine-tuning."""
-    jobs = [run.job(root) for run in pretrain_runs(settings) if not run.has_step(root)]
+def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: str = "all") -> list[Job]:
+    """What can run now, in priority order: the main pre-training runs, the seed-1 fine-tuning
+    grid, the other fine-tuning seeds, the long runs, the curve's fine-tuning. ``lane`` picks the
+    long pre-training runs only (``long``), everything else (``rest``) or all: two invocations
+    with a lane each keep the long runs going beside the fine-tuning."""
+    runs = [run for run in pretrain_runs(settings) if not run.has_step(root)]
+    long = [run.job(root) for run in runs if run.steps == settings.long_steps]
+    if lane == "long":
+        return long
+    jobs = [run.job(root) for run in runs if run.steps != settings.long_steps]
     grid, seeds, curve = [], [], []
     for regime in REGIMES:
         for task in TASKS:
@@ -57,10 +63,10 @@ def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path) -> list[
                     (grid if run.seed == settings.finetune_seeds[0] else seeds).append(run)
             for arch in ARCHS:
                 curve += curve_runs(root, settings, arch, task, regime)
-    for run in grid + seeds + curve:
-        if not run.finished(root) and run.ready(root, settings):
-            jobs.append(run.job(root, settings, pool_stats))
-    return jobs
+    ready = [run.job(root, settings, pool_stats) for run in grid + seeds + curve if not run.finished(root) and run.ready(root, settings)]
+    main = [job for job in ready if "long run" not in job.name]
+    later = [job for job in ready if "long run" in job.name]
+    return jobs + main + (long if lane == "all" else []) + later
 
 
 def measure(root: Path, settings: StudySettings, *, threads: int) -> Measurements:
@@ -121,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--train-only", action="store_true", help="pre-train and fine-tune; measure and report nothing")
     mode.add_argument("--no-train", action="store_true", help="measure and report what exists; start no run")
+    parser.add_argument("--lane", choices=("all", "long", "rest"), default="all",
+                        help="only the long pre-training runs, or everything else (two invocations side by side)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.out
     if not args.no_train:
         pool_stats = pool_stats_file()
-        failed = run_jobs(lambda: pending_jobs(root, settings, pool_stats), jobs=args.jobs)
+        failed = run_jobs(lambda: pending_jobs(root, settings, pool_stats, args.lane), jobs=args.jobs)
         if failed:
             say(f"{len(failed)} run(s) failed; their logs say why: " + "; ".join(failed))
         if args.train_only:
