@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import fcntl
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -131,6 +132,13 @@ def run_jobs(pending: Callable[[], list[Job]], *, jobs: int, poll_seconds: float
     logs: dict[str, IO[bytes]] = {}
     locks: dict[str, IO[bytes]] = {}
     held_elsewhere = False
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    # A `kill` must stop the runs too (they resume from their checkpoints): without this,
+    # SIGTERM ends this process at once and leaves its runs going without their locks.
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         while True:
             for name, proc in list(running.items()):
@@ -162,6 +170,7 @@ def run_jobs(pending: Callable[[], list[Job]], *, jobs: int, poll_seconds: float
                 return failed
             time.sleep(poll_seconds)
     finally:  # interrupted: stop the children (their runs resume from their last checkpoint)
+        signal.signal(signal.SIGTERM, previous)
         for proc in running.values():
             proc.terminate()
         for proc in running.values():

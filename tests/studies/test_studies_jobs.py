@@ -46,3 +46,37 @@ def test_a_job_another_process_runs_is_not_started_twice(tmp_path: Path) -> None
 
     assert run_jobs(pending, jobs=1, poll_seconds=0.02) == []
     assert out.read_text() == "done elsewhere" and len(calls) >= 5
+
+
+def test_stopping_the_runner_stops_its_jobs(tmp_path: Path) -> None:
+    # `kill` of a study invocation must not leave its runs going unlocked (another invocation
+    # would then run them a second time into the same folder).
+    import os
+    import signal
+    import subprocess
+    import textwrap
+    import time
+
+    pid_file, log = tmp_path / "child.pid", tmp_path / "run.log"
+    code = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from studies.common import Job, run_jobs
+        child = [sys.executable, "-c", "import os, time, pathlib; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid())); time.sleep(60)"]
+        run_jobs(lambda: [Job("sleeper", child, Path({str(log)!r}))], jobs=1, poll_seconds=0.05)
+    """)
+    runner = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2])
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text():
+            break
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    runner.send_signal(signal.SIGTERM)
+    runner.wait(timeout=20)
+    time.sleep(0.5)
+    try:
+        os.kill(child, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "the job outlived its runner"
