@@ -95,20 +95,22 @@ order (expected times on one H100/H200; each process spends about 10 s starting 
 
 | part | what | expected | limit |
 |---|---|---|---|
-| step | `aape_base` and `vit_base` pre-training steps at 12 clips x 16 clones in bf16 (clipping, AdamW, EMA included): step time, clips/s, `torch.cuda.max_memory_allocated`, AaPE / plain ratios | ~20 s per arch | 120 s each |
+| step | `aape_base` and `vit_base` pre-training steps at 12 clips x 16 clones in bf16 (clipping, AdamW, EMA included): step time, clips/s, `torch.cuda.max_memory_allocated`, AaPE / plain ratios, host syncs of a step that does not publish metrics | ~20 s per arch | 120 s each |
 | pretrain | `python -m aape_plugin recipe run aape_pretrain` on the demo data, 40 steps in bf16 on the GPU | ~45 s | 150 s |
+| extract | `aape_extract` of the demo audio with `aape_base`: rank 0's peak device memory | ~30 s | 90 s |
 | reader | the training reader with 1, 2, 4, ... parallel calls up to the cores, next to the measured consumption | ~60 s | 120 s |
 | ddp | the pretrain part under `torchrun` on 2 GPUs (only with 2 GPUs) | ~60 s | 150 s |
 | compile | the step part with the family's `torch.compile` (inductor); its first step includes compilation | ~1-2 min per arch | 150 s each |
 
-About 5 minutes with one GPU, 6 with two. Whatever happens, no part starts once 540 s are
+About 5.5 minutes with one GPU, 6.5 with two. Whatever happens, no part starts once 540 s are
 spent and a running one is stopped there; a part that does not fit is skipped and the page
 says so, which leaves a minute of the ten for start-up and writing `docs/benchmarks/gpu.md`.
 Without CUDA the command says it needs a GPU and writes nothing; `python -m benchmarks.gpu
 --cpu --out FILE` runs the same code on the CPU (the tests do).
 
-The quality benchmark (AaPE vs. the plain stem on the demo tasks, shift stability) is
-`make study`, recorded in `docs/results.md`.
+The quality study (fine-tuning and probes with all labels and few, the pre-training-length
+curve, shift stability, AaPE against the plain stem) is `make study` (`studies/`), recorded in
+`docs/results.md`.
 """
     Path("docs/benchmarks.md").write_text(text)
     print(text)

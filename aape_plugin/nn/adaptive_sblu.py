@@ -282,8 +282,10 @@ class AdaptiveSBLU(Module):
             subband = subband.expand(batch_size, -1)
             decay, frequency = decay.flatten(1, 2), frequency.flatten(1, 2)
         else:
-            per_clip = segments.size(0) == batch_size  # else already one row per view
-            segments = gather_patches(segments, index, num_clones if per_clip else 1)  # (B*M, n, N, L)
+            # The clip context has one row per view already (each hides its own patches); the
+            # patch context one per clip, shared by the clip's views.
+            views_per_row = 1 if self.context == "clip" else num_clones
+            segments = gather_patches(segments, index, views_per_row)  # (B*M, n, N, L)
             subband = torch.div(index, num_patches, rounding_mode="floor")
 
         z = self.filter(segments, self.kernels(decay, frequency))  # (B, n, N, 2, p)
