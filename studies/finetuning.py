@@ -152,9 +152,16 @@ def main_runs(root: Path, settings: StudySettings, start: Start, task: str, regi
     return runs
 
 
+CURVE_REGIMES = (REGIMES[1],)
+"""The label regimes the length curve fine-tunes in: few labels only (where pre-training pays
+first, and a fifth of the all-labels cost); the curve's probes cover both regimes."""
+
+
 def curve_runs(root: Path, settings: StudySettings, arch: str, task: str, regime: str) -> list[FinetuneRun]:
     """The long run's checkpoints, fine-tuned once each at the learning rate the main pre-trained
-    model of the same arch chose for this task and regime."""
+    model of the same arch chose for this task and regime (in :data:`CURVE_REGIMES`)."""
+    if regime not in CURVE_REGIMES:
+        return []
     lr = chosen_lr(root, settings, Start(arch, "main"), task, regime)
     if lr is None:
         return []

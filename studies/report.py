@@ -19,7 +19,7 @@ import numpy as np
 from aape_plugin.eval.bootstrap import Interval, check_same_clips, paired_bootstrap
 from benchmarks.common import machine, markdown_table
 from studies.common import ARCHS, FREQUENCY_TASKS, SHORT, TASKS, StudySettings
-from studies.finetuning import MAIN_STARTS, REGIMES, FinetuneResult, FinetuneRun, Start, cell_results, chosen_lr, late_gain
+from studies.finetuning import CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, late_gain
 from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
 from studies.probing import ProbeScore
 from studies.summary import update_generated_blocks
@@ -321,6 +321,7 @@ def curve_section(root: Path, docs: Path, found: Measurements, ft_groups: dict) 
     settings = found.settings
     data: dict[str, Any] = {}
     rows = []
+    columns = [f"probe, {r}" for r in REGIMES] + [f"fine-tuning, {r}" for r in CURVE_REGIMES]
     for arch in ARCHS:
         random_probe = {r: found.probes.get((f"{arch}, random init", r), [])[:1] for r in REGIMES}
         random_ft = {r: [g for g in ft_groups.get((f"{arch}, random init", r), [])][:1] for r in REGIMES}
@@ -333,7 +334,8 @@ def curve_section(root: Path, docs: Path, found: Measurements, ft_groups: dict) 
                 if probe and random_probe[regime]:
                     point[f"probe, {regime}"] = compare(probe_matrix(probe, TASKS), probe_matrix(random_probe[regime], TASKS),
                                                         (group, "random")).as_dict()
-                ft = cell_results(root, settings, Start(arch, "curve", step), regime, seeds=(settings.finetune_seeds[0],))
+                ft = cell_results(root, settings, Start(arch, "curve", step), regime, seeds=(settings.finetune_seeds[0],)) \
+                    if regime in CURVE_REGIMES else []
                 if ft and random_ft[regime]:
                     point[f"fine-tuning, {regime}"] = compare(finetune_matrix(ft, TASKS), finetune_matrix(random_ft[regime], TASKS),
                                                               (group, "random")).as_dict()
@@ -349,10 +351,10 @@ def curve_section(root: Path, docs: Path, found: Measurements, ft_groups: dict) 
                     if key not in p:
                         return "-"
                     return Interval(**p[key]).describe()
-                rows.append([arch, f"{step:,}"] + [gap(f"{proto}, {r}") for proto in ("probe", "fine-tuning") for r in REGIMES]
+                rows.append([arch, f"{step:,}"] + [gap(k) for k in columns]
                             + [f"{point['health'].get(k, float('nan')):.2f}" for k in ("Teacher Rank", "Target Clip Spread")])
     figure = plot_curve(docs, data, settings)
-    header = ["stem", "step", *(f"{p}, {r}" for p in ("probe", "fine-tuning") for r in REGIMES), "teacher rank", "target spread"]
+    header = ["stem", "step", *columns, "teacher rank", "target spread"]
     text = f"""## How the gain grows with pre-training length
 
 One {settings.long_steps:,}-step run per stem (seed 1; warm-up, learning-rate decay and EMA ramp laid out over
@@ -360,7 +362,8 @@ One {settings.long_steps:,}-step run per stem (seed 1; warm-up, learning-rate de
 (learning rate still high, EMA early), not runs of that length; the last is the run's end. Each
 cell: the gap to the random initialisation of the same seed, mean over the five tasks, points,
 with a paired bootstrap interval over test clips (one seed each: no seed spread). Fine-tuning
-uses the learning rate the main pre-trained runs chose per task and regime. Health: the run's
+along the curve is in the low-label regime only (where pre-training pays first; all labels cost
+five times as much), at the learning rate the main pre-trained runs chose per task. Health: the run's
 teacher effective rank and target spread at that step (last five logged batches).
 
 {markdown_table(header, rows) if rows else "No checkpoint of the long runs measured yet."}
@@ -379,7 +382,7 @@ def plot_curve(docs: Path, data: dict[str, Any], settings: StudySettings) -> str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [f"{p}, {r}" for p in ("probe", "fine-tuning") for r in REGIMES]
+    panels = [f"probe, {r}" for r in REGIMES] + [f"fine-tuning, {r}" for r in CURVE_REGIMES]
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.6), constrained_layout=True)
     colours = {"aape_tiny": "tab:red", "vit_tiny": "tab:blue"}
     for ax, key in zip(axes, panels):
