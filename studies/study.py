@@ -47,7 +47,8 @@ def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
 
 def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: str = "all") -> list[Job]:
     """What can run now, in priority order: the main pre-training runs, the seed-1 fine-tuning
-    grid, the other fine-tuning seeds, the long runs, the curve's fine-tuning. ``lane`` picks the
+    grid (10 per class, then all labels), the other fine-tuning seeds, the long runs, the
+    curve's fine-tuning. ``lane`` picks the
     long pre-training runs only (``long``), everything else (``rest``) or all: two invocations
     with a lane each keep the long runs going beside the fine-tuning."""
     runs = [run for run in pretrain_runs(settings) if not run.has_step(root)]
@@ -56,7 +57,7 @@ def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: st
         return long
     jobs = [run.job(root) for run in runs if run.steps != settings.long_steps]
     grid, seeds, curve = [], [], []
-    for regime in REGIMES:
+    for regime in reversed(REGIMES):  # few labels first: five times cheaper, and where pre-training pays first
         for task in TASKS:
             for start in MAIN_STARTS:
                 for run in main_runs(root, settings, start, task, regime):
