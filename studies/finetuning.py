@@ -103,7 +103,7 @@ class FinetuneRun:
         else:
             overrides += [f"pretrained.checkpoint={run.folder(root)}", f"pretrained.step={self.start.step or run.steps}"]
         if self.regime != REGIMES[0]:
-            steps = settings.low_label_steps
+            steps = settings.few_label_steps(self.task)
             overrides += [f"dataset.train_per_class={settings.per_class}", f"dataset.subset_seed={settings.subset_seed}",
                           f"regime.num_steps={steps}", "regime.validate_every_n_steps=50", "regime.checkpoint_every_n_steps=50",
                           "regime.publish_metrics_every_n_steps=50", f"lr_scheduler.config.num_warmup_steps={steps // 10}"]

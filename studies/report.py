@@ -137,7 +137,8 @@ Test accuracy (%), mean +- std over fine-tuning seeds (seed k starts from pre-tr
 from the random initialisation of seed k). Each (model, task, label regime) uses the learning rate
 of the grid {list(settings.finetune_lrs)} whose seed-1 run scored best on validation, and within
 a run the checkpoint that validation picks (the grid's steps axis). All labels: 400-1,000 steps
-of 32 random 0.95 s crops (8-33 epochs); 10 per class: {settings.low_label_steps} steps. Intervals: paired
+of 32 random 0.95 s crops (8-33 epochs); 10 per class: 300 steps (650 for pitch: at least 40
+epochs). Intervals: paired
 bootstrap, one draw of seeds per model for all tasks, then the test clips.
 
 {chr(10).join(ft_text)}

@@ -43,6 +43,8 @@ def test_each_start_gets_its_command(tmp_path: Path) -> None:
     random = FinetuneRun(Start("vit_tiny", "random"), "study_drums", REGIMES[1], 3e-3, 2).job(tmp_path, SETTINGS, stats)
     assert f"dataset.stats_file={stats}" in random.command and "model.arch=vit_tiny" in random.command
     assert "dataset.train_per_class=10" in random.command and "regime.num_steps=300" in random.command
+    pitch = FinetuneRun(Start("vit_tiny", "random"), "study_pitch", REGIMES[1], 3e-3, 2).job(tmp_path, SETTINGS, stats)
+    assert "regime.num_steps=650" in pitch.command  # at least 40 epochs of its 490 clips
     assert not any(c.startswith("pretrained.") for c in random.command) and "common.seed=2" in random.command
     main = FinetuneRun(Start("aape_tiny", "main"), "study_pitch", REGIMES[0], 1e-3, 3)
     command = main.job(tmp_path, SETTINGS, stats).command
