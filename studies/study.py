@@ -33,7 +33,7 @@ from aape_plugin.eval.embedding_cache import weights_digest
 from aape_plugin.inference.embedder import EncoderEmbedder, LogMelEmbedder
 from aape_plugin.inference.loading import ensure_fairseq2, load_encoder, new_encoder
 from studies.common import ARCHS, TASKS, Job, StudySettings, run_jobs, say
-from studies.finetuning import MAIN_STARTS, REGIMES, Start, curve_runs, main_runs
+from studies.finetuning import MAIN_STARTS, REGIMES, FinetuneRun, curve_runs, main_runs
 from studies.pretraining import PretrainRun
 from studies.probing import Prober, load_pool_stats, pool_stats_file
 from studies.report import Measurements, write_report
@@ -45,29 +45,35 @@ def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
     return main + [PretrainRun(arch, settings.long_steps, 1) for arch in ARCHS]
 
 
+def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, int, int, int]:
+    """Few labels before all labels (five times cheaper, and where pre-training pays first);
+    within a regime the main models before the curve, ``aape_tiny`` before ``vit_tiny`` (the
+    pre-trained-vs-random verdict on AaPE first), and each model's seed-1 grid before its other
+    seeds."""
+    return (REGIMES[::-1].index(run.regime), run.start.kind == "curve", ARCHS.index(run.start.arch),
+            run.seed != settings.finetune_seeds[0])
+
+
 def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: str = "all") -> list[Job]:
-    """What can run now, in priority order: the main pre-training runs, the seed-1 fine-tuning
-    grid (10 per class, then all labels), the other fine-tuning seeds, the long runs, the
-    curve's fine-tuning. ``lane`` picks the
-    long pre-training runs only (``long``), everything else (``rest``) or all: two invocations
-    with a lane each keep the long runs going beside the fine-tuning."""
+    """What can run now, in priority order: the main pre-training runs, the fine-tuning runs in
+    :func:`job_priority` order, the long runs (whose checkpoints the curve's fine-tuning waits
+    for). ``lane`` picks the long pre-training runs only (``long``), everything else (``rest``)
+    or all: two invocations with a lane each keep the long runs going beside the fine-tuning."""
     runs = [run for run in pretrain_runs(settings) if not run.has_step(root)]
     long = [run.job(root) for run in runs if run.steps == settings.long_steps]
     if lane == "long":
         return long
     jobs = [run.job(root) for run in runs if run.steps != settings.long_steps]
-    grid, seeds, curve = [], [], []
-    for regime in reversed(REGIMES):  # few labels first: five times cheaper, and where pre-training pays first
+    finetune: list[FinetuneRun] = []
+    for regime in REGIMES:
         for task in TASKS:
             for start in MAIN_STARTS:
-                for run in main_runs(root, settings, start, task, regime):
-                    (grid if run.seed == settings.finetune_seeds[0] else seeds).append(run)
+                finetune += main_runs(root, settings, start, task, regime)
             for arch in ARCHS:
-                curve += curve_runs(root, settings, arch, task, regime)
-    ready = [run.job(root, settings, pool_stats) for run in grid + seeds + curve if not run.finished(root) and run.ready(root, settings)]
-    main = [job for job in ready if "long run" not in job.name]
-    later = [job for job in ready if "long run" in job.name]
-    return jobs + main + (long if lane == "all" else []) + later
+                finetune += curve_runs(root, settings, arch, task, regime)
+    finetune.sort(key=lambda run: job_priority(run, settings))
+    ready = [run.job(root, settings, pool_stats) for run in finetune if not run.finished(root) and run.ready(root, settings)]
+    return jobs + ready + (long if lane == "all" else [])
 
 
 def measure(root: Path, settings: StudySettings, *, threads: int) -> Measurements:
