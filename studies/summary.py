@@ -56,12 +56,12 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             measured = [p for p in points if "probe, all labels" in p]
             if measured:
                 last = measured[-1]
-                parts.append(f"`{arch}` at step {last['step']:,}: probe {Interval(**last['probe, all labels']).describe()}"
-                             + (f", fine-tuning {Interval(**last['fine-tuning, all labels']).describe()}" if "fine-tuning, all labels" in last else ""))
+                quoted = [f"{column} {Interval(**last[column]).describe()}" for column in sorted(last) if column.startswith(("probe", "fine-tuning"))]
+                parts.append(f"`{arch}` at step {last['step']:,}: " + ", ".join(quoted))
         text = ("- **Length curve** (one 30,000-step run per stem, so far at steps "
                 + ", ".join(f"{reached[a]:,} (`{a}`)" for a in sorted(reached)) + ")")
         if parts:
-            text += "; gap to random initialisation, all labels, mean over tasks, points: " + "; ".join(parts)
+            text += "; gap to random initialisation at the last measured checkpoint, mean over tasks, points: " + "; ".join(parts)
         lines.append(text + ".")
     budget = results.get("budget_hours")
     if budget:

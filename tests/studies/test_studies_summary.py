@@ -21,3 +21,19 @@ def test_results_page_states_what_results_json_holds() -> None:
     results = json.loads((REPO / "docs" / "results.json").read_text())
     for line in block(results).splitlines()[1:-1]:
         assert line in page, line
+
+
+def test_the_length_curve_line_quotes_the_last_measured_checkpoint_of_each_stem() -> None:
+    from studies.summary import summary_lines
+
+    gap = {"estimate": 0.021, "low": 0.004, "high": 0.038}
+    tie = {"estimate": -0.01, "low": -0.03, "high": 0.01}
+    results = {"long_runs": {"aape_tiny": 10_000, "vit_tiny": 3_000}, "curve": {
+        "aape_tiny": [{"step": 1000, "health": {}, "probe, all labels": tie},
+                      {"step": 10_000, "health": {"Teacher Rank": 12.0}, "probe, all labels": gap, "fine-tuning, 10 per class": tie,
+                       "shift, frame cosine": gap}],
+        "vit_tiny": [{"step": 1000, "health": {}, "probe, all labels": tie}, {"step": 3000, "health": {}}]}}
+    (line,) = summary_lines(results)
+    assert "10,000 (`aape_tiny`), 3,000 (`vit_tiny`)" in line
+    assert "`aape_tiny` at step 10,000: fine-tuning, 10 per class -1.0 [-3.0, +1.0], a tie, probe, all labels +2.1 [+0.4, +3.8]" in line
+    assert "`vit_tiny` at step 1,000: probe, all labels -1.0 [-3.0, +1.0], a tie" in line and "Teacher" not in line
