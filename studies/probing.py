@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ class Prober:
 
     settings: StudySettings
     folder: Path
+    measure_new: bool = True
+    """``False``: return only what is stored (``None`` for the rest), measure nothing."""
 
     def __post_init__(self) -> None:
         self.cache = EmbeddingCache(self.folder / "embeddings")
@@ -83,14 +86,17 @@ class Prober:
         return self.folder / kind / f"{digest}.json"
 
     def probe(self, name: str, embedder: Embedder, model_key: dict[str, Any], *, per_class: int | None,
-              sklearn_check: bool = False) -> dict[str, ProbeScore]:
+              sklearn_check: bool = False) -> dict[str, ProbeScore] | None:
         """Scores on every task with all training labels (``per_class=None``) or the low-label
         subsets (stored; computed once)."""
         extra = [PROBE_VERSION, per_class, self.settings.subset_seed, asdict(self.probe_settings), sklearn_check, self.settings.clip_seconds]
         path = self._path("probes", model_key, extra)
         if path.is_file():
             return {t: ProbeScore(**v) for t, v in json.loads(path.read_text())["scores"].items()}
+        if not self.measure_new:
+            return None
         say(f"probing {name} ({'all labels' if per_class is None else f'{per_class} per class'})")
+        started = time.monotonic()
         hub = get_audio_manifest_hub()
         scores = {}
         for task in TASKS:
@@ -116,23 +122,27 @@ class Prober:
                 gradient=run["gradient"], converged=run["converged"], train_clips=run["train"],
                 sklearn_test=run.get("sklearn_test_score"), subset=subset)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"name": name, "key": model_key, "scores": {t: asdict(s) for t, s in scores.items()}}) + "\n")
+        path.write_text(json.dumps({"name": name, "key": model_key, "seconds": time.monotonic() - started,
+                                    "scores": {t: asdict(s) for t, s in scores.items()}}) + "\n")
         return scores
 
-    def shift(self, name: str, embedder: EncoderEmbedder, model_key: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    def shift(self, name: str, embedder: EncoderEmbedder, model_key: dict[str, Any]) -> dict[str, dict[str, list[float]]] | None:
         """Per task, per test clip (the first ``shift_clips`` of each task, spread over its test
         split), the mean over sub-patch shifts of the clip and frame cosines (stored)."""
         path = self._path("shift", model_key, [SHIFT_VERSION, self.settings.shift_clips])
         if path.is_file():
             return json.loads(path.read_text())["tasks"]
+        if not self.measure_new:
+            return None
         say(f"shift stability of {name}")
+        started = time.monotonic()
         out = {}
         for task, (clips, logmels) in shift_clips(self.settings, embedder).items():
             result = shift_stability(embedder, logmels, window=embedder.num_frames)
             out[task] = {"clips": clips, "clip_cosine": result.clip_cosine_per_clip.tolist(),
                          "frame_cosine": result.frame_cosine_per_clip.tolist()}
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"name": name, "key": model_key, "tasks": out}) + "\n")
+        path.write_text(json.dumps({"name": name, "key": model_key, "seconds": time.monotonic() - started, "tasks": out}) + "\n")
         return out
 
 
@@ -164,3 +174,15 @@ def pool_stats_file() -> Path:
 
 def load_pool_stats() -> FeatureStats:
     return FeatureStats.load(pool_stats_file())
+
+
+def measurement_hours(folder: Path) -> tuple[float, int, int]:
+    """Wall-clock hours the stored probe and shift results took (as their processes measured
+    them), how many of them say, and how many there are."""
+    seconds, timed, total = 0.0, 0, 0
+    for path in sorted(folder.glob("probes/*.json")) + sorted(folder.glob("shift/*.json")):
+        total += 1
+        took = json.loads(path.read_text()).get("seconds")
+        if took is not None:
+            seconds, timed = seconds + float(took), timed + 1
+    return seconds / 3600, timed, total

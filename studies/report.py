@@ -21,7 +21,7 @@ from benchmarks.common import machine, markdown_table
 from studies.common import ARCHS, FREQUENCY_TASKS, SHORT, TASKS, StudySettings
 from studies.finetuning import CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, late_gain
 from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
-from studies.probing import ProbeScore
+from studies.probing import ProbeScore, measurement_hours
 from studies.summary import update_generated_blocks
 
 ProbeGroup = list[dict[str, ProbeScore]]
@@ -35,7 +35,6 @@ class Measurements:
     settings: StudySettings
     probes: dict[tuple[str, str], ProbeGroup] = field(default_factory=dict)
     shift: dict[str, list[dict[str, dict[str, list]]]] = field(default_factory=dict)
-    measure_hours: float = 0.0
 
 
 # ---------------------------------------------------------------------------------- per-clip data
@@ -204,7 +203,9 @@ log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f}
     long_runs = [PretrainRun(a, settings.long_steps, 1) for a in ARCHS]
     pretrain_h = sum(train_hours(r.folder(root)) for r in main_runs + long_runs)
     finetune_h = finetune_hours(root)
-    results["budget_hours"] = {"pretrain": pretrain_h, "finetune": finetune_h, "measure_this_invocation": found.measure_hours}
+    measure_h, timed, stored = measurement_hours(root / "measurements")
+    results["budget_hours"] = {"pretrain": pretrain_h, "finetune": finetune_h, "measure": measure_h,
+                               "measure_results_timed": timed, "measure_results": stored}
     results["long_runs"] = {r.arch: max((row["Step"] for row in train_rows(r.folder(root))), default=0) for r in long_runs}
 
     # ---- in short
@@ -216,8 +217,10 @@ Command: `make study` (= `python -m studies.study`), which rewrites this page, `
 and `docs/figures/study_*.png` from the runs and measurements under `runs/study/` (everything
 resumes). Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; {m['date']}. Budget on this
 machine so far: {pretrain_h:.1f} h of pre-training, {finetune_h:.1f} h of fine-tuning (from the runs' logs) and
-{found.measure_hours:.1f} h of probing and shift measurements in the invocation that wrote this page
-(embeddings and results are reused).
+{measure_h:.1f} h of probing and shift measurements (the {timed} of the {stored}
+stored results that record their time; the others were measured before results did). Each
+process used one thread; runs shared the 2 cores three or four at a time, so these are wall-clock
+hours of a process with about half a core.
 
 **Setting.** `aape_tiny` and `vit_tiny` (D 128, 4 layers, 80 x 96 log-mel, 4 mask clones;
 identical but for the stem) pre-trained with the `study` preset (16 clips per step) on the study

@@ -65,8 +65,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
         lines.append(text + ".")
     budget = results.get("budget_hours")
     if budget:
-        lines.append(f"- **Budget** on 2 CPU cores so far: {budget['pretrain']:.1f} h of pre-training and {budget['finetune']:.1f} h of "
-                     "fine-tuning (from the runs' logs), plus the probes and shift measurements.")
+        lines.append(f"- **Budget** on 2 CPU cores so far: {budget['pretrain']:.1f} h of pre-training, {budget['finetune']:.1f} h of "
+                     f"fine-tuning and {budget.get('measure', 0.0):.1f} h of probes and shift measurements (process hours, from the "
+                     "runs' logs and the stored results).")
     return lines
 
 
