@@ -45,13 +45,13 @@ def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
     return main + [PretrainRun(arch, settings.long_steps, 1) for arch in ARCHS]
 
 
-def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, int, int, int]:
+def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, int, bool, bool]:
     """Few labels before all labels (five times cheaper, and where pre-training pays first);
-    within a regime the main models before the curve, ``aape_tiny`` before ``vit_tiny`` (the
-    pre-trained-vs-random verdict on AaPE first), and each model's seed-1 grid before its other
-    seeds."""
-    return (REGIMES[::-1].index(run.regime), run.start.kind == "curve", ARCHS.index(run.start.arch),
-            run.seed != settings.finetune_seeds[0])
+    within a regime ``aape_tiny`` before ``vit_tiny`` (the pre-trained-vs-random verdict on AaPE
+    first), and per model its seed-1 runs (the grid, then the length curve's checkpoints, which
+    say whether a longer pre-training changes the answer) before its other seeds."""
+    return (REGIMES[::-1].index(run.regime), ARCHS.index(run.start.arch), run.seed != settings.finetune_seeds[0],
+            run.start.kind == "curve")
 
 
 def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: str = "all") -> list[Job]:
