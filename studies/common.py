@@ -61,6 +61,11 @@ class StudySettings:
     seed-1 run scores best on validation. The grid's other axis, steps, is the checkpoint the
     validation split picks within each run (validated every 50-100 steps)."""
 
+    finetune_lr_widen: int = 1
+    """How many steps of the grid's ratio (3x) the learning rates may extend past an end that
+    seed-1 validation picks (pre-trained encoders picking the largest rate would otherwise be
+    held back by the grid)."""
+
     per_class: int = 10
     """Clips per class of the low-label regime (fine-tuning and probe)."""
 

@@ -129,23 +129,53 @@ def read_finetune_result(out: Path) -> FinetuneResult | None:
     )
 
 
-def chosen_lr(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> float | None:
-    """The grid's learning rate with the best seed-1 validation score (``None`` until every
-    seed-1 run of the grid has finished); ties go to the smaller rate."""
+def grid_lrs(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> list[float]:
+    """The learning rates the cell's seed-1 runs need so far: the grid, extended by its ratio past
+    an end that validation picks (at most ``finetune_lr_widen`` times), once the runs it has
+    finished say so."""
+    lrs = sorted(settings.finetune_lrs)
+    ratio = lrs[-1] / lrs[-2] if len(lrs) > 1 else 3.0
+    for _ in range(settings.finetune_lr_widen):
+        scores = _seed1_scores(root, settings, start, task, regime, lrs)
+        if scores is None:
+            break
+        best = _best(scores)
+        if best == lrs[-1]:
+            lrs.append(float(f"{lrs[-1] * ratio:.2g}"))
+        elif best == lrs[0] and len(lrs) > 1:
+            lrs.insert(0, float(f"{lrs[0] / ratio:.2g}"))
+        else:
+            break
+    return lrs
+
+
+def _seed1_scores(root: Path, settings: StudySettings, start: Start, task: str, regime: str, lrs: list[float]
+                  ) -> dict[float, float] | None:
     scores = {}
-    for lr in sorted(settings.finetune_lrs):
+    for lr in lrs:
         result = FinetuneRun(start, task, regime, lr, settings.finetune_seeds[0]).result(root)
         if result is None:
             return None
         scores[lr] = result.valid
-    return max(scores, key=lambda lr: (scores[lr], -lr))
+    return scores
+
+
+def _best(scores: dict[float, float]) -> float:
+    return max(scores, key=lambda lr: (scores[lr], -lr))  # ties go to the smaller rate
+
+
+def chosen_lr(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> float | None:
+    """The learning rate with the best seed-1 validation score over the (extended) grid
+    (``None`` until every seed-1 run it needs has finished); ties go to the smaller rate."""
+    scores = _seed1_scores(root, settings, start, task, regime, grid_lrs(root, settings, start, task, regime))
+    return None if scores is None else _best(scores)
 
 
 def main_runs(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> list[FinetuneRun]:
-    """Every run a (start, task, regime) cell needs that can be named now: the seed-1 grid, then
-    the other seeds at the chosen learning rate."""
+    """Every run a (start, task, regime) cell needs that can be named now: the seed-1 grid
+    (extended past an end validation picks), then the other seeds at the chosen learning rate."""
     first = settings.finetune_seeds[0]
-    runs = [FinetuneRun(start, task, regime, lr, first) for lr in settings.finetune_lrs]
+    runs = [FinetuneRun(start, task, regime, lr, first) for lr in grid_lrs(root, settings, start, task, regime)]
     lr = chosen_lr(root, settings, start, task, regime)
     if lr is not None:
         runs += [FinetuneRun(start, task, regime, lr, seed) for seed in settings.finetune_seeds[1:]]

@@ -19,7 +19,7 @@ import numpy as np
 from aape_plugin.eval.bootstrap import Interval, check_same_clips, paired_bootstrap
 from benchmarks.common import machine, markdown_table
 from studies.common import ARCHS, FREQUENCY_TASKS, SHORT, TASKS, StudySettings
-from studies.finetuning import CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, late_gain
+from studies.finetuning import CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, grid_lrs, late_gain
 from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
 from studies.probing import ProbeScore, measurement_hours
 from studies.summary import update_generated_blocks
@@ -116,8 +116,11 @@ def write_report(root: Path, docs: Path, found: Measurements) -> dict[str, Any]:
     lr_rows, plateau = [], []
     for regime in REGIMES:
         for start in MAIN_STARTS:
-            lrs = [chosen_lr(root, settings, start, t, regime) for t in TASKS]
-            lr_rows.append([regime, start.label] + [f"{lr:g}" if lr else "-" for lr in lrs])
+            cells = []
+            for task in TASKS:
+                lr, grid = chosen_lr(root, settings, start, task, regime), grid_lrs(root, settings, start, task, regime)
+                cells.append("-" if lr is None else f"{lr:g}" + (" (end)" if lr in (grid[0], grid[-1]) else ""))
+            lr_rows.append([regime, start.label] + cells)
             if start.kind == "random":
                 for per_task in ft_groups[(start.label, regime)]:
                     plateau += [(regime, late_gain(r), r.best_step == r.curve[-1][0]) for r in per_task.values()]
@@ -134,14 +137,15 @@ def write_report(root: Path, docs: Path, found: Measurements) -> dict[str, Any]:
 
 Test accuracy (%), mean +- std over fine-tuning seeds (seed k starts from pre-training seed k, or
 from the random initialisation of seed k). Each (model, task, label regime) uses the learning rate
-of the grid {list(settings.finetune_lrs)} whose seed-1 run scored best on validation, and within
+of the grid {list(settings.finetune_lrs)} (extended by 3x past an end that validation picks, at most
+{settings.finetune_lr_widen} time(s)) whose seed-1 run scored best on validation, and within
 a run the checkpoint that validation picks (the grid's steps axis). All labels: 400-1,000 steps
 of 32 random 0.95 s crops (8-33 epochs); 10 per class: 300 steps (650 for pitch: at least 40
 epochs). Intervals: paired
 bootstrap, one draw of seeds per model for all tasks, then the test clips.
 
 {chr(10).join(ft_text)}
-Learning rates chosen on validation:
+Learning rates chosen on validation ("end": the end of the extended grid, which could not widen further):
 
 {markdown_table(["regime", "model", *(SHORT[t] for t in TASKS)], lr_rows)}
 

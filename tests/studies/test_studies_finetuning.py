@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from studies.common import TASKS, StudySettings
-from studies.finetuning import REGIMES, FinetuneRun, Start, chosen_lr, late_gain, main_runs, read_finetune_result
+from studies.finetuning import REGIMES, FinetuneRun, Start, chosen_lr, grid_lrs, late_gain, main_runs, read_finetune_result
 
-SETTINGS = StudySettings(finetune_lrs=(1e-3, 3e-3), finetune_seeds=(1, 2, 3))
+SETTINGS = StudySettings(finetune_lrs=(1e-3, 3e-3), finetune_seeds=(1, 2, 3), finetune_lr_widen=0)
 
 
 def finish(root: Path, run: FinetuneRun, curve: list[tuple[int, float]], test: float = 0.5) -> None:
@@ -69,3 +69,24 @@ def test_few_labels_and_the_aape_verdict_run_first(tmp_path: Path) -> None:
                 run("aape_tiny", "main", all_labels), run("vit_tiny", "random", all_labels, seed=2)]
     shuffled = expected[::-1]
     assert sorted(shuffled, key=lambda r: job_priority(r, SETTINGS)) == expected
+
+
+def test_the_grid_extends_past_the_end_that_validation_picks(tmp_path: Path) -> None:
+    settings = StudySettings(finetune_lrs=(1e-3, 3e-3), finetune_seeds=(1, 2), finetune_lr_widen=1)
+    start, task, regime = Start("aape_tiny", "main"), TASKS[1], REGIMES[1]
+    first = main_runs(tmp_path, settings, start, task, regime)
+    finish(tmp_path, first[0], [(50, 0.40), (100, 0.50)])
+    finish(tmp_path, first[1], [(50, 0.45), (100, 0.55)])  # the largest rate wins: one more, 3x larger
+    assert grid_lrs(tmp_path, settings, start, task, regime) == [1e-3, 3e-3, 9e-3]
+    assert chosen_lr(tmp_path, settings, start, task, regime) is None  # waits for the new rate
+    runs = main_runs(tmp_path, settings, start, task, regime)
+    assert [(r.lr, r.seed) for r in runs] == [(1e-3, 1), (3e-3, 1), (9e-3, 1)]
+    finish(tmp_path, runs[2], [(50, 0.60), (100, 0.30)])
+    assert chosen_lr(tmp_path, settings, start, task, regime) == 9e-3  # still an end: widened once only
+    assert [(r.lr, r.seed) for r in main_runs(tmp_path, settings, start, task, regime)][3:] == [(9e-3, 2)]
+    low = Start("vit_tiny", "random")
+    runs = main_runs(tmp_path, settings, low, task, regime)
+    finish(tmp_path, runs[0], [(50, 0.70)])
+    finish(tmp_path, runs[1], [(50, 0.50)])
+    assert grid_lrs(tmp_path, settings, low, task, regime) == [3.3e-4, 1e-3, 3e-3]
+    assert FinetuneRun(low, task, regime, 3.3e-4, 1).folder(tmp_path).name == "lr0.00033_seed1"
