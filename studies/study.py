@@ -45,13 +45,13 @@ def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
     return main + [PretrainRun(arch, settings.long_steps, 1) for arch in ARCHS]
 
 
-def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, int, bool, bool]:
+def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, bool, bool, int, int]:
     """Few labels before all labels (five times cheaper, and where pre-training pays first);
-    within a regime ``aape_tiny`` before ``vit_tiny`` (the pre-trained-vs-random verdict on AaPE
-    first), and per model its seed-1 runs (the grid, then the length curve's checkpoints, which
-    say whether a longer pre-training changes the answer) before its other seeds."""
-    return (REGIMES[::-1].index(run.regime), ARCHS.index(run.start.arch), run.seed != settings.finetune_seeds[0],
-            run.start.kind == "curve")
+    within a regime every model's seed-1 runs before any other seed (one seed of every
+    comparison first): the grids (``aape_tiny`` first), then the length curve from its longest
+    checkpoint down."""
+    return (REGIMES[::-1].index(run.regime), run.seed != settings.finetune_seeds[0], run.start.kind == "curve",
+            -(run.start.step or 0), ARCHS.index(run.start.arch))
 
 
 def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: str = "all") -> list[Job]:
@@ -100,23 +100,28 @@ def measure(root: Path, settings: StudySettings, *, threads: int, measure_new: b
         found.probes.setdefault((group, "10 per class"), []).append(few)
         found.shift.setdefault(group, []).append(shift)
 
-    for arch in ARCHS:
-        for seed in settings.main_seeds:
-            run = PretrainRun(arch, settings.main_steps, seed)
-            if not run.has_step(root):
-                break  # seeds in order: a missing seed ends the group (groups pair seeds by position)
+    def main_and_random(arch: str, seed: int) -> None:
+        run = PretrainRun(arch, settings.main_steps, seed)
+        if run.has_step(root):
             loaded = load_encoder(run.folder(root), weights="teacher")
             measure_encoder(f"{arch}, pre-trained", run.label(), loaded.encoder, loaded.config.encoder.num_frames, check=seed == 1)
-        for seed in settings.main_seeds:
-            loaded = new_encoder(arch, seed=seed)
-            measure_encoder(f"{arch}, random init", f"random {arch} seed {seed}", loaded.encoder, loaded.config.encoder.num_frames,
-                            check=False)
+        loaded = new_encoder(arch, seed=seed)
+        measure_encoder(f"{arch}, random init", f"random {arch} seed {seed}", loaded.encoder, loaded.config.encoder.num_frames,
+                        check=False)
+
+    # Seed 1 of every group and the length curve first (one seed of every comparison), then the
+    # other seeds; each group's list holds its seeds in order.
+    for arch in ARCHS:
+        main_and_random(arch, settings.main_seeds[0])
         long = PretrainRun(arch, settings.long_steps, 1)
         for step in settings.curve_steps:
             if long.has_step(root, step):
                 loaded = load_encoder(long.folder(root), weights="teacher", step=step)
                 measure_encoder(f"{arch}, long run at step {step}", f"{long.label()} at step {step}", loaded.encoder,
                                 loaded.config.encoder.num_frames, check=False)
+    for arch in ARCHS:
+        for seed in settings.main_seeds[1:]:
+            main_and_random(arch, seed)
 
     logmel = LogMelEmbedder(stats)
     for regime, per_class in (("all labels", None), ("10 per class", settings.per_class)):

@@ -60,12 +60,13 @@ def test_each_start_gets_its_command(tmp_path: Path) -> None:
 def test_few_labels_and_the_aape_verdict_run_first(tmp_path: Path) -> None:
     from studies.study import job_priority
 
-    def run(arch: str, kind: str, regime: str, seed: int = 1) -> FinetuneRun:
-        return FinetuneRun(Start(arch, kind, 1000 if kind == "curve" else None), TASKS[0], regime, 1e-3, seed)
+    def run(arch: str, kind: str, regime: str, seed: int = 1, step: int | None = None) -> FinetuneRun:
+        return FinetuneRun(Start(arch, kind, step), TASKS[0], regime, 1e-3, seed)
 
     few, all_labels = REGIMES[1], REGIMES[0]
-    expected = [run("aape_tiny", "random", few), run("aape_tiny", "curve", few), run("aape_tiny", "main", few, seed=2),
-                run("vit_tiny", "main", few), run("vit_tiny", "curve", few), run("vit_tiny", "random", few, seed=3),
+    expected = [run("aape_tiny", "random", few), run("vit_tiny", "main", few), run("aape_tiny", "curve", few, step=10_000),
+                run("vit_tiny", "curve", few, step=10_000), run("aape_tiny", "curve", few, step=1000),
+                run("aape_tiny", "main", few, seed=2), run("vit_tiny", "random", few, seed=3),
                 run("aape_tiny", "main", all_labels), run("vit_tiny", "random", all_labels, seed=2)]
     shuffled = expected[::-1]
     assert sorted(shuffled, key=lambda r: job_priority(r, SETTINGS)) == expected
