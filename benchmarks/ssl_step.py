@@ -28,7 +28,11 @@ from aape_plugin.nn.masking import random_patch_masks
 from aape_plugin.nn.targets import layer_pooled_targets
 from benchmarks.common import machine, markdown_table, save_report, saved_activation_bytes, time_interleaved
 
-TARGETS = {"base": 1.10, "tiny": 1.50}
+TARGETS = {"base": 1.03, "tiny": 1.50}
+"""aape / vit step time."""
+
+MEMORY_TARGETS = {"base": 1.10, "tiny": 1.50}
+"""aape / vit memory (activations + parameters + gradients; CUDA peak on a GPU)."""
 
 
 def breakdown(model: AapeSslModel, x: Tensor, repeats: int, sync: Callable[[], None]) -> dict[str, float]:
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.batch_size = args.batch_size or (2 if args.size == "base" else 16)
     aape, vit = f"aape_{args.size}", f"vit_{args.size}"
-    TARGET = TARGETS[args.size]
+    TARGET, MEMORY_TARGET = TARGETS[args.size], MEMORY_TARGETS[args.size]
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "breakdown_seconds": parts,
         "time_ratio": time_ratio,
         "target": TARGET,
+        "memory_target": MEMORY_TARGET,
         "memory_ratio": mem_ratio,
     }
 
@@ -156,17 +161,17 @@ def main(argv: list[str] | None = None) -> int:
         ["step time (ms, median)", f"{timings[vit].median * 1000:.0f}", f"{timings[aape].median * 1000:.0f}", f"{time_ratio:.3f}x", f"<= {TARGET:.2f}x"],
         ["saved activations (MiB)", f"{memory[vit]['activations'] / mib:.0f}", f"{memory[aape]['activations'] / mib:.0f}",
          f"{memory[aape]['activations'] / memory[vit]['activations']:.3f}x", "-"],
-        ["activations + params + grads (MiB)", f"{memory[vit]['step'] / mib:.0f}", f"{memory[aape]['step'] / mib:.0f}", f"{mem_ratio:.3f}x", f"<= {TARGET:.2f}x"],
+        ["activations + params + grads (MiB)", f"{memory[vit]['step'] / mib:.0f}", f"{memory[aape]['step'] / mib:.0f}", f"{mem_ratio:.3f}x", f"<= {MEMORY_TARGET:.2f}x"],
     ]
     if device.type == "cuda":
         cuda_ratio = memory[aape]["cuda_peak"] / memory[vit]["cuda_peak"]
         rows.append(["CUDA peak allocated (MiB)", f"{memory[vit]['cuda_peak'] / mib:.0f}",
-                     f"{memory[aape]['cuda_peak'] / mib:.0f}", f"{cuda_ratio:.3f}x", f"<= {TARGET:.2f}x"])
+                     f"{memory[aape]['cuda_peak'] / mib:.0f}", f"{cuda_ratio:.3f}x", f"<= {MEMORY_TARGET:.2f}x"])
 
     part_rows = [[name, f"{parts[vit][name] * 1000:.0f}", f"{parts[aape][name] * 1000:.0f}"] for name in parts[aape]]
 
-    def verdict(ratio: float) -> str:
-        return "meets" if ratio <= TARGET else f"misses by {100 * (ratio / TARGET - 1):.1f}%"
+    def verdict(ratio: float, target: float) -> str:
+        return "meets" if ratio <= target else f"misses by {100 * (ratio / target - 1):.1f}%"
 
     text = f"""# SSL training step: {aape} vs. {vit}
 
@@ -180,7 +185,7 @@ the plain stem once per clip.
 
 {markdown_table(["", vit, aape, "aape / vit", "target"], rows)}
 
-Time: {verdict(time_ratio)} the target; memory: {verdict(mem_ratio)} the target.
+Time: {verdict(time_ratio, TARGET)} the target; memory: {verdict(mem_ratio, MEMORY_TARGET)} the target.
 
 ## Where the time goes (ms, each part forward + backward alone, medians)
 
