@@ -27,7 +27,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     plain stem, shift stability, the length curve, and the budget."""
     lines = []
     for protocol, key in (("Fine-tuning", "finetune"), ("Linear probe", "probe")):
-        for regime, section in results.get(key, {}).items():
+        for regime, section in sorted(results.get(key, {}).items()):  # as results.json orders them
             parts = []
             for arch in ("aape_tiny", "vit_tiny"):
                 claim = _claim(section, f"{arch}: pre-trained minus random init, mean over the five tasks")
