@@ -129,54 +129,47 @@ def read_finetune_result(out: Path) -> FinetuneResult | None:
     )
 
 
-def grid_lrs(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> list[float]:
-    """The learning rates the cell's seed-1 runs need so far: the grid, extended by its ratio past
-    an end that validation picks (at most ``finetune_lr_widen`` times), once the runs it has
-    finished say so."""
+def lr_grid(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> tuple[list[float], float | None]:
+    """The learning rates the cell's seed-1 runs need so far (the grid, extended by its ratio past
+    an end that validation picks, at most ``finetune_lr_widen`` times, once the runs it has
+    finished say so) and the chosen one: the best seed-1 validation score, ties to the smaller
+    rate (``None`` until every seed-1 run the grid needs has finished)."""
     lrs = sorted(settings.finetune_lrs)
     ratio = lrs[-1] / lrs[-2] if len(lrs) > 1 else 3.0
-    for _ in range(settings.finetune_lr_widen):
-        scores = _seed1_scores(root, settings, start, task, regime, lrs)
-        if scores is None:
-            break
-        best = _best(scores)
+    widened = 0
+    while True:
+        scores = {}
+        for lr in lrs:
+            result = FinetuneRun(start, task, regime, lr, settings.finetune_seeds[0]).result(root)
+            if result is None:
+                return lrs, None
+            scores[lr] = result.valid
+        best = max(scores, key=lambda lr: (scores[lr], -lr))
+        if widened == settings.finetune_lr_widen or lrs[0] < best < lrs[-1]:
+            return lrs, best
         if best == lrs[-1]:
             lrs.append(float(f"{lrs[-1] * ratio:.2g}"))
-        elif best == lrs[0] and len(lrs) > 1:
-            lrs.insert(0, float(f"{lrs[0] / ratio:.2g}"))
         else:
-            break
-    return lrs
+            lrs.insert(0, float(f"{lrs[0] / ratio:.2g}"))
+        widened += 1
 
 
-def _seed1_scores(root: Path, settings: StudySettings, start: Start, task: str, regime: str, lrs: list[float]
-                  ) -> dict[float, float] | None:
-    scores = {}
-    for lr in lrs:
-        result = FinetuneRun(start, task, regime, lr, settings.finetune_seeds[0]).result(root)
-        if result is None:
-            return None
-        scores[lr] = result.valid
-    return scores
-
-
-def _best(scores: dict[float, float]) -> float:
-    return max(scores, key=lambda lr: (scores[lr], -lr))  # ties go to the smaller rate
+def grid_lrs(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> list[float]:
+    """The learning rates of :func:`lr_grid`."""
+    return lr_grid(root, settings, start, task, regime)[0]
 
 
 def chosen_lr(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> float | None:
-    """The learning rate with the best seed-1 validation score over the (extended) grid
-    (``None`` until every seed-1 run it needs has finished); ties go to the smaller rate."""
-    scores = _seed1_scores(root, settings, start, task, regime, grid_lrs(root, settings, start, task, regime))
-    return None if scores is None else _best(scores)
+    """The chosen learning rate of :func:`lr_grid`."""
+    return lr_grid(root, settings, start, task, regime)[1]
 
 
 def main_runs(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> list[FinetuneRun]:
     """Every run a (start, task, regime) cell needs that can be named now: the seed-1 grid
     (extended past an end validation picks), then the other seeds at the chosen learning rate."""
     first = settings.finetune_seeds[0]
-    runs = [FinetuneRun(start, task, regime, lr, first) for lr in grid_lrs(root, settings, start, task, regime)]
-    lr = chosen_lr(root, settings, start, task, regime)
+    lrs, lr = lr_grid(root, settings, start, task, regime)
+    runs = [FinetuneRun(start, task, regime, rate, first) for rate in lrs]
     if lr is not None:
         runs += [FinetuneRun(start, task, regime, lr, seed) for seed in settings.finetune_seeds[1:]]
     return runs

@@ -19,7 +19,7 @@ import numpy as np
 from aape_plugin.eval.bootstrap import Interval, check_same_clips, paired_bootstrap
 from benchmarks.common import machine, markdown_table
 from studies.common import ARCHS, FREQUENCY_TASKS, SHORT, TASKS, StudySettings
-from studies.finetuning import CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, grid_lrs, late_gain
+from studies.finetuning import CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, late_gain, lr_grid
 from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
 from studies.probing import ProbeScore, measurement_hours
 from studies.summary import update_generated_blocks
@@ -86,6 +86,10 @@ def score_rows(groups: dict[str, dict[str, np.ndarray]]) -> list[list[str]]:
 HEADER = ["model", "seeds", *(SHORT[t] for t in TASKS), "pitch+instr.", "mean"]
 
 
+CURVE_COLUMNS = [f"probe, {r}" for r in REGIMES] + [f"fine-tuning, {r}" for r in CURVE_REGIMES]
+"""What the length curve measures at each checkpoint (its table's columns and its figure's panels)."""
+
+
 # ------------------------------------------------------------------------------------------ report
 
 
@@ -118,7 +122,7 @@ def write_report(root: Path, docs: Path, found: Measurements) -> dict[str, Any]:
         for start in MAIN_STARTS:
             cells = []
             for task in TASKS:
-                lr, grid = chosen_lr(root, settings, start, task, regime), grid_lrs(root, settings, start, task, regime)
+                grid, lr = lr_grid(root, settings, start, task, regime)
                 cells.append("-" if lr is None else f"{lr:g}" + (" (end)" if lr in (grid[0], grid[-1]) else ""))
             lr_rows.append([regime, start.label] + cells)
             if start.kind == "random":
@@ -329,7 +333,7 @@ def curve_section(root: Path, docs: Path, found: Measurements, ft_groups: dict) 
     settings = found.settings
     data: dict[str, Any] = {}
     rows = []
-    columns = [f"probe, {r}" for r in REGIMES] + [f"fine-tuning, {r}" for r in CURVE_REGIMES]
+    columns = CURVE_COLUMNS
     for arch in ARCHS:
         random_probe = {r: found.probes.get((f"{arch}, random init", r), [])[:1] for r in REGIMES}
         random_ft = {r: [g for g in ft_groups.get((f"{arch}, random init", r), [])][:1] for r in REGIMES}
@@ -390,7 +394,7 @@ def plot_curve(docs: Path, data: dict[str, Any], settings: StudySettings) -> str
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [f"probe, {r}" for r in REGIMES] + [f"fine-tuning, {r}" for r in CURVE_REGIMES]
+    panels = CURVE_COLUMNS
     fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.6), constrained_layout=True)
     colours = {"aape_tiny": "tab:red", "vit_tiny": "tab:blue"}
     for ax, key in zip(axes, panels):
