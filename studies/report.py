@@ -86,6 +86,13 @@ def score_rows(groups: dict[str, dict[str, np.ndarray]]) -> list[list[str]]:
 HEADER = ["model", "seeds", *(SHORT[t] for t in TASKS), "pitch+instr.", "mean"]
 
 
+def few_label_steps_text(settings: StudySettings) -> str:
+    """``300 steps (650 for pitch: at least 40\nepochs)``, from the settings."""
+    default = settings.few_label_steps("")
+    longer = ", ".join(f"{steps} for {SHORT[task]}" for task, steps in settings.low_label_steps)
+    return f"{default} steps" + (f" ({longer}: at least 40\nepochs)" if longer else "")
+
+
 CURVE_COLUMNS = [f"probe, {r}" for r in REGIMES] + [f"fine-tuning, {r}" for r in CURVE_REGIMES]
 """What the length curve measures at each checkpoint (its table's columns and its figure's panels)."""
 
@@ -144,8 +151,7 @@ from the random initialisation of seed k). Each (model, task, label regime) uses
 of the grid {list(settings.finetune_lrs)} (extended by 3x past an end that validation picks, at most
 {settings.finetune_lr_widen} time(s)) whose seed-1 run scored best on validation, and within
 a run the checkpoint that validation picks (the grid's steps axis). All labels: 400-1,000 steps
-of 32 random 0.95 s crops (8-33 epochs); 10 per class: 300 steps (650 for pitch: at least 40
-epochs). Intervals: paired
+of 32 random 0.95 s crops (8-33 epochs); 10 per class: {few_label_steps_text(settings)}. Intervals: paired
 bootstrap, one draw of seeds per model for all tasks, then the test clips.
 
 {chr(10).join(ft_text)}
