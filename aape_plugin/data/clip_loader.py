@@ -1,8 +1,10 @@
 """One clip -> normalised log-mel: decode (only the crop), resample, log-mel, crop/pad, normalise.
 
 Two stages, so that a reader can run them in different threads (a pipeline: while one clip's
-log-mel is computed, the next clip is being decoded): :meth:`ClipLoader.decode` (libsndfile)
-and :meth:`ClipLoader.features` (torch). Calling the loader runs both.
+log-mel is computed, the next clip is being decoded): :meth:`ClipLoader.decode` (libsndfile:
+one open of the file, the crop's samples in the file's own integer type, so the decoding thread
+does no float conversion) and :meth:`ClipLoader.features` (torch: float mono, resample, log-mel).
+Calling the loader runs both.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any, Literal, TypeAlias
 import torch
 import torch.nn.functional as F
 
-from aape_plugin.data.audio import AudioReadError, audio_info, decode_waveform, resample
+from aape_plugin.data.audio import AudioInfo, AudioReadError, decode_span, resample, to_mono_float
 from aape_plugin.data.clip_report import report_short
 from aape_plugin.data.features import LogMel, LogMelConfig
 from aape_plugin.data.stats import FeatureStats
@@ -61,7 +63,8 @@ class ClipLoader:
         return self.features(self.decode(example))
 
     def decode(self, example: dict[str, Any]) -> dict[str, Any]:
-        """Stage 1: the crop's samples at the file's rate (``example["wave"]``, ``["rate"]``)."""
+        """Stage 1: the crop's samples at the file's rate, as the file stores them
+        (``example["wave"]``: frames x channels, int16 for 16-bit audio; ``["rate"]``)."""
         try:
             example["wave"], example["rate"] = self._decode(example["path"], example["index"])
             example["ok"] = True
@@ -73,7 +76,7 @@ class ClipLoader:
         return example
 
     def features(self, example: dict[str, Any]) -> dict[str, Any]:
-        """Stage 2: resample, log-mel, normalise, crop or pad (``example["features"]``)."""
+        """Stage 2: to float mono, resample, log-mel, normalise, crop or pad (``example["features"]``)."""
         if not example["ok"]:
             return example
 
@@ -89,27 +92,25 @@ class ClipLoader:
     def _decode(self, path: str, index: int) -> tuple[torch.Tensor, int]:
         cfg = self.features_config
 
-        info = audio_info(path)
-
-        offset, duration = 0.0, None
-
-        if self.crop != "none":
+        def span(info: AudioInfo) -> tuple[float, float | None]:
+            if self.crop == "none":
+                return 0.0, None
             assert self.num_frames is not None
             # A centred STFT gives n_samples // hop + 1 frames.
             duration = cfg.num_samples(self.num_frames) / cfg.sample_rate
             spare = max(info.duration - duration, 0.0)
             if self.crop == "random":
-                rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
-                offset = rng.uniform(0.0, spare)
-            elif self.crop == "centre":
-                offset = spare / 2
+                return random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index).uniform(0.0, spare), duration
+            if self.crop == "centre":
+                return spare / 2, duration
+            return 0.0, duration
 
-        return decode_waveform(path, offset=offset, duration=duration, info=info), info.sample_rate
+        return decode_span(path, span)
 
     def _features(self, path: str, wave: torch.Tensor, rate: int) -> tuple[torch.Tensor, int]:
         cfg = self.features_config
 
-        wave = resample(wave, rate, cfg.sample_rate)
+        wave = resample(to_mono_float(wave), rate, cfg.sample_rate)
 
         if self.crop != "none":
             wave = wave[: max(cfg.num_samples(self.num_frames), 1)]  # type: ignore[arg-type]
