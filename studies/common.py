@@ -52,6 +52,11 @@ class StudySettings:
     curve_steps: tuple[int, ...] = (1000, 3000, 10_000, 30_000)
     """Checkpoints of the long runs measured along the curve."""
 
+    curve_seeded_steps: tuple[int, ...] = (10_000, 30_000)
+    """Checkpoints of the long runs fine-tuned with every fine-tuning seed (the others with the
+    first only), so that the gap to random there has an interval over fine-tuning seeds as well
+    as test clips (the pre-training seed stays 1: there is one long run per stem)."""
+
     finetune_seeds: tuple[int, ...] = (1, 2, 3)
     """Fine-tuning runs per cell: fine-tuning seed k starts from pre-training seed k (or the
     random initialisation of seed k)."""

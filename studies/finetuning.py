@@ -181,14 +181,20 @@ first, and a fifth of the all-labels cost); the curve's probes cover both regime
 
 
 def curve_runs(root: Path, settings: StudySettings, arch: str, task: str, regime: str) -> list[FinetuneRun]:
-    """The long run's checkpoints, fine-tuned once each at the learning rate the main pre-trained
-    model of the same arch chose for this task and regime (in :data:`CURVE_REGIMES`)."""
+    """The long run's checkpoints, fine-tuned at the learning rate the main pre-trained model of
+    the same arch chose for this task and regime (in :data:`CURVE_REGIMES`): once each, or with
+    every fine-tuning seed at ``settings.curve_seeded_steps``."""
     if regime not in CURVE_REGIMES:
         return []
     lr = chosen_lr(root, settings, Start(arch, "main"), task, regime)
     if lr is None:
         return []
-    return [FinetuneRun(Start(arch, "curve", step), task, regime, lr, settings.finetune_seeds[0]) for step in settings.curve_steps]
+    return [FinetuneRun(Start(arch, "curve", step), task, regime, lr, seed) for step in settings.curve_steps for seed in curve_seeds(settings, step)]
+
+
+def curve_seeds(settings: StudySettings, step: int) -> tuple[int, ...]:
+    """Fine-tuning seeds of the long run's checkpoint at ``step`` (all at the seeded steps)."""
+    return settings.finetune_seeds if step in settings.curve_seeded_steps else settings.finetune_seeds[:1]
 
 
 def cell_results(root: Path, settings: StudySettings, start: Start, regime: str, seeds: tuple[int, ...] | None = None

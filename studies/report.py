@@ -19,7 +19,8 @@ import numpy as np
 from aape_plugin.eval.bootstrap import Interval, check_same_clips, paired_bootstrap
 from benchmarks.common import machine, markdown_table
 from studies.common import ARCHS, FREQUENCY_TASKS, SHORT, TASKS, StudySettings
-from studies.finetuning import CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, late_gain, lr_grid
+from studies.finetuning import (CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, curve_seeds,
+                                late_gain, lr_grid)
 from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
 from studies.probing import ProbeScore, measurement_hours
 from studies.summary import update_generated_blocks
@@ -199,7 +200,7 @@ log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f}
     sections.append(shift_text)
 
     # ---- pre-training length curve
-    curve_text, curve_data = curve_section(root, docs, found, ft_groups)
+    curve_text, curve_data = curve_section(root, docs, found)
     results["curve"] = curve_data
     sections.append(curve_text)
 
@@ -334,7 +335,20 @@ Intervals: paired bootstrap over seeds (one draw for all tasks) and clips.
     return text, data
 
 
-def curve_section(root: Path, docs: Path, found: Measurements, ft_groups: dict) -> tuple[str, dict[str, Any]]:
+def paired_seeds(root: Path, settings: StudySettings, start: Start, baseline: Start, regime: str
+                 ) -> tuple[list[dict[str, FinetuneResult]], list[dict[str, FinetuneResult]]]:
+    """Results of ``start`` and ``baseline`` for the fine-tuning seeds both have finished on every
+    task (the curve's seeds at its step), row k of one paired with row k of the other."""
+    a, b = [], []
+    for seed in curve_seeds(settings, start.step) if start.kind == "curve" else settings.finetune_seeds:
+        mine, theirs = (cell_results(root, settings, s, regime, seeds=(seed,)) for s in (start, baseline))
+        if mine and theirs:
+            a += mine
+            b += theirs
+    return a, b
+
+
+def curve_section(root: Path, docs: Path, found: Measurements) -> tuple[str, dict[str, Any]]:
     """The gap to random initialisation along the long runs, per protocol, with health."""
     settings = found.settings
     data: dict[str, Any] = {}
@@ -342,7 +356,6 @@ def curve_section(root: Path, docs: Path, found: Measurements, ft_groups: dict) 
     columns = CURVE_COLUMNS
     for arch in ARCHS:
         random_probe = {r: found.probes.get((f"{arch}, random init", r), [])[:1] for r in REGIMES}
-        random_ft = {r: [g for g in ft_groups.get((f"{arch}, random init", r), [])][:1] for r in REGIMES}
         long = PretrainRun(arch, settings.long_steps, 1)
         for step in settings.curve_steps:
             group = f"{arch}, long run at step {step}"
@@ -352,23 +365,25 @@ def curve_section(root: Path, docs: Path, found: Measurements, ft_groups: dict) 
                 if probe and random_probe[regime]:
                     point[f"probe, {regime}"] = compare(probe_matrix(probe, TASKS), probe_matrix(random_probe[regime], TASKS),
                                                         (group, "random")).as_dict()
-                ft = cell_results(root, settings, Start(arch, "curve", step), regime, seeds=(settings.finetune_seeds[0],)) \
-                    if regime in CURVE_REGIMES else []
-                if ft and random_ft[regime]:
-                    point[f"fine-tuning, {regime}"] = compare(finetune_matrix(ft, TASKS), finetune_matrix(random_ft[regime], TASKS),
+                ft, random_ft = paired_seeds(root, settings, Start(arch, "curve", step), Start(arch, "random"), regime) \
+                    if regime in CURVE_REGIMES else ([], [])
+                if ft:
+                    point[f"fine-tuning, {regime}"] = compare(finetune_matrix(ft, TASKS), finetune_matrix(random_ft, TASKS),
                                                               (group, "random")).as_dict()
+                    point.setdefault("seeds", {})[f"fine-tuning, {regime}"] = len(ft)
             shift = found.shift.get(group)
             random_shift = found.shift.get(f"{arch}, random init", [])[:1]
             if shift and random_shift:
                 point["shift, frame cosine"] = compare(shift_matrix(shift, TASKS, "frame_cosine"), shift_matrix(random_shift, TASKS, "frame_cosine"),
                                                        (group, "random")).as_dict()
             data.setdefault(arch, []).append(point)
-            measured = [k for k in point if k not in ("step", "health")]
+            measured = [k for k in point if k not in ("step", "health", "seeds")]
             if measured or point["health"]:
                 def gap(key: str, p: dict = point) -> str:
                     if key not in p:
                         return "-"
-                    return Interval(**p[key]).describe()
+                    seeds = p.get("seeds", {}).get(key, 1)
+                    return Interval(**p[key]).describe() + (f" ({seeds} seeds)" if seeds > 1 else "")
                 rows.append([arch, f"{step:,}"] + [gap(k) for k in columns]
                             + [f"{point['health'].get(k, float('nan')):.2f}" for k in ("Teacher Rank", "Target Clip Spread")])
     figure = plot_curve(docs, data, settings)
@@ -379,7 +394,9 @@ One {settings.long_steps:,}-step run per stem (seed 1; warm-up, learning-rate de
 {settings.long_steps:,} steps), measured at its checkpoints: steps 1,000-10,000 are points *inside* that schedule
 (learning rate still high, EMA early), not runs of that length; the last is the run's end. Each
 cell: the gap to the random initialisation of the same seed, mean over the five tasks, points,
-with a paired bootstrap interval over test clips (one seed each: no seed spread). Fine-tuning
+with a paired bootstrap interval over test clips; at steps {", ".join(f"{x:,}" for x in settings.curve_seeded_steps)} the checkpoint is also fine-tuned
+with fine-tuning seeds {", ".join(map(str, settings.finetune_seeds[1:]))} (against random initialisations {", ".join(map(str, settings.finetune_seeds[1:]))}), and the fine-tuning
+interval resamples those seeds too (marked "n seeds"; the pre-training seed is 1 throughout). Fine-tuning
 along the curve is in the low-label regime only (where pre-training pays first; all labels cost
 five times as much), at the learning rate the main pre-trained runs chose per task. Health: the run's
 teacher effective rank and target spread at that step (last five logged batches).

@@ -56,7 +56,9 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             measured = [p for p in points if "probe, all labels" in p]
             if measured:
                 last = measured[-1]
-                quoted = [f"{column} {Interval(**last[column]).describe()}" for column in sorted(last) if column.startswith(("probe", "fine-tuning"))]
+                seeds = last.get("seeds", {})
+                quoted = [f"{column} {Interval(**last[column]).describe()}" + (f" ({seeds[column]} fine-tuning seeds)" if seeds.get(column, 1) > 1 else "")
+                          for column in sorted(last) if column.startswith(("probe", "fine-tuning"))]
                 parts.append(f"`{arch}` at step {last['step']:,}: " + ", ".join(quoted))
         text = ("- **Length curve** (one 30,000-step run per stem, so far at steps "
                 + ", ".join(f"{reached[a]:,} (`{a}`)" for a in sorted(reached)) + ")")

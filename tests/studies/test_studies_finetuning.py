@@ -91,3 +91,30 @@ def test_the_grid_extends_past_the_end_that_validation_picks(tmp_path: Path) -> 
     finish(tmp_path, runs[1], [(50, 0.50)])
     assert grid_lrs(tmp_path, settings, low, task, regime) == [3.3e-4, 1e-3, 3e-3]
     assert FinetuneRun(low, task, regime, 3.3e-4, 1).folder(tmp_path).name == "lr0.00033_seed1"
+
+
+def test_the_seeded_curve_steps_fine_tune_with_every_seed_and_pair_with_the_same_random_seeds(tmp_path: Path) -> None:
+    from studies.finetuning import curve_runs
+    from studies.report import paired_seeds
+
+    settings = StudySettings(finetune_lrs=(1e-3, 3e-3), finetune_seeds=(1, 2, 3), finetune_lr_widen=0, curve_steps=(1000, 10_000),
+                             curve_seeded_steps=(10_000,))
+    regime = REGIMES[1]
+    for task in TASKS:  # the main pre-trained model's grid picks 3e-3 for every task
+        for run in main_runs(tmp_path, settings, Start("aape_tiny", "main"), task, regime)[:2]:
+            finish(tmp_path, run, [(50, 0.6 if run.lr == 3e-3 else 0.5)])
+    runs = curve_runs(tmp_path, settings, "aape_tiny", TASKS[0], regime)
+    assert [(r.start.step, r.seed, r.lr) for r in runs] == [(1000, 1, 3e-3), (10_000, 1, 3e-3), (10_000, 2, 3e-3), (10_000, 3, 3e-3)]
+
+    curve, random = Start("aape_tiny", "curve", 10_000), Start("aape_tiny", "random")
+    for task in TASKS:
+        for seed in (1, 3):  # seed 2 of the curve has not run: seed 3 pairs with random seed 3, not 2
+            finish(tmp_path, FinetuneRun(curve, task, regime, 3e-3, seed), [(50, 0.5)], test=0.1 * seed)
+        for seed in (1, 2, 3):
+            finish(tmp_path, FinetuneRun(random, task, regime, 1e-3, seed), [(50, 0.5)], test=0.01 * seed)
+        for run in main_runs(tmp_path, settings, random, task, regime)[:2]:
+            if not run.finished(tmp_path):
+                finish(tmp_path, run, [(50, 0.4)])
+    mine, theirs = paired_seeds(tmp_path, settings, curve, random, regime)
+    assert [r[TASKS[0]].test for r in mine] == pytest.approx([0.1, 0.3])
+    assert [r[TASKS[0]].test for r in theirs] == pytest.approx([0.01, 0.03])
