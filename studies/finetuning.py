@@ -201,16 +201,24 @@ def cell_results(root: Path, settings: StudySettings, start: Start, regime: str,
                  ) -> list[dict[str, FinetuneResult]]:
     """Per fine-tuning seed that has finished every task, the results at the chosen learning
     rates (curve starts use the rates of the main pre-trained model of their arch)."""
-    out = []
+    return list(seed_results(root, settings, start, regime, seeds).values())
+
+
+def seed_results(root: Path, settings: StudySettings, start: Start, regime: str, seeds: tuple[int, ...] | None = None
+                 ) -> dict[int, dict[str, FinetuneResult]]:
+    """:func:`cell_results` keyed by fine-tuning seed (a seed missing a task is left out), so
+    that two cells can be paired seed by seed."""
+    lr_start = start if start.kind != "curve" else Start(start.arch, "main")
+    lrs = {task: chosen_lr(root, settings, lr_start, task, regime) for task in TASKS}
+    out = {}
     for seed in seeds or settings.finetune_seeds:
         per_task = {}
-        for task in TASKS:
-            lr = chosen_lr(root, settings, start if start.kind != "curve" else Start(start.arch, "main"), task, regime)
+        for task, lr in lrs.items():
             result = None if lr is None else FinetuneRun(start, task, regime, lr, seed).result(root)
             if result is not None:
                 per_task[task] = result
         if len(per_task) == len(TASKS):
-            out.append(per_task)
+            out[seed] = per_task
     return out
 
 

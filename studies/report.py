@@ -20,7 +20,7 @@ from aape_plugin.eval.bootstrap import Interval, check_same_clips, paired_bootst
 from benchmarks.common import machine, markdown_table
 from studies.common import ARCHS, FREQUENCY_TASKS, SHORT, TASKS, StudySettings
 from studies.finetuning import (CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, curve_seeds,
-                                late_gain, lr_grid)
+                                late_gain, lr_grid, seed_results)
 from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
 from studies.probing import ProbeScore, measurement_hours
 from studies.summary import update_generated_blocks
@@ -335,17 +335,14 @@ Intervals: paired bootstrap over seeds (one draw for all tasks) and clips.
     return text, data
 
 
-def paired_seeds(root: Path, settings: StudySettings, start: Start, baseline: Start, regime: str
+def paired_seeds(root: Path, settings: StudySettings, curve: Start, baseline: Start, regime: str
                  ) -> tuple[list[dict[str, FinetuneResult]], list[dict[str, FinetuneResult]]]:
-    """Results of ``start`` and ``baseline`` for the fine-tuning seeds both have finished on every
-    task (the curve's seeds at its step), row k of one paired with row k of the other."""
-    a, b = [], []
-    for seed in curve_seeds(settings, start.step) if start.kind == "curve" else settings.finetune_seeds:
-        mine, theirs = (cell_results(root, settings, s, regime, seeds=(seed,)) for s in (start, baseline))
-        if mine and theirs:
-            a += mine
-            b += theirs
-    return a, b
+    """Results of the curve start and ``baseline`` for the fine-tuning seeds of the curve's step
+    that both have finished on every task, row k of one paired with row k of the other."""
+    seeds = curve_seeds(settings, curve.step)
+    mine, theirs = (seed_results(root, settings, s, regime, seeds) for s in (curve, baseline))
+    common = [seed for seed in mine if seed in theirs]
+    return [mine[s] for s in common], [theirs[s] for s in common]
 
 
 def curve_section(root: Path, docs: Path, found: Measurements) -> tuple[str, dict[str, Any]]:
