@@ -200,8 +200,9 @@ log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f}
     sections.append(shift_text)
 
     # ---- pre-training length curve
-    curve_text, curve_data = curve_section(root, docs, found)
+    curve_text, curve_data, curve_end_data = curve_section(root, docs, found)
     results["curve"] = curve_data
+    results["curve_end"] = curve_end_data
     sections.append(curve_text)
 
     # ---- health and budget
@@ -345,8 +346,9 @@ def paired_seeds(root: Path, settings: StudySettings, curve: Start, baseline: St
     return [mine[s] for s in common], [theirs[s] for s in common]
 
 
-def curve_section(root: Path, docs: Path, found: Measurements) -> tuple[str, dict[str, Any]]:
-    """The gap to random initialisation along the long runs, per protocol, with health."""
+def curve_section(root: Path, docs: Path, found: Measurements) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The gap to random initialisation along the long runs, per protocol, with health (per stem),
+    and the long runs' ends compared (:func:`curve_end`)."""
     settings = found.settings
     data: dict[str, Any] = {}
     rows = []
@@ -384,6 +386,7 @@ def curve_section(root: Path, docs: Path, found: Measurements) -> tuple[str, dic
                 rows.append([arch, f"{step:,}"] + [gap(k) for k in columns]
                             + [f"{point['health'].get(k, float('nan')):.2f}" for k in ("Teacher Rank", "Target Clip Spread")])
     figure = plot_curve(docs, data, settings)
+    end_text, end_data = curve_end(root, settings)
     header = ["stem", "step", *columns, "teacher rank", "target spread"]
     text = f"""## How the gain grows with pre-training length
 
@@ -401,6 +404,40 @@ teacher effective rank and target spread at that step (last five logged batches)
 {markdown_table(header, rows) if rows else "No checkpoint of the long runs measured yet."}
 
 {f"![gap to random initialisation against pre-training steps](figures/{figure})" if figure else ""}
+{end_text}"""
+    return text, data, end_data
+
+
+def curve_end(root: Path, settings: StudySettings) -> tuple[str, dict[str, Any]]:
+    """Both long runs at their last step, fine-tuned: test scores beside their random
+    initialisations, and AaPE minus the plain stem (fine-tuning seeds paired by number)."""
+    step = settings.long_steps
+    lines, data, text = [], {}, ""
+    for regime in CURVE_REGIMES:
+        aape, vit = paired_seeds(root, settings, Start("aape_tiny", "curve", step), Start("vit_tiny", "curve", step), regime)
+        if not aape:
+            continue
+        groups: dict[str, dict[str, tuple[list[str], np.ndarray]]] = {}
+        for arch in ARCHS:
+            mine, random = paired_seeds(root, settings, Start(arch, "curve", step), Start(arch, "random"), regime)
+            groups[f"{arch}, {step:,} steps"] = finetune_matrix(mine, TASKS)
+            groups[f"{arch}, random init"] = finetune_matrix(random, TASKS)
+        claims = {}
+        for tasks, what in ((TASKS, "mean over the five tasks"), (FREQUENCY_TASKS, "pitch and instrument")):
+            interval = compare({t: finetune_matrix(aape, TASKS)[t] for t in tasks}, {t: finetune_matrix(vit, TASKS)[t] for t in tasks},
+                               (f"aape_tiny at {step}", f"vit_tiny at {step}"))
+            claims[f"AaPE minus plain stem (both at step {step:,}), {what}"] = interval.as_dict()
+            lines.append(f"- AaPE minus plain stem (both at step {step:,}), {what}, points: {interval.describe()}.")
+        data[regime] = {"seeds": len(aape), "test": {k: {t: [float(r.mean()) for r in v[1]] for t, v in g.items()} for k, g in groups.items()},
+                        "claims": claims}
+        table = markdown_table(HEADER, score_rows({k: {t: v[1] for t, v in g.items()} for k, g in groups.items()}))
+        text += f"""
+At the end of the long runs, fine-tuned with {regime} (test accuracy %, mean +- std over fine-tuning
+seeds; the random initialisations are those of the same seed numbers):
+
+{table}
+
+{chr(10).join(lines)}
 """
     return text, data
 

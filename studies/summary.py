@@ -60,10 +60,28 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 quoted = [f"{column} {Interval(**last[column]).describe()}" + (f" ({seeds[column]} fine-tuning seeds)" if seeds.get(column, 1) > 1 else "")
                           for column in sorted(last) if column.startswith(("probe", "fine-tuning"))]
                 parts.append(f"`{arch}` at step {last['step']:,}: " + ", ".join(quoted))
-        text = ("- **Length curve** (one 30,000-step run per stem, so far at steps "
-                + ", ".join(f"{reached[a]:,} (`{a}`)" for a in sorted(reached)) + ")")
+        long_steps = results.get("settings", {}).get("long_steps", 30_000)
+        if all(steps >= long_steps for steps in reached.values()):
+            text = f"- **Length curve** (one {long_steps:,}-step run per stem, both finished)"
+        else:
+            text = (f"- **Length curve** (one {long_steps:,}-step run per stem, so far at steps "
+                    + ", ".join(f"{reached[a]:,} (`{a}`)" for a in sorted(reached)) + ")")
         if parts:
             text += "; gap to random initialisation at the last measured checkpoint, mean over tasks, points: " + "; ".join(parts)
+        growth = []
+        for arch, points in curve.items():
+            along = [p for p in points if "fine-tuning, 10 per class" in p]
+            if len(along) > 1:
+                growth.append(f"`{arch}` " + ", ".join(f"{100 * p['fine-tuning, 10 per class']['estimate']:+.1f}" for p in along))
+                steps = ", ".join(f"{p['step']:,}" for p in along)
+        if growth:
+            text += f". Fine-tuning gap (10 per class) at steps {steps}: " + "; ".join(growth)
+        for regime, section in sorted(results.get("curve_end", {}).items()):
+            mean = _claim(section, f"AaPE minus plain stem (both at step {long_steps:,}), mean over the five tasks")
+            freq = _claim(section, f"AaPE minus plain stem (both at step {long_steps:,}), pitch and instrument")
+            if mean:
+                text += (f". AaPE minus the plain stem, both fine-tuned ({regime}) from step {long_steps:,}: {mean} on the mean, "
+                         f"{freq} on pitch and instrument")
         lines.append(text + ".")
     budget = results.get("budget_hours")
     if budget:

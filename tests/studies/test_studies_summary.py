@@ -37,3 +37,25 @@ def test_the_length_curve_line_quotes_the_last_measured_checkpoint_of_each_stem(
     assert "10,000 (`aape_tiny`), 3,000 (`vit_tiny`)" in line
     assert "`aape_tiny` at step 10,000: fine-tuning, 10 per class -1.0 [-3.0, +1.0], a tie, probe, all labels +2.1 [+0.4, +3.8]" in line
     assert "`vit_tiny` at step 1,000: probe, all labels -1.0 [-3.0, +1.0], a tie" in line and "Teacher" not in line
+
+
+def test_finished_long_runs_quote_the_growth_of_the_fine_tuning_gap_and_aape_against_plain_at_the_end() -> None:
+    from studies.summary import summary_lines
+
+    def gap(points: float) -> dict[str, float]:
+        return {"estimate": points / 100, "low": points / 100 - 0.015, "high": points / 100 + 0.015}
+
+    ft = "fine-tuning, 10 per class"
+    results = {"settings": {"long_steps": 30_000}, "long_runs": {"aape_tiny": 30_000, "vit_tiny": 30_000}, "curve": {
+        arch: [{"step": step, "health": {}, "probe, all labels": gap(0.5), ft: gap(g)} for step, g in zip((1000, 30_000), gaps)]
+        for arch, gaps in (("aape_tiny", (-2.4, 3.4)), ("vit_tiny", (1.2, 6.2)))},
+        "curve_end": {"10 per class": {"claims": {
+            "AaPE minus plain stem (both at step 30,000), mean over the five tasks": gap(-0.1),
+            "AaPE minus plain stem (both at step 30,000), pitch and instrument": gap(2.0)}}}}
+    (line,) = summary_lines(results)
+    assert "both finished" in line and "so far" not in line
+    assert "at steps 1,000, 30,000: `aape_tiny` -2.4, +3.4; `vit_tiny` +1.2, +6.2" in line
+    assert "from step 30,000: -0.1 [-1.6, +1.4], a tie on the mean, +2.0 [+0.5, +3.5] on pitch and instrument" in line
+
+    results["long_runs"]["vit_tiny"] = 12_000  # one run still going: say how far each is
+    assert "so far at steps 30,000 (`aape_tiny`), 12,000 (`vit_tiny`)" in summary_lines(results)[0]
