@@ -85,6 +85,11 @@ class StudySettings:
     def few_label_steps(self, task: str) -> int:
         return dict(self.low_label_steps).get(task, 300)
 
+    budget_check_factor: int = 3
+    """The low-label budget check: the random initialisations are also fine-tuned this many times
+    longer (every seed, at their chosen rate), so that a pre-trained model's lead is not the
+    random start's shorter schedule (random initialisations learn slower)."""
+
     penalties: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
     """The probe's starting penalty grid (widened past an end that validation picks)."""
 

@@ -82,10 +82,13 @@ class FinetuneRun:
     regime: str
     lr: float
     seed: int
+    budget: int = 1
+    """Steps as a multiple of the regime's budget (> 1: the budget check, low labels only)."""
 
     def folder(self, root: Path) -> Path:
         slug = "all" if self.regime == REGIMES[0] else "few"
-        return root / "finetune" / slug / self.start.key / self.task / f"lr{self.lr:g}_seed{self.seed}"
+        longer = f"_x{self.budget}" if self.budget != 1 else ""
+        return root / "finetune" / slug / self.start.key / self.task / f"lr{self.lr:g}_seed{self.seed}{longer}"
 
     def finished(self, root: Path) -> bool:
         return (self.folder(root) / "results.json").is_file()
@@ -102,13 +105,16 @@ class FinetuneRun:
             overrides.append(f"dataset.stats_file={pool_stats}")  # the statistics the pre-trained models normalise with
         else:
             overrides += [f"pretrained.checkpoint={run.folder(root)}", f"pretrained.step={self.start.step or run.steps}"]
+        if self.budget != 1 and self.regime == REGIMES[0]:
+            raise ValueError(f"The budget check runs in the low-label regime only, not with {self.regime}.")
         if self.regime != REGIMES[0]:
-            steps = settings.few_label_steps(self.task)
+            steps = settings.few_label_steps(self.task) * self.budget
             overrides += [f"dataset.train_per_class={settings.per_class}", f"dataset.subset_seed={settings.subset_seed}",
                           f"regime.num_steps={steps}", "regime.validate_every_n_steps=50", "regime.checkpoint_every_n_steps=50",
                           "regime.publish_metrics_every_n_steps=50", f"lr_scheduler.config.num_warmup_steps={steps // 10}"]
         command = aape_command("aape_finetune", str(out), "--preset", self.task, "--no-rich", "--config", *overrides)
-        name = f"fine-tune {self.start.label}, {self.task}, {self.regime}, lr {self.lr:g}, seed {self.seed}"
+        longer = f", {self.budget}x steps" if self.budget != 1 else ""
+        name = f"fine-tune {self.start.label}, {self.task}, {self.regime}{longer}, lr {self.lr:g}, seed {self.seed}"
         return Job(name, command, out.with_name(out.name + ".log"))
 
     def result(self, root: Path) -> FinetuneResult | None:
@@ -192,6 +198,16 @@ def curve_runs(root: Path, settings: StudySettings, arch: str, task: str, regime
     return [FinetuneRun(Start(arch, "curve", step), task, regime, lr, seed) for step in settings.curve_steps for seed in curve_seeds(settings, step)]
 
 
+def budget_runs(root: Path, settings: StudySettings, arch: str, task: str) -> list[FinetuneRun]:
+    """The budget check of ``arch``'s random initialisation on ``task``: every fine-tuning seed,
+    low labels, ``budget_check_factor`` times the steps, at the rate the cell chose."""
+    start, regime = Start(arch, "random"), REGIMES[1]
+    lr = chosen_lr(root, settings, start, task, regime)
+    if lr is None or settings.budget_check_factor == 1:
+        return []
+    return [FinetuneRun(start, task, regime, lr, seed, settings.budget_check_factor) for seed in settings.finetune_seeds]
+
+
 def curve_seeds(settings: StudySettings, step: int) -> tuple[int, ...]:
     """Fine-tuning seeds of the long run's checkpoint at ``step`` (all at the seeded steps)."""
     return settings.finetune_seeds if step in settings.curve_seeded_steps else settings.finetune_seeds[:1]
@@ -204,17 +220,17 @@ def cell_results(root: Path, settings: StudySettings, start: Start, regime: str,
     return list(seed_results(root, settings, start, regime, seeds).values())
 
 
-def seed_results(root: Path, settings: StudySettings, start: Start, regime: str, seeds: tuple[int, ...] | None = None
-                 ) -> dict[int, dict[str, FinetuneResult]]:
+def seed_results(root: Path, settings: StudySettings, start: Start, regime: str, seeds: tuple[int, ...] | None = None,
+                 budget: int = 1) -> dict[int, dict[str, FinetuneResult]]:
     """:func:`cell_results` keyed by fine-tuning seed (a seed missing a task is left out), so
-    that two cells can be paired seed by seed."""
+    that two cells can be paired seed by seed (``budget``: the runs of the budget check)."""
     lr_start = start if start.kind != "curve" else Start(start.arch, "main")
     lrs = {task: chosen_lr(root, settings, lr_start, task, regime) for task in TASKS}
     out = {}
     for seed in seeds or settings.finetune_seeds:
         per_task = {}
         for task, lr in lrs.items():
-            result = None if lr is None else FinetuneRun(start, task, regime, lr, seed).result(root)
+            result = None if lr is None else FinetuneRun(start, task, regime, lr, seed, budget).result(root)
             if result is not None:
                 per_task[task] = result
         if len(per_task) == len(TASKS):

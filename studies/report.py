@@ -203,7 +203,8 @@ log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f}
     curve_text, curve_data, curve_end_data = curve_section(root, docs, found)
     results["curve"] = curve_data
     results["curve_end"] = curve_end_data
-    sections.append(curve_text)
+    budget_text, results["budget_check"] = budget_check(root, settings)
+    sections.append(curve_text + budget_text)
 
     # ---- health and budget
     main_runs = [PretrainRun(a, settings.main_steps, s) for a in ARCHS for s in settings.main_seeds]
@@ -406,6 +407,49 @@ teacher effective rank and target spread at that step (last five logged batches)
 {f"![gap to random initialisation against pre-training steps](figures/{figure})" if figure else ""}
 {end_text}"""
     return text, data, end_data
+
+
+def budget_check(root: Path, settings: StudySettings) -> tuple[str, dict[str, Any]]:
+    """Random initialisations fine-tuned ``budget_check_factor`` times longer (low labels): how
+    much the longer schedule gives them, and whether the pre-trained models' lead survives it."""
+    factor, regime = settings.budget_check_factor, REGIMES[1]
+    groups: dict[str, dict[str, tuple[list[str], np.ndarray]]] = {}
+    lines, claims = [], {}
+    for arch in ARCHS:
+        longer = seed_results(root, settings, Start(arch, "random"), regime, budget=factor)
+        if not longer:
+            continue
+        others = {f"{arch}, random init": seed_results(root, settings, Start(arch, "random"), regime),
+                  f"{arch}, pre-trained": seed_results(root, settings, Start(arch, "main"), regime),
+                  f"{arch}, {settings.long_steps:,} steps": seed_results(root, settings, Start(arch, "curve", settings.long_steps), regime,
+                                                                           curve_seeds(settings, settings.long_steps))}
+        label = f"{arch}, random init, {factor}x steps"
+        groups[label] = finetune_matrix(list(longer.values()), TASKS)
+        for name, results in others.items():
+            common = [seed for seed in longer if seed in results]
+            if not common:
+                continue
+            groups.setdefault(name, finetune_matrix([results[k] for k in common], TASKS))
+            mine, theirs = finetune_matrix([results[k] for k in common], TASKS), finetune_matrix([longer[k] for k in common], TASKS)
+            what = f"{name} minus {label}, mean over the five tasks"
+            interval = compare(mine, theirs, (name, label))
+            claims[what] = interval.as_dict()
+            lines.append(f"- {what} ({len(common)} seeds), points: {interval.describe()}.")
+    if not groups:
+        return "", {}
+    steps = ", ".join(f"{factor * settings.few_label_steps(t):,} for {SHORT[t]}" for t in dict(settings.low_label_steps))
+    text = f"""
+**Budget check.** Random initialisations learn slower, so a short fine-tuning schedule could
+flatter pre-training. The random initialisations were also fine-tuned {factor} times longer with 10 per
+class ({factor * settings.few_label_steps(""):,} steps; {steps}), every seed, at the rate their cell chose; the checkpoint is
+again the one validation picks. Test accuracy (%), mean +- std over seeds; differences pair seeds by number:
+
+{markdown_table(HEADER, score_rows({k: {t: v[1] for t, v in g.items()} for k, g in groups.items()}))}
+
+{chr(10).join(lines)}
+"""
+    return text, {"factor": factor, "claims": claims,
+                  "test": {k: {t: [float(r.mean()) for r in v[1]] for t, v in g.items()} for k, g in groups.items()}}
 
 
 def curve_end(root: Path, settings: StudySettings) -> tuple[str, dict[str, Any]]:

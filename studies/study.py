@@ -33,7 +33,7 @@ from aape_plugin.eval.embedding_cache import weights_digest
 from aape_plugin.inference.embedder import EncoderEmbedder, LogMelEmbedder
 from aape_plugin.inference.loading import ensure_fairseq2, load_encoder, new_encoder
 from studies.common import ARCHS, TASKS, Job, StudySettings, run_jobs, say
-from studies.finetuning import MAIN_STARTS, REGIMES, FinetuneRun, curve_runs, main_runs
+from studies.finetuning import MAIN_STARTS, REGIMES, FinetuneRun, budget_runs, curve_runs, main_runs
 from studies.pretraining import PretrainRun
 from studies.probing import Prober, load_pool_stats, pool_stats_file
 from studies.report import Measurements, write_report
@@ -45,12 +45,12 @@ def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
     return main + [PretrainRun(arch, settings.long_steps, 1) for arch in ARCHS]
 
 
-def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, bool, bool, int, int]:
+def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, bool, bool, bool, int, int]:
     """Few labels before all labels (five times cheaper, and where pre-training pays first);
     within a regime every model's seed-1 runs before any other seed (one seed of every
     comparison first): the grids (``aape_tiny`` first), then the length curve from its longest
-    checkpoint down."""
-    return (REGIMES[::-1].index(run.regime), run.seed != settings.finetune_seeds[0], run.start.kind == "curve",
+    checkpoint down; the longer budget check after the rest of its regime."""
+    return (REGIMES[::-1].index(run.regime), run.budget != 1, run.seed != settings.finetune_seeds[0], run.start.kind == "curve",
             -(run.start.step or 0), ARCHS.index(run.start.arch))
 
 
@@ -71,6 +71,8 @@ def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: st
                 finetune += main_runs(root, settings, start, task, regime)
             for arch in ARCHS:
                 finetune += curve_runs(root, settings, arch, task, regime)
+                if regime == REGIMES[1]:
+                    finetune += budget_runs(root, settings, arch, task)
     finetune.sort(key=lambda run: job_priority(run, settings))
     ready = [run.job(root, settings, pool_stats) for run in finetune if not run.finished(root) and run.ready(root, settings)]
     return jobs + ready + (long if lane == "all" else [])

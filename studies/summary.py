@@ -83,6 +83,12 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
                 text += (f". AaPE minus the plain stem, both fine-tuned ({regime}) from step {long_steps:,}: {mean} on the mean, "
                          f"{freq} on pitch and instrument")
         lines.append(text + ".")
+    check = results.get("budget_check", {})
+    if check.get("claims"):
+        factor = check["factor"]
+        parts = [f"{what.split(' minus ')[0]} {Interval(**found).describe()}" for what, found in check["claims"].items()]
+        lines.append(f"- **Budget check** (random initialisations fine-tuned {factor}x longer, 10 per class; each minus its arch's "
+                     f"longer-trained random init, mean over the five tasks, points): " + "; ".join(parts) + ".")
     budget = results.get("budget_hours")
     if budget:
         lines.append(f"- **Budget** on 2 CPU cores so far: {budget['pretrain']:.1f} h of pre-training, {budget['finetune']:.1f} h of "

@@ -118,3 +118,39 @@ def test_the_seeded_curve_steps_fine_tune_with_every_seed_and_pair_with_the_same
     mine, theirs = paired_seeds(tmp_path, settings, curve, random, regime)
     assert [r[TASKS[0]].test for r in mine] == pytest.approx([0.1, 0.3])
     assert [r[TASKS[0]].test for r in theirs] == pytest.approx([0.01, 0.03])
+
+
+def test_the_budget_check_fine_tunes_random_inits_longer_after_the_rest_of_its_regime_and_is_reported_against_them(tmp_path: Path) -> None:
+    from studies.finetuning import budget_runs
+    from studies.report import budget_check
+    from studies.study import job_priority
+
+    settings = StudySettings(finetune_lrs=(1e-3, 3e-3), finetune_seeds=(1, 2), finetune_lr_widen=0, budget_check_factor=3)
+    regime, random = REGIMES[1], Start("aape_tiny", "random")
+    assert budget_runs(tmp_path, settings, "aape_tiny", TASKS[0]) == []  # waits for the cell's chosen rate
+    for task in TASKS:
+        for run in main_runs(tmp_path, settings, random, task, regime)[:2]:
+            finish(tmp_path, run, [(50, 0.6 if run.lr == 3e-3 else 0.5)], test=0.5)
+        finish(tmp_path, FinetuneRun(random, task, regime, 3e-3, 2), [(50, 0.6)], test=0.5)
+    runs = budget_runs(tmp_path, settings, "aape_tiny", "study_pitch")
+    assert [(r.lr, r.seed, r.budget) for r in runs] == [(3e-3, 1, 3), (3e-3, 2, 3)]
+    assert runs[0].folder(tmp_path).name == "lr0.003_seed1_x3"
+    command = runs[0].job(tmp_path, settings, tmp_path / "stats.json").command
+    assert "regime.num_steps=1950" in command and "lr_scheduler.config.num_warmup_steps=195" in command  # 3 x 650 for pitch
+    with pytest.raises(ValueError, match="low-label regime only"):
+        FinetuneRun(random, TASKS[0], REGIMES[0], 1e-3, 1, budget=3).job(tmp_path, settings, tmp_path / "stats.json")
+    later = [FinetuneRun(Start("vit_tiny", "main"), TASKS[0], regime, 1e-3, 3), FinetuneRun(random, TASKS[0], REGIMES[0], 1e-3, 1)]
+    assert sorted([later[1], runs[1], later[0]], key=lambda r: job_priority(r, settings)) == [later[0], runs[1], later[1]]
+
+    assert budget_check(tmp_path, settings) == ("", {})  # nothing finished yet: no paragraph
+    for task in TASKS:
+        for seed in (1, 2):  # longer fine-tuning: one more clip right (test 1.0 instead of 0.5)
+            out = FinetuneRun(random, task, regime, 3e-3, seed, 3).folder(tmp_path)
+            finish(tmp_path, FinetuneRun(random, task, regime, 3e-3, seed, 3), [(50, 0.7)], test=1.0)
+            payload = json.loads((out / "results.json").read_text())
+            payload["predictions"]["test"]["predicted"] = [0, 1]
+            (out / "results.json").write_text(json.dumps(payload))
+    text, data = budget_check(tmp_path, settings)
+    claim = data["claims"]["aape_tiny, random init minus aape_tiny, random init, 3x steps, mean over the five tasks"]
+    assert claim["estimate"] == pytest.approx(-0.5) and "Budget check" in text and "(2 seeds)" in text
+    assert data["test"]["aape_tiny, random init, 3x steps"]["study_pitch"] == [1.0, 1.0]
