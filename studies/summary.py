@@ -22,6 +22,16 @@ def _claim(section: dict[str, Any], what: str) -> str | None:
     return None if found is None else Interval(**found).describe()
 
 
+def _seeds(section: dict[str, Any], arch: str, results: dict[str, Any]) -> str:
+    """`` (1 seed)`` where a comparison has fewer seeds than the study plans (a cell still running)."""
+    planned = len(results.get("settings", {}).get("finetune_seeds", ())) if "chosen_lr" in section else 0
+    counts = [len(per_task) for label in (f"{arch}, pre-trained", f"{arch}, random init")
+              for per_task in section.get("test", {}).get(label, {}).values()]
+    if not counts or min(counts) >= planned:
+        return ""
+    return f" ({min(counts)} seed{'s' if min(counts) > 1 else ''} so far)"
+
+
 def summary_lines(results: dict[str, Any]) -> list[str]:
     """Bullet points: what pre-training gives under fine-tuning and the probe, AaPE against the
     plain stem, shift stability, the length curve, and the budget."""
@@ -32,7 +42,7 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
             for arch in ("aape_tiny", "vit_tiny"):
                 claim = _claim(section, f"{arch}: pre-trained minus random init, mean over the five tasks")
                 if claim:
-                    parts.append(f"`{arch}` {claim}")
+                    parts.append(f"`{arch}` {claim}" + _seeds(section, arch, results))
             aape_vs_plain = _claim(section, "AaPE minus plain stem (both pre-trained), mean over the five tasks")
             freq = _claim(section, "AaPE minus plain stem (both pre-trained), pitch and instrument")
             if parts:

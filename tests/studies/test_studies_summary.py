@@ -59,3 +59,16 @@ def test_finished_long_runs_quote_the_growth_of_the_fine_tuning_gap_and_aape_aga
 
     results["long_runs"]["vit_tiny"] = 12_000  # one run still going: say how far each is
     assert "so far at steps 30,000 (`aape_tiny`), 12,000 (`vit_tiny`)" in summary_lines(results)[0]
+
+
+def test_a_fine_tuning_comparison_with_fewer_seeds_than_planned_says_so() -> None:
+    from studies.summary import summary_lines
+
+    claim = {"aape_tiny: pre-trained minus random init, mean over the five tasks": {"estimate": 0.001, "low": -0.011, "high": 0.013}}
+
+    def results(seeds: int) -> dict:
+        test = {label: {"study_pitch": [0.5] * seeds} for label in ("aape_tiny, pre-trained", "aape_tiny, random init")}
+        return {"settings": {"finetune_seeds": [1, 2, 3]}, "finetune": {"all labels": {"claims": claim, "test": test, "chosen_lr": {}}}}
+
+    assert summary_lines(results(1))[0].endswith("`aape_tiny` +0.1 [-1.1, +1.3], a tie (1 seed so far).")
+    assert summary_lines(results(3))[0].endswith("`aape_tiny` +0.1 [-1.1, +1.3], a tie.")
