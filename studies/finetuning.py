@@ -199,13 +199,17 @@ def curve_runs(root: Path, settings: StudySettings, arch: str, task: str, regime
 
 
 def budget_runs(root: Path, settings: StudySettings, arch: str, task: str) -> list[FinetuneRun]:
-    """The budget check of ``arch``'s random initialisation on ``task``: every fine-tuning seed,
-    low labels, ``budget_check_factor`` times the steps, at the rate the cell chose."""
-    start, regime = Start(arch, "random"), REGIMES[1]
-    lr = chosen_lr(root, settings, start, task, regime)
-    if lr is None or settings.budget_check_factor == 1:
+    """The budget check on ``task``: ``arch``'s random initialisation and its long run's last
+    checkpoint, fine-tuned with low labels for ``budget_check_factor`` times the steps, every
+    fine-tuning seed, each at the rate it uses at the normal budget."""
+    regime, runs = REGIMES[1], []
+    if settings.budget_check_factor == 1:
         return []
-    return [FinetuneRun(start, task, regime, lr, seed, settings.budget_check_factor) for seed in settings.finetune_seeds]
+    for start, lr_start in ((Start(arch, "random"), Start(arch, "random")), (Start(arch, "curve", settings.long_steps), Start(arch, "main"))):
+        lr = chosen_lr(root, settings, lr_start, task, regime)
+        if lr is not None:
+            runs += [FinetuneRun(start, task, regime, lr, seed, settings.budget_check_factor) for seed in settings.finetune_seeds]
+    return runs
 
 
 def curve_seeds(settings: StudySettings, step: int) -> tuple[int, ...]:

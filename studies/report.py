@@ -425,6 +425,9 @@ def budget_check(root: Path, settings: StudySettings) -> tuple[str, dict[str, An
                                                                            curve_seeds(settings, settings.long_steps))}
         label = f"{arch}, random init, {factor}x steps"
         groups[label] = finetune_matrix(list(longer.values()), TASKS)
+        end = f"{arch}, {settings.long_steps:,} steps, {factor}x steps"
+        others[end] = seed_results(root, settings, Start(arch, "curve", settings.long_steps), regime,
+                                   curve_seeds(settings, settings.long_steps), budget=factor)
         for name, results in others.items():
             common = [seed for seed in longer if seed in results]
             if not common:
@@ -440,9 +443,10 @@ def budget_check(root: Path, settings: StudySettings) -> tuple[str, dict[str, An
     steps = ", ".join(f"{factor * settings.few_label_steps(t):,} for {SHORT[t]}" for t in dict(settings.low_label_steps))
     text = f"""
 **Budget check.** Random initialisations learn slower, so a short fine-tuning schedule could
-flatter pre-training. The random initialisations were also fine-tuned {factor} times longer with 10 per
-class ({factor * settings.few_label_steps(""):,} steps; {steps}), every seed, at the rate their cell chose; the checkpoint is
-again the one validation picks. Test accuracy (%), mean +- std over seeds; differences pair seeds by number:
+flatter pre-training. The random initialisations and the long runs' last checkpoints were also
+fine-tuned {factor} times longer with 10 per class ({factor * settings.few_label_steps(""):,} steps; {steps}), every seed, each at
+the rate it uses at the normal budget; the checkpoint is again the one validation picks. Test
+accuracy (%), mean +- std over seeds; differences pair seeds by number:
 
 {markdown_table(HEADER, score_rows({k: {t: v[1] for t, v in g.items()} for k, g in groups.items()}))}
 

@@ -45,13 +45,16 @@ def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
     return main + [PretrainRun(arch, settings.long_steps, 1) for arch in ARCHS]
 
 
-def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, bool, bool, bool, int, int]:
+def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, ...]:
     """Few labels before all labels (five times cheaper, and where pre-training pays first);
     within a regime every model's seed-1 runs before any other seed (one seed of every
     comparison first): the grids (``aape_tiny`` first), then the length curve from its longest
-    checkpoint down; the longer budget check after the rest of its regime."""
-    return (REGIMES[::-1].index(run.regime), run.budget != 1, run.seed != settings.finetune_seeds[0], run.start.kind == "curve",
-            -(run.start.step or 0), ARCHS.index(run.start.arch))
+    checkpoint down; the longer budget check after the rest of its regime, one arch at a time
+    (``aape_tiny`` first: random initialisations, then the long run's end)."""
+    regime = REGIMES[::-1].index(run.regime)
+    if run.budget != 1:
+        return (regime, 1, ARCHS.index(run.start.arch), run.start.kind == "curve", run.seed)
+    return (regime, 0, run.seed != settings.finetune_seeds[0], run.start.kind == "curve", -(run.start.step or 0), ARCHS.index(run.start.arch))
 
 
 def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: str = "all") -> list[Job]:

@@ -141,6 +141,12 @@ def test_the_budget_check_fine_tunes_random_inits_longer_after_the_rest_of_its_r
         FinetuneRun(random, TASKS[0], REGIMES[0], 1e-3, 1, budget=3).job(tmp_path, settings, tmp_path / "stats.json")
     later = [FinetuneRun(Start("vit_tiny", "main"), TASKS[0], regime, 1e-3, 3), FinetuneRun(random, TASKS[0], REGIMES[0], 1e-3, 1)]
     assert sorted([later[1], runs[1], later[0]], key=lambda r: job_priority(r, settings)) == [later[0], runs[1], later[1]]
+    for run in main_runs(tmp_path, settings, Start("aape_tiny", "main"), "study_pitch", regime)[:2]:  # the long run's end takes
+        finish(tmp_path, run, [(50, 0.7 if run.lr == 1e-3 else 0.5)])                                 # the main run's rate
+    end = budget_runs(tmp_path, settings, "aape_tiny", "study_pitch")[2:]
+    assert [(r.start.step, r.lr, r.seed, r.budget) for r in end] == [(30_000, 1e-3, 1, 3), (30_000, 1e-3, 2, 3)]
+    vit = FinetuneRun(Start("vit_tiny", "random"), "study_pitch", regime, 1e-3, 1, 3)
+    assert sorted([vit, end[1], runs[1], end[0], runs[0]], key=lambda r: job_priority(r, settings)) == [*runs, *end, vit]
 
     assert budget_check(tmp_path, settings) == ("", {})  # nothing finished yet: no paragraph
     for task in TASKS:
