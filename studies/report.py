@@ -437,7 +437,7 @@ def budget_check(root: Path, settings: StudySettings) -> tuple[str, dict[str, An
             what = f"{name} minus {label}, mean over the five tasks"
             interval = compare(mine, theirs, (name, label))
             claims[what] = interval.as_dict()
-            lines.append(f"- {what} ({len(common)} seeds), points: {interval.describe()}.")
+            lines.append(f"- {what} ({len(common)} seed{'s' if len(common) > 1 else ''}), points: {interval.describe()}.")
     if not groups:
         return "", {}
     steps = ", ".join(f"{factor * settings.few_label_steps(t):,} for {SHORT[t]}" for t in dict(settings.low_label_steps))

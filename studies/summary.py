@@ -96,7 +96,16 @@ def summary_lines(results: dict[str, Any]) -> list[str]:
     check = results.get("budget_check", {})
     if check.get("claims"):
         factor = check["factor"]
-        parts = [f"{what.split(' minus ')[0]} {Interval(**found).describe()}" for what, found in check["claims"].items()]
+        long_steps = results.get("settings", {}).get("long_steps", 30_000)
+        starts = ((", random init", " random init at the normal budget"), (", pre-trained", " pre-trained (main runs)"),
+                  (f", {long_steps:,} steps", f" at step {long_steps:,}"),
+                  (f", {long_steps:,} steps, {factor}x steps", f" at step {long_steps:,} fine-tuned {factor}x longer"))
+        parts = []
+        for arch in ("aape_tiny", "vit_tiny"):  # a fixed order (results.json sorts its keys)
+            for start, name in starts:
+                found = check["claims"].get(f"{arch}{start} minus {arch}, random init, {factor}x steps, mean over the five tasks")
+                if found:
+                    parts.append(f"`{arch}`{name} {Interval(**found).describe()}")
         lines.append(f"- **Budget check** (random initialisations fine-tuned {factor}x longer, 10 per class; each minus its arch's "
                      f"longer-trained random init, mean over the five tasks, points): " + "; ".join(parts) + ".")
     budget = results.get("budget_hours")

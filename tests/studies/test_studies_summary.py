@@ -72,3 +72,15 @@ def test_a_fine_tuning_comparison_with_fewer_seeds_than_planned_says_so() -> Non
 
     assert summary_lines(results(1))[0].endswith("`aape_tiny` +0.1 [-1.1, +1.3], a tie (1 seed so far).")
     assert summary_lines(results(3))[0].endswith("`aape_tiny` +0.1 [-1.1, +1.3], a tie.")
+
+
+def test_the_budget_check_line_keeps_its_order_whatever_order_results_json_stores() -> None:
+    from studies.summary import summary_lines
+
+    what = "{} minus aape_tiny, random init, 3x steps, mean over the five tasks"
+    gap = {"estimate": 0.012, "low": 0.0, "high": 0.025}
+    names = ["aape_tiny, 30,000 steps", "aape_tiny, 30,000 steps, 3x steps", "aape_tiny, pre-trained", "aape_tiny, random init"]
+    for order in (names, names[::-1]):
+        check = {"factor": 3, "claims": {what.format(n): gap for n in order}}
+        (line,) = summary_lines({"settings": {"long_steps": 30_000}, "budget_check": check})
+        assert line.index("normal budget") < line.index("(main runs)") < line.index("at step 30,000 +1.2") < line.index("3x longer +1.2")
