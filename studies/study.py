@@ -18,6 +18,13 @@ from what exists; everything resumes (finished runs, embeddings and measurements
     python -m studies.study --train-only    # pre-training and fine-tuning runs only
     python -m studies.study --no-train      # measure and report what exists (beside --train-only)
     python -m studies.study --report-only   # rewrite the page from what is already measured
+
+On a machine that cannot run everything soon, the budget check (``aape_tiny`` pre-trained for
+30,000 steps against its random initialisation, both fine-tuned 3x longer) goes first with two
+invocations side by side:
+
+    python -m studies.study --train-only --arch aape_tiny --lane long --jobs 1
+    python -m studies.study --train-only --arch aape_tiny --lane budget --jobs 2
 """
 
 from __future__ import annotations
@@ -39,10 +46,30 @@ from studies.probing import Prober, load_pool_stats, pool_stats_file
 from studies.report import Measurements, write_report
 
 
-def pretrain_runs(settings: StudySettings) -> list[PretrainRun]:
+LANES = ("all", "long", "rest", "budget")
+"""What one invocation schedules: everything; the long pre-training runs only; everything else;
+or only what the budget check stands on (:func:`budget_lane_needs`)."""
+
+
+def pretrain_runs(settings: StudySettings, archs: tuple[str, ...] = ARCHS) -> list[PretrainRun]:
     """Main runs first, then the long ones (the order jobs start in)."""
-    main = [PretrainRun(arch, settings.main_steps, seed) for seed in settings.main_seeds for arch in ARCHS]
-    return main + [PretrainRun(arch, settings.long_steps, 1) for arch in ARCHS]
+    main = [PretrainRun(arch, settings.main_steps, seed) for seed in settings.main_seeds for arch in archs]
+    return main + [PretrainRun(arch, settings.long_steps, 1) for arch in archs]
+
+
+def budget_lane_needs(run: FinetuneRun, settings: StudySettings) -> bool:
+    """Whether the budget check (pre-trained minus random, both fine-tuned longer) stands on
+    ``run``: the random initialisation's low-label cells (grid and seeds), the first main run's
+    low-label grid (whose chosen rate the long run's fine-tuning takes), the long run's last
+    checkpoint at the normal budget, and the longer runs themselves. The decisive comparison
+    first, for a machine that cannot run the whole study soon."""
+    if run.regime != REGIMES[1]:
+        return False
+    if run.budget != 1 or run.start.kind == "random":
+        return True
+    if run.start.kind == "main":
+        return run.seed == settings.finetune_seeds[0]
+    return run.start.step == settings.long_steps
 
 
 def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, ...]:
@@ -57,26 +84,37 @@ def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, ...]:
     return (regime, 0, run.seed != settings.finetune_seeds[0], run.start.kind == "curve", -(run.start.step or 0), ARCHS.index(run.start.arch))
 
 
-def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: str = "all") -> list[Job]:
+def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: str = "all",
+                 archs: tuple[str, ...] = ARCHS) -> list[Job]:
     """What can run now, in priority order: the main pre-training runs, the fine-tuning runs in
     :func:`job_priority` order, the long runs (whose checkpoints the curve's fine-tuning waits
-    for). ``lane`` picks the long pre-training runs only (``long``), everything else (``rest``)
-    or all: two invocations with a lane each keep the long runs going beside the fine-tuning."""
-    runs = [run for run in pretrain_runs(settings) if not run.has_step(root)]
+    for). ``lane`` (one of :data:`LANES`) picks the long pre-training runs only (``long``),
+    everything else (``rest``), what the budget check needs but the long runs (``budget``) or
+    all: two invocations with a lane each keep the long runs going beside the fine-tuning.
+    ``archs`` limits every run to those architectures."""
+    if lane not in LANES:
+        raise ValueError(f"lane must be one of {', '.join(LANES)}, not {lane!r}")
+    runs = [run for run in pretrain_runs(settings, archs) if not run.has_step(root)]
     long = [run.job(root) for run in runs if run.steps == settings.long_steps]
     if lane == "long":
         return long
-    jobs = [run.job(root) for run in runs if run.steps != settings.long_steps]
+    main = [run for run in runs if run.steps != settings.long_steps]
+    if lane == "budget":
+        main = [run for run in main if run.seed == settings.main_seeds[0]]
     finetune: list[FinetuneRun] = []
     for regime in REGIMES:
         for task in TASKS:
             for start in MAIN_STARTS:
-                finetune += main_runs(root, settings, start, task, regime)
-            for arch in ARCHS:
+                if start.arch in archs:
+                    finetune += main_runs(root, settings, start, task, regime)
+            for arch in archs:
                 finetune += curve_runs(root, settings, arch, task, regime)
                 if regime == REGIMES[1]:
                     finetune += budget_runs(root, settings, arch, task)
+    if lane == "budget":
+        finetune = [run for run in finetune if budget_lane_needs(run, settings)]
     finetune.sort(key=lambda run: job_priority(run, settings))
+    jobs = [run.job(root) for run in main]
     ready = [run.job(root, settings, pool_stats) for run in finetune if not run.finished(root) and run.ready(root, settings)]
     return jobs + ready + (long if lane == "all" else [])
 
@@ -152,8 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--no-train", action="store_true", help="measure and report what exists; start no run")
     mode.add_argument("--report-only", action="store_true",
                       help="rewrite the page from the measurements already stored (minutes); start and measure nothing")
-    parser.add_argument("--lane", choices=("all", "long", "rest"), default="all",
-                        help="only the long pre-training runs, or everything else (two invocations side by side)")
+    parser.add_argument("--lane", choices=LANES, default="all",
+                        help="only the long pre-training runs, everything else (two invocations side by side), or only "
+                             "what the budget check needs but the long runs (the decisive comparison first)")
+    parser.add_argument("--arch", choices=ARCHS, action="append", dest="archs",
+                        help="run only this architecture's runs (repeatable; default: all); the page reports what exists")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%H:%M:%S")
@@ -162,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     root = args.out
     if not (args.no_train or args.report_only):
         pool_stats = pool_stats_file()
-        failed = run_jobs(lambda: pending_jobs(root, settings, pool_stats, args.lane), jobs=args.jobs)
+        failed = run_jobs(lambda: pending_jobs(root, settings, pool_stats, args.lane, tuple(args.archs or ARCHS)), jobs=args.jobs)
         if failed:
             say(f"{len(failed)} run(s) failed; their logs say why: " + "; ".join(failed))
         if args.train_only:

@@ -160,3 +160,32 @@ def test_the_budget_check_fine_tunes_random_inits_longer_after_the_rest_of_its_r
     claim = data["claims"]["aape_tiny, random init minus aape_tiny, random init, 3x steps, mean over the five tasks"]
     assert claim["estimate"] == pytest.approx(-0.5) and "Budget check" in text and "(2 seeds)" in text
     assert data["test"]["aape_tiny, random init, 3x steps"]["study_pitch"] == [1.0, 1.0]
+
+
+def test_the_budget_lane_schedules_only_what_the_budget_check_stands_on(tmp_path: Path) -> None:
+    from studies.study import pending_jobs
+
+    settings = StudySettings(finetune_lrs=(1e-3, 3e-3), finetune_seeds=(1, 2), finetune_lr_widen=0, budget_check_factor=3)
+    stats, regime = tmp_path / "stats.json", REGIMES[1]
+    first = [job.name for job in pending_jobs(tmp_path, settings, stats, "budget", ("aape_tiny",))]
+    assert first[0] == "pre-train aape_tiny 3000 steps seed 1"
+    assert sum(name.startswith("pre-train") for name in first) == 1  # the first main run only, no long run
+    assert not any("vit_tiny" in name for name in first)
+    random_grid = [r for t in TASKS for r in main_runs(tmp_path, settings, Start("aape_tiny", "random"), t, regime)]
+    assert len(first) == 1 + len(random_grid) and all(r.seed == 1 and r.budget == 1 for r in random_grid)
+
+    # Once the random cells and the first main run's grid are done, the random init's other
+    # seeds and the longer runs follow; main seeds past the first and all labels never come.
+    (tmp_path / "aape_tiny_3000" / "seed1" / "checkpoints" / "step_3000").mkdir(parents=True)
+    for task in TASKS:
+        for start in (Start("aape_tiny", "random"), Start("aape_tiny", "main")):
+            for run in main_runs(tmp_path, settings, start, task, regime)[:2]:
+                finish(tmp_path, run, [(50, 0.6 if run.lr == 3e-3 else 0.5)])
+    names = [job.name for job in pending_jobs(tmp_path, settings, stats, "budget", ("aape_tiny",))]
+    expected = [FinetuneRun(Start("aape_tiny", "random"), t, regime, 3e-3, 2) for t in TASKS]
+    expected += [FinetuneRun(Start("aape_tiny", "random"), t, regime, 3e-3, s, 3) for t in TASKS for s in (1, 2)]
+    assert sorted(names) == sorted(run.job(tmp_path, settings, stats).name for run in expected)
+    everything = [job.name for job in pending_jobs(tmp_path, settings, stats, "rest", ("aape_tiny",))]
+    assert set(names) < set(everything) and "pre-train aape_tiny 3000 steps seed 2" in everything
+    with pytest.raises(ValueError, match="lane must be one of"):
+        pending_jobs(tmp_path, settings, stats, "fast")
