@@ -58,18 +58,16 @@ def pretrain_runs(settings: StudySettings, archs: tuple[str, ...] = ARCHS) -> li
 
 
 def budget_lane_needs(run: FinetuneRun, settings: StudySettings) -> bool:
-    """Whether the budget check (pre-trained minus random, both fine-tuned longer) stands on
-    ``run``: the random initialisation's low-label cells (grid and seeds), the first main run's
-    low-label grid (whose chosen rate the long run's fine-tuning takes), the long run's last
-    checkpoint at the normal budget, and the longer runs themselves. The decisive comparison
-    first, for a machine that cannot run the whole study soon."""
+    """Whether the budget check's decisive comparison (the long run's end minus the random
+    initialisation, both fine-tuned longer) stands on ``run``: the longer runs themselves and the
+    seed-1 low-label grids that choose their rates (the random initialisation's, and the first
+    main run's, whose rate the long run's fine-tuning takes). For a machine that cannot run the
+    whole study soon; the normal-budget seeds come with the rest."""
     if run.regime != REGIMES[1]:
         return False
-    if run.budget != 1 or run.start.kind == "random":
+    if run.budget != 1:
         return True
-    if run.start.kind == "main":
-        return run.seed == settings.finetune_seeds[0]
-    return run.start.step == settings.long_steps
+    return run.start.kind in ("random", "main") and run.seed == settings.finetune_seeds[0]
 
 
 def job_priority(run: FinetuneRun, settings: StudySettings) -> tuple[int, ...]:

@@ -174,16 +174,19 @@ def test_the_budget_lane_schedules_only_what_the_budget_check_stands_on(tmp_path
     random_grid = [r for t in TASKS for r in main_runs(tmp_path, settings, Start("aape_tiny", "random"), t, regime)]
     assert len(first) == 1 + len(random_grid) and all(r.seed == 1 and r.budget == 1 for r in random_grid)
 
-    # Once the random cells and the first main run's grid are done, the random init's other
-    # seeds and the longer runs follow; main seeds past the first and all labels never come.
+    # Once the random init's and the first main run's grids are done, the longer runs follow;
+    # the normal-budget seeds past the first and all labels never come.
     (tmp_path / "aape_tiny_3000" / "seed1" / "checkpoints" / "step_3000").mkdir(parents=True)
     for task in TASKS:
         for start in (Start("aape_tiny", "random"), Start("aape_tiny", "main")):
             for run in main_runs(tmp_path, settings, start, task, regime)[:2]:
                 finish(tmp_path, run, [(50, 0.6 if run.lr == 3e-3 else 0.5)])
     names = [job.name for job in pending_jobs(tmp_path, settings, stats, "budget", ("aape_tiny",))]
-    expected = [FinetuneRun(Start("aape_tiny", "random"), t, regime, 3e-3, 2) for t in TASKS]
-    expected += [FinetuneRun(Start("aape_tiny", "random"), t, regime, 3e-3, s, 3) for t in TASKS for s in (1, 2)]
+    expected = [FinetuneRun(Start("aape_tiny", "random"), t, regime, 3e-3, s, 3) for t in TASKS for s in (1, 2)]
+    assert sorted(names) == sorted(run.job(tmp_path, settings, stats).name for run in expected)
+    (tmp_path / "aape_tiny_30000" / "seed1" / "checkpoints" / "step_30000").mkdir(parents=True)  # the long run's end
+    names = [job.name for job in pending_jobs(tmp_path, settings, stats, "budget", ("aape_tiny",))]
+    expected += [FinetuneRun(Start("aape_tiny", "curve", 30_000), t, regime, 3e-3, s, 3) for t in TASKS for s in (1, 2)]
     assert sorted(names) == sorted(run.job(tmp_path, settings, stats).name for run in expected)
     everything = [job.name for job in pending_jobs(tmp_path, settings, stats, "rest", ("aape_tiny",))]
     assert set(names) < set(everything) and "pre-train aape_tiny 3000 steps seed 2" in everything
