@@ -549,3 +549,37 @@ def in_short(results: dict[str, Any]) -> list[str]:
     from studies.summary import summary_lines
 
     return summary_lines(results)
+
+
+def write_budget_page(root: Path, docs: Path, settings: StudySettings, command: str) -> dict[str, Any]:
+    """``budget-check.md`` and ``.json`` in ``docs``: the budget check alone, from a run folder that
+    the budget lane filled (``--lane budget``) before, or instead of, the rest of the study. The
+    study's own page (``results.md``) is left as it is: it reports the folder it was made from."""
+    text, data = budget_check(root, settings)
+    if not data:
+        raise FileNotFoundError(f"No budget-check run has finished under {root}; run the budget lane first ({command}).")
+    long_runs = [PretrainRun(a, settings.long_steps, 1) for a in ARCHS]
+    main_runs = [PretrainRun(a, settings.main_steps, settings.main_seeds[0]) for a in ARCHS]
+    hours = {"pretrain": sum(train_hours(r.folder(root)) for r in main_runs + long_runs), "finetune": finetune_hours(root)}
+    steps = {r.arch: max((row["Step"] for row in train_rows(r.folder(root))), default=0) for r in long_runs}
+    m = machine()
+    page = f"""# Budget check: pre-training against random initialisation, both fine-tuned longer
+
+Command: `{command}` (its `--train-only` form runs what this page needs; see `python -m
+studies.study --help`), which writes this page and `budget-check.json` beside it from the runs
+under `{root.name}/`. Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; {m['date']}. Budget on this
+machine: {hours['pretrain']:.1f} h of pre-training, {hours['finetune']:.1f} h of fine-tuning (process hours, one thread each).
+Long runs' last logged step: {", ".join(f"`{a}` {s:,}" for a, s in steps.items() if s) or "none yet"}.
+
+This is the budget check of `results.md`, run on its own: the random initialisation and the long
+run's end fine-tuned {settings.budget_check_factor} times longer than the study's low-label budget, so that
+a short schedule cannot flatter pre-training. Each start takes the learning rate its seed-1
+grid chose at the normal budget (the long run takes the first main run's); rows that the
+budget lane does not run (other seeds at the normal budget) show the seeds that exist.
+{text}"""
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "budget-check.md").write_text(page)
+    results = {"budget_check": data, "budget_hours": hours, "long_runs": steps}
+    (docs / "budget-check.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    print(page)
+    return results

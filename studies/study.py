@@ -25,6 +25,7 @@ invocations side by side:
 
     python -m studies.study --train-only --arch aape_tiny --lane long --jobs 1
     python -m studies.study --train-only --arch aape_tiny --lane budget --jobs 2
+    python -m studies.study --report-only --arch aape_tiny --lane budget   # docs/budget-check.md
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from studies.common import ARCHS, TASKS, Job, StudySettings, run_jobs, say
 from studies.finetuning import MAIN_STARTS, REGIMES, FinetuneRun, budget_runs, curve_runs, main_runs
 from studies.pretraining import PretrainRun
 from studies.probing import Prober, load_pool_stats, pool_stats_file
-from studies.report import Measurements, write_report
+from studies.report import Measurements, write_budget_page, write_report
 
 
 LANES = ("all", "long", "rest", "budget")
@@ -190,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
                       help="rewrite the page from the measurements already stored (minutes); start and measure nothing")
     parser.add_argument("--lane", choices=LANES, default="all",
                         help="only the long pre-training runs, everything else (two invocations side by side), or only "
-                             "what the budget check needs but the long runs (the decisive comparison first)")
+                             "what the budget check needs but the long runs (the decisive comparison first; its page is "
+                             "DOCS/budget-check.md)")
     parser.add_argument("--arch", choices=ARCHS, action="append", dest="archs",
                         help="run only this architecture's runs (repeatable; default: all); the page reports what exists")
     args = parser.parse_args(argv)
@@ -206,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
             say(f"{len(failed)} run(s) failed; their logs say why: " + "; ".join(failed))
         if args.train_only:
             return 1 if failed else 0
+    if args.lane == "budget":  # its own page: the study's page reports the whole study's folder
+        archs = "".join(f" --arch {a}" for a in args.archs or ())
+        try:
+            write_budget_page(root, args.docs, settings, f"python -m studies.study --lane budget{archs} --out {root}")
+        except FileNotFoundError as error:
+            say(str(error))
+            return 1
+        return 0
     found = measure(root, settings, threads=args.threads, measure_new=not args.report_only)
     write_report(root, args.docs, found)
     return 0

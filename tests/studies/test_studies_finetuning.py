@@ -192,3 +192,23 @@ def test_the_budget_lane_schedules_only_what_the_budget_check_stands_on(tmp_path
     assert set(names) < set(everything) and "pre-train aape_tiny 3000 steps seed 2" in everything
     with pytest.raises(ValueError, match="lane must be one of"):
         pending_jobs(tmp_path, settings, stats, "fast")
+
+
+def test_the_budget_lane_writes_its_own_page_and_leaves_the_study_page_alone(tmp_path: Path) -> None:
+    from studies.report import budget_check, write_budget_page
+
+    settings = StudySettings(finetune_lrs=(1e-3, 3e-3), finetune_seeds=(1, 2), finetune_lr_widen=0, budget_check_factor=3)
+    root, docs, random = tmp_path / "runs", tmp_path / "docs", Start("aape_tiny", "random")
+    with pytest.raises(FileNotFoundError, match="run the budget lane first"):
+        write_budget_page(root, docs, settings, "python -m studies.study --lane budget")
+    for task in TASKS:
+        for run in main_runs(root, settings, random, task, REGIMES[1])[:2]:
+            finish(root, run, [(50, 0.6 if run.lr == 3e-3 else 0.5)])
+        for seed in (1, 2):
+            finish(root, FinetuneRun(random, task, REGIMES[1], 3e-3, seed, 3), [(50, 0.7)])
+    written = write_budget_page(root, docs, settings, "python -m studies.study --lane budget")
+    assert written["budget_check"] == budget_check(root, settings)[1]
+    assert json.loads((docs / "budget-check.json").read_text())["budget_check"]["claims"] == written["budget_check"]["claims"]
+    page = (docs / "budget-check.md").read_text()
+    assert "aape_tiny, random init, 3x steps" in page and "python -m studies.study --lane budget" in page
+    assert sorted(p.name for p in docs.iterdir()) == ["budget-check.json", "budget-check.md"]
