@@ -135,16 +135,10 @@ def write_report(root: Path, docs: Path, found: Measurements) -> dict[str, Any]:
             lr_rows.append([regime, start.label] + cells)
             if start.kind == "random":
                 for per_task in ft_groups[(start.label, regime)]:
-                    plateau += [(regime, late_gain(r), r.best_step == r.curve[-1][0]) for r in per_task.values()]
+                    plateau += per_task.values()
     plateau_line = "no random-initialisation runs finished yet."
     if plateau:
-        gains = [g for _, g, _ in plateau]
-        at_end = sum(e for _, _, e in plateau)
-        plateau_line = (f"over {len(plateau)} fine-tuning runs of random initialisations, the last third of the run added "
-                        f"{100 * statistics.fmean(gains):.2f} points of validation accuracy on average (largest "
-                        f"{100 * max(gains):.1f}); {at_end} of them scored best at their last validation.")
-        results["finetune_plateau"] = {"runs": len(plateau), "mean_late_gain": statistics.fmean(gains), "max_late_gain": max(gains),
-                                       "best_at_last_validation": at_end}
+        plateau_line, results["finetune_plateau"] = plateau_summary(plateau)
     sections.append(f"""## Fine-tuning (the paper's primary protocol)
 
 Test accuracy (%), mean +- std over fine-tuning seeds (seed k starts from pre-training seed k, or
@@ -551,6 +545,19 @@ def in_short(results: dict[str, Any]) -> list[str]:
     return summary_lines(results)
 
 
+def plateau_summary(runs: Sequence[FinetuneResult]) -> tuple[str, dict[str, Any]]:
+    """Whether the fine-tuning budget was long enough for ``runs`` (random initialisations, which
+    learn slower): what the last third of each run added to validation accuracy, and how many
+    scored best at their last validation."""
+    gains = [late_gain(r) for r in runs]
+    at_end = sum(r.best_step == r.curve[-1][0] for r in runs)
+    line = (f"over {len(runs)} fine-tuning runs of random initialisations, the last third of the run added "
+            f"{100 * statistics.fmean(gains):.2f} points of validation accuracy on average (largest "
+            f"{100 * max(gains):.1f}); {at_end} of them scored best at their last validation.")
+    return line, {"runs": len(runs), "mean_late_gain": statistics.fmean(gains), "max_late_gain": max(gains),
+                  "best_at_last_validation": at_end}
+
+
 def write_budget_page(root: Path, docs: Path, settings: StudySettings, command: str) -> dict[str, Any]:
     """``budget-check.md`` and ``.json`` in ``docs``: the budget check alone, from a run folder that
     the budget lane filled (``--lane budget``) before, or instead of, the rest of the study. The
@@ -558,6 +565,10 @@ def write_budget_page(root: Path, docs: Path, settings: StudySettings, command: 
     text, data = budget_check(root, settings)
     if not data:
         raise FileNotFoundError(f"No budget-check run has finished under {root}; run the budget lane first ({command}).")
+    longer = [result for arch in ARCHS for per_task in seed_results(root, settings, Start(arch, "random"), REGIMES[1],
+                                                                     budget=settings.budget_check_factor).values()
+              for result in per_task.values()]
+    plateau_line, plateau = plateau_summary(longer)
     long_runs = [PretrainRun(a, settings.long_steps, 1) for a in ARCHS]
     main_runs = [PretrainRun(a, settings.main_steps, settings.main_seeds[0]) for a in ARCHS]
     hours = {"pretrain": sum(train_hours(r.folder(root)) for r in main_runs + long_runs), "finetune": finetune_hours(root)}
@@ -576,10 +587,12 @@ run's end fine-tuned {settings.budget_check_factor} times longer than the study'
 a short schedule cannot flatter pre-training. Each start takes the learning rate its seed-1
 grid chose at the normal budget (the long run takes the first main run's); rows that the
 budget lane does not run (other seeds at the normal budget) show the seeds that exist.
-{text}"""
+{text}
+Was {settings.budget_check_factor}x long enough for the random initialisations? {plateau_line[0].upper() + plateau_line[1:]}
+"""
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "budget-check.md").write_text(page)
-    results = {"budget_check": data, "budget_hours": hours, "long_runs": steps}
+    results = {"budget_check": data, "budget_hours": hours, "long_runs": steps, "longer_plateau": plateau}
     (docs / "budget-check.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     print(page)
     return results

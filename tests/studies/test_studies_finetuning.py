@@ -212,3 +212,21 @@ def test_the_budget_lane_writes_its_own_page_and_leaves_the_study_page_alone(tmp
     page = (docs / "budget-check.md").read_text()
     assert "aape_tiny, random init, 3x steps" in page and "python -m studies.study --lane budget" in page
     assert sorted(p.name for p in docs.iterdir()) == ["budget-check.json", "budget-check.md"]
+    # Whether 3x was long enough: the longer random runs' validation curves, all 10 of them.
+    assert written["longer_plateau"]["runs"] == 10 and "Was 3x long enough for the random initialisations? Over 10" in page
+
+
+def test_the_plateau_summary_measures_what_the_last_third_of_a_run_added() -> None:
+    from studies.finetuning import FinetuneResult
+    from studies.report import plateau_summary
+
+    def run(curve: list[tuple[int, float]]) -> FinetuneResult:
+        return FinetuneResult(valid=max(v for _, v in curve), test=0.5, best_step=max(curve, key=lambda c: c[1])[0], curve=curve,
+                              correct=[1], clips=["a.flac"])
+
+    still_learning = run([(100, 0.50), (200, 0.60), (300, 0.70)])  # best at its last validation, +10 points late
+    flat = run([(100, 0.50), (200, 0.80), (300, 0.79)])
+    line, data = plateau_summary([still_learning, flat])
+    assert data["runs"] == 2 and data["best_at_last_validation"] == 1
+    assert data["mean_late_gain"] == pytest.approx(0.05) and data["max_late_gain"] == pytest.approx(0.10)
+    assert "added 5.00 points" in line and "1 of them scored best at their last validation" in line
