@@ -576,17 +576,20 @@ def write_budget_page(root: Path, docs: Path, settings: StudySettings, command: 
     m = machine()
     page = f"""# Budget check: pre-training against random initialisation, both fine-tuned longer
 
-Command: `{command}` (its `--train-only` form runs what this page needs; see `python -m
-studies.study --help`), which writes this page and `budget-check.json` beside it from the runs
-under `{root.name}/`. Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; {m['date']}. Budget on this
-machine: {hours['pretrain']:.1f} h of pre-training, {hours['finetune']:.1f} h of fine-tuning (process hours, one thread each).
+Command: `{command}`
+(its `--train-only` form runs what this page needs; see `python -m studies.study --help`), which
+writes this page and `budget-check.json` beside it from the runs under `{root.name}/`.
+Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; {m['date']}. Budget on this machine:
+{hours['pretrain']:.1f} h of pre-training, {hours['finetune']:.1f} h of fine-tuning (process hours, one thread each).
 Long runs' last logged step: {", ".join(f"`{a}` {s:,}" for a, s in steps.items() if s) or "none yet"}.
 
 This is the budget check of `results.md`, run on its own: the random initialisation and the long
 run's end fine-tuned {settings.budget_check_factor} times longer than the study's low-label budget, so that
 a short schedule cannot flatter pre-training. Each start takes the learning rate its seed-1
 grid chose at the normal budget (the long run takes the first main run's); rows that the
-budget lane does not run (other seeds at the normal budget) show the seeds that exist.
+budget lane does not run (other seeds at the normal budget) show the seeds that exist. The long
+run is one pre-training run (seed 1): its seeds here are fine-tuning seeds, and its intervals
+count those and the test clips, not pre-training seeds.
 {text}
 Was {settings.budget_check_factor}x long enough for the random initialisations? {plateau_line[0].upper() + plateau_line[1:]}
 """
