@@ -217,7 +217,7 @@ log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f}
     measure_h, timed, stored = measurement_hours(root / "measurements")
     results["budget_hours"] = {"pretrain": pretrain_h, "finetune": finetune_h, "measure": measure_h,
                                "measure_results_timed": timed, "measure_results": stored}
-    results["long_runs"] = {r.arch: max((row["Step"] for row in train_rows(r.folder(root))), default=0) for r in long_runs}
+    results["long_runs"] = last_logged_steps(root, long_runs)
 
     # ---- in short
     short = in_short(results)
@@ -545,6 +545,11 @@ def in_short(results: dict[str, Any]) -> list[str]:
     return summary_lines(results)
 
 
+def last_logged_steps(root: Path, runs: Sequence[PretrainRun]) -> dict[str, int]:
+    """Each pre-training run's last logged step, by arch (0: not started): where a long run stands."""
+    return {r.arch: max((row["Step"] for row in train_rows(r.folder(root))), default=0) for r in runs}
+
+
 def plateau_summary(runs: Sequence[FinetuneResult]) -> tuple[str, dict[str, Any]]:
     """Whether the fine-tuning budget was long enough for ``runs`` (random initialisations, which
     learn slower): what the last third of each run added to validation accuracy, and how many
@@ -572,7 +577,7 @@ def write_budget_page(root: Path, docs: Path, settings: StudySettings, command: 
     long_runs = [PretrainRun(a, settings.long_steps, 1) for a in ARCHS]
     main_runs = [PretrainRun(a, settings.main_steps, settings.main_seeds[0]) for a in ARCHS]
     hours = {"pretrain": sum(train_hours(r.folder(root)) for r in main_runs + long_runs), "finetune": finetune_hours(root)}
-    steps = {r.arch: max((row["Step"] for row in train_rows(r.folder(root))), default=0) for r in long_runs}
+    steps = last_logged_steps(root, long_runs)
     m = machine()
     page = f"""# Budget check: pre-training against random initialisation, both fine-tuned longer
 
