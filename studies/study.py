@@ -97,9 +97,9 @@ def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: st
     long = [run.job(root) for run in runs if run.steps == settings.long_steps]
     if lane == "long":
         return long
-    main = [run for run in runs if run.steps != settings.long_steps]
+    short = [run for run in runs if run.steps != settings.long_steps]
     if lane == "budget":
-        main = [run for run in main if run.seed == settings.main_seeds[0]]
+        short = [run for run in short if run.seed == settings.main_seeds[0]]
     finetune: list[FinetuneRun] = []
     for regime in REGIMES:
         for task in TASKS:
@@ -113,7 +113,7 @@ def pending_jobs(root: Path, settings: StudySettings, pool_stats: Path, lane: st
     if lane == "budget":
         finetune = [run for run in finetune if budget_lane_needs(run, settings)]
     finetune.sort(key=lambda run: job_priority(run, settings))
-    jobs = [run.job(root) for run in main]
+    jobs = [run.job(root) for run in short]
     ready = [run.job(root, settings, pool_stats) for run in finetune if not run.finished(root) and run.ready(root, settings)]
     return jobs + ready + (long if lane == "all" else [])
 
