@@ -97,7 +97,7 @@ class AudioReader(DataReader[AudioBatch]):
     """A :class:`DataPipelineReader` plus the bad-clip accounting and the epoch counter that
     makes random crops reproducible on resume."""
 
-    def __init__(self, inner: DataPipelineReader[AudioBatch], loader: ClipLoader, tally: _Tally, options: AudioReaderOptions, name: str) -> None:
+    def __init__(self, inner: DataPipelineReader[dict[str, Any]], loader: ClipLoader, tally: _Tally, options: AudioReaderOptions, name: str) -> None:
         self._inner = inner
         self._loader = loader
         self._tally = tally
@@ -108,7 +108,7 @@ class AudioReader(DataReader[AudioBatch]):
         return self
 
     def __next__(self) -> list[AudioBatch]:
-        batches = next(self._inner)
+        batches = [AudioBatch(**fields) for fields in next(self._inner)]
         self._check()
         return batches
 
@@ -215,7 +215,10 @@ def create_audio_reader(
         report_unreadable(example["path"], example["reason"])
         return False
 
-    def collate(batch: list[dict[str, Any]]) -> AudioBatch:
+    def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+        """The fields of an :class:`AudioBatch`, as a plain dict: batches waiting in the
+        pipeline's buffers are part of the reader's checkpoint state, and a state of dicts and
+        tensors is what a resume can load without trusting the file (no class to rebuild)."""
         frames = [ex["features"].size(-1) for ex in batch]
         longest = max(frames)
         if min(frames) == longest:  # cropped clips: nothing to pad
@@ -232,14 +235,14 @@ def create_audio_reader(
                 label_tensor = torch.tensor([ex["label"] for ex in batch], dtype=torch.int64)
         with lock:
             skipped, tally.pending = tally.pending, 0
-        return AudioBatch(
-            features=feats,
-            num_frames=torch.tensor([ex["num_frames"] for ex in batch]),
-            paths=[ex["path"] for ex in batch],
-            labels=label_tensor,
-            indices=torch.tensor([ex["index"] for ex in batch], dtype=torch.int64),
-            num_skipped=skipped,
-        )
+        return {
+            "features": feats,
+            "num_frames": torch.tensor([ex["num_frames"] for ex in batch]),
+            "paths": [ex["path"] for ex in batch],
+            "labels": label_tensor,
+            "indices": torch.tensor([ex["index"] for ex in batch], dtype=torch.int64),
+            "num_skipped": skipped,
+        }
 
     builder = read_sequence(examples)
 
@@ -266,7 +269,7 @@ def create_audio_reader(
 
     sync_mode = SyncMode.UNTIL_FIRST if options.sync_mode == "until_first" else SyncMode.UNTIL_LAST
 
-    inner: DataPipelineReader[AudioBatch] = DataPipelineReader(
+    inner: DataPipelineReader[dict[str, Any]] = DataPipelineReader(
         builder.and_return(),
         gangs,
         num_accumulate=options.num_accumulate,

@@ -11,10 +11,13 @@
 * an asset card (its name, or a fairseq2 ``AssetCard``) of the ``aape_encoder`` or ``aape``
   family with a ``checkpoint``.
 
-Weights load with ``torch.load(weights_only=True)`` (fairseq2's ``restrict``): a checkpoint
-cannot run code. A file that holds anything but tensors is refused with an
+Every ``.pt`` file is checked first (:mod:`aape_plugin.checkpoints`: a PyTorch zip archive of
+uncompressed records whose pickle holds only tensors and plain data, no larger than the model it
+is loaded into), then loaded with ``torch.load(weights_only=True)`` (fairseq2's ``restrict``):
+a checkpoint cannot run code, write files or expand past its model's size. A refused file is an
 :class:`EncoderLoadError` naming it, and an asset card cannot lift the restriction
-(``restrict: false`` is refused).
+(``restrict: false`` is refused). ``step`` applies to run folders; with a ``step_N`` folder it
+must name that step, and with a file or an asset card it is refused.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 import torch
 import yaml
 
+from aape_plugin.checkpoints.budget import FileBudget
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.models.config import AapeConfig
 from aape_plugin.nn.audio_encoder import AudioEncoder
@@ -146,6 +150,10 @@ def _run_layout(source: Path, step: int | None) -> tuple[Path, Path, Path | None
             # A step_N folder (or its model folder) names its step; otherwise `step` or the last one.
             names = {f"step_{n}" for n in checkpoint_steps(ckpt)}
             given = next((p for p in (source, source.parent) if p.parent == ckpt and p.name in names), None)
+            if given is not None and step is not None and given.name != f"step_{step}":
+                raise EncoderLoadError(
+                    f"{source} is the checkpoint of {given.name.replace('_', ' ')}, but `step` asks for step {step}: "
+                    f"give the run folder {ckpt.parent} with the step, or leave `step` unset.")
             step_dir = given or _find_step_dir(ckpt, step)
             stats = ckpt.parent / "feature_stats.json"
             return ckpt / "model.yaml", step_dir, stats if stats.is_file() else None
@@ -170,6 +178,9 @@ def load_encoder(
     device = torch.device(device)
 
     if isinstance(source, AssetCard):
+        if step is not None:
+            raise EncoderLoadError(f"`step` ({step}) applies to a pre-training run folder, but {source.name!r} is an asset "
+                                   f"card, which has no steps: leave `step` unset.")
         return _load_card(source, weights, device)
 
     path = Path(str(source)).expanduser()
@@ -187,10 +198,16 @@ def load_encoder(
             raise EncoderLoadError(f"{model_yaml} describes a {meta.get('model_family')!r} model, not an AaPE one.")
         config = _structure_config(meta["model_config"])
         config.downstream_encoder = weights
+        check_weight_files(step_dir / "model", config, source=str(path))
         with _weights_only(str(path)):
             model = get_aape_encoder_hub().load_custom_model(step_dir / "model", config, device=device, restrict=True)
         stats = FeatureStats.load(stats_file) if stats_file else None
         return LoadedEncoder(model.encoder.eval(), config, stats, f"{step_dir} ({weights})")
+
+    if step is not None:
+        what = "a checkpoint file" if path.suffix in (".pt", ".pth", ".safetensors") else "an asset card"
+        raise EncoderLoadError(f"`step` ({step}) applies to a pre-training run folder, but {source} is {what}, which has "
+                               f"no steps: leave `step` unset, or give the run folder.")
 
     if path.suffix in (".pt", ".pth", ".safetensors"):
         if not path.is_file():
@@ -199,6 +216,7 @@ def load_encoder(
             raise EncoderLoadError(f"Loading the file {path} needs the architecture: give `arch` (e.g. aape_base).")
         config = get_aape_hub().get_arch_config(arch)
         config.downstream_encoder = weights
+        check_weight_files(path, config, source=str(path))
         with _weights_only(str(path)):
             model = get_aape_encoder_hub().load_custom_model(path, config, device=device, restrict=True)
         return LoadedEncoder(model.encoder.eval(), config, None, f"{path} ({arch}, {weights})")
@@ -234,6 +252,7 @@ def _load_card(name_or_card: str | AssetCard, weights: str, device: torch.device
 
     family = card.field("model_family").as_(str)
     refuse_unrestricted_card(card)
+    _check_card_files(card, family, name)
     stats = None
     raw_stats = card.maybe_get_field("feature_stats")
     if raw_stats is not None:
@@ -252,6 +271,56 @@ def _load_card(name_or_card: str | AssetCard, weights: str, device: torch.device
         encoder = ssl.teacher if weights == "teacher" else ssl.student
         return LoadedEncoder(encoder.eval(), ssl.config, stats, f"asset {name} ({weights})")
     raise EncoderLoadError(f"The asset card {name!r} is of the {family!r} family, not aape or aape_encoder.")
+
+
+def check_weight_files(location: Path, config: AapeConfig, *, source: str) -> None:
+    """Checks every ``.pt`` file at ``location`` (a file, or a checkpoint's folder of shards)
+    before fairseq2 reads it: an :class:`EncoderLoadError` names the first refused one. The
+    budget is the whole SSL model of ``config`` (student, teacher and predictor: the largest
+    state an AaPE weight file can hold), built on the meta device."""
+    from aape_plugin.checkpoints import UnsafeCheckpointError, check_file
+
+    files = sorted(location.rglob("*.pt")) + sorted(location.rglob("*.pth")) if location.is_dir() else [location]
+    budget = weight_file_budget(config)
+    for file in files:
+        if file.suffix == ".safetensors":
+            if file.stat().st_size > budget.max_bytes:
+                raise EncoderLoadError(f"{file} is larger than any {budget.basis} checkpoint; refusing to load it.")
+            continue
+        try:
+            check_file(file, budget)
+        except UnsafeCheckpointError as ex:
+            where = "" if str(file) == source else f" (from {source})"
+            raise EncoderLoadError(f"{file}{where} {ex.reason}; refusing to load it (nothing of it was built).") from None
+
+
+def weight_file_budget(config: AapeConfig) -> FileBudget:
+    """The most an AaPE weight file of ``config`` holds: the SSL model's state."""
+    from aape_plugin.checkpoints.budget import model_budget
+    from aape_plugin.models.factory import create_aape_model
+
+    with torch.device("meta"):
+        model = create_aape_model(config)
+    size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    params = sum(p.numel() for p in model.parameters())
+    return model_budget(size, f"AaPE model of {params / 1e6:.1f}M parameters")
+
+
+def _check_card_files(card: object, family: str, name: str) -> None:
+    """The local files an asset card's ``checkpoint`` names, checked like any weight file."""
+    from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
+
+    field = card.maybe_get_field("checkpoint")  # type: ignore[attr-defined]
+    if field is None:
+        return
+    uri = str(field.as_(str))
+    if "://" in uri and not uri.startswith("file://"):
+        return  # fetched by fairseq2's asset downloader into its cache; not a local user file
+    location = Path(uri.removeprefix("file://")).expanduser()
+    if not location.exists():
+        return  # fairseq2 reports the missing file
+    hub = get_aape_encoder_hub() if family == "aape_encoder" else get_aape_hub()
+    check_weight_files(location, hub.get_model_config(card), source=f"asset card {name!r}")
 
 
 def refuse_unrestricted_card(card: object) -> None:

@@ -42,7 +42,7 @@ from fairseq2.recipe.config import (
     RegimeSection,
     TrainerSection,
 )
-from fairseq2.runtime.dependency import DependencyContainer
+from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from fairseq2.task import Task
 from fairseq2.trainer import TrainUnit
 from fairseq2.evaluator import EvalUnit
@@ -62,15 +62,16 @@ from aape_plugin.eval.gather import gather_rows, in_clip_order
 from aape_plugin.eval.metrics import MeanAveragePrecision, metric_name, score
 from aape_plugin.eval.protocol import held_out_valid, per_class_subset
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder
-from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AudioClassifier
+from aape_plugin.models.classifier import AAPE_CLASSIFIER_FAMILY, AapeClassifierConfig, AudioClassifier
 from aape_plugin.models.parallelism import unsync_batch_norm_on_cpu
 from aape_plugin.nn.augment import mixup, random_resized_crop, spec_augment
+from aape_plugin.recipes.checkpoint_budget import StateBudgets, configured_model, run_budgets
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import RUN_STATS_FILE, resolve_feature_stats
 from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
 from aape_plugin.recipes.pretrain import validate_schedule
 from aape_plugin.recipes.safe_checkpoints import register_safe_checkpoints
-from aape_plugin.recipes.user_errors import register_user_errors
+from aape_plugin.recipes.user_errors import register_user_errors, restore_errors_in_one_line
 from aape_plugin.recipes.sections import AudioDatasetSection
 
 log = logging.getLogger("aape_plugin.recipes")
@@ -286,7 +287,8 @@ class FinetuneTask(Task):
 
     def run(self) -> None:
         self._gangs.root.close = lambda: None  # type: ignore[method-assign]
-        self._trainer.run()
+        with restore_errors_in_one_line():
+            self._trainer.run()
         self._finish()
 
 
@@ -368,6 +370,19 @@ class TestOnBest:
         log.info("Test %s with the best checkpoint (step %d): %.4f. Written to %s.", metric, best, test_score, self.output_dir / "results.md")
 
 
+def finetune_budgets(resolver: DependencyResolver) -> StateBudgets:
+    """The state-file budgets of a fine-tuning run, from its configuration."""
+    config = RecipeContext(resolver).get_config_as(FinetuneConfig)
+    model_config, model = configured_model(resolver, config.model)
+    encoder = cast(AapeClassifierConfig, model_config).encoder
+    section = config.dataset
+    features = LogMelConfig(n_mels=encoder.num_mel_bins)
+    frames = features.num_frames(int(round(section.clip_seconds * features.sample_rate)))
+    return run_budgets(model, arch=config.model.arch or config.model.name, batch_size=section.batch_size, num_frames=frames,
+                       num_mel_bins=encoder.num_mel_bins, num_prefetch=section.num_prefetch,
+                       num_parallel_calls=section.num_parallel_calls)
+
+
 class FinetuneRecipe(Recipe):
     """Fine-tune an encoder with a classification head (layer-wise LR decay, SpecAugment, mixup, RRC)."""
 
@@ -377,7 +392,7 @@ class FinetuneRecipe(Recipe):
 
     def register(self, container: DependencyContainer) -> None:
         register_user_errors(container)
-        register_safe_checkpoints(container)
+        register_safe_checkpoints(container, finetune_budgets)
         register_layer_decay_optimizer(container)
         container.collection.register_instance(MetricDescriptor, MetricDescriptor("map", "mAP", 201, format_as_float, higher_better=True))
         container.collection.register_instance(MetricDescriptor, MetricDescriptor("skipped_clips", "Skipped Clips", 836, format_as_int))

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from fairseq2.recipe.component import register_component
 from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
+from torch import Tensor
 from torch.nn import Module
 from torch.optim import AdamW, Optimizer
 
@@ -64,9 +65,49 @@ def parameter_groups(model: Module, config: AdamWLayerDecayConfig) -> list[dict[
     return list(groups.values())
 
 
+class ShardLocalAdamW(AdamW):
+    """AdamW whose state dict holds plain tensors.
+
+    Under FSDP2 the parameters, hence the moments, are ``DTensor`` shards; pickled, a ``DTensor``
+    brings its device mesh, spec and placements, classes a resume would have to rebuild from the
+    file. This optimiser saves each rank's local shard instead and, on load, wraps it back around
+    the parameter's own mesh and placements, so a checkpoint holds only tensors and plain data.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        # The packed per-parameter dicts are the live ones: copy before replacing values.
+        state["state"] = {key: {name: _local(value) for name, value in per_param.items()}
+                          for key, per_param in state["state"].items()}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        from torch.distributed.tensor import DTensor
+
+        saved = [key for group in state_dict["param_groups"] for key in group["params"]]
+        params = dict(zip(saved, (p for group in self.param_groups for p in group["params"])))
+        restored = {}
+        for key, per_param in state_dict["state"].items():
+            param = params.get(key)
+            if isinstance(param, DTensor):
+                local = param.to_local()
+                per_param = {name: DTensor.from_local(value, param.device_mesh, param.placements, run_check=False,
+                                                      shape=param.shape, stride=param.stride())
+                             if isinstance(value, Tensor) and not isinstance(value, DTensor) and value.shape == local.shape
+                             else value for name, value in per_param.items()}
+            restored[key] = per_param
+        super().load_state_dict({**state_dict, "state": restored})
+
+
+def _local(value: object) -> object:
+    from torch.distributed.tensor import DTensor
+
+    return value.to_local() if isinstance(value, DTensor) else value
+
+
 def create_adamw_layer_decay(resolver: DependencyResolver, config: AdamWLayerDecayConfig) -> Optimizer:
     model = resolver.resolve(Module)
-    return AdamW(parameter_groups(model, config), lr=config.lr, betas=config.betas, eps=config.eps)
+    return ShardLocalAdamW(parameter_groups(model, config), lr=config.lr, betas=config.betas, eps=config.eps)
 
 
 def register_layer_decay_optimizer(container: DependencyContainer) -> None:

@@ -30,7 +30,7 @@ from fairseq2.recipe.config import (
     RegimeSection,
     TrainerSection,
 )
-from fairseq2.runtime.dependency import DependencyContainer
+from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from fairseq2.task import Task
 from fairseq2.utils.validation import ValidationResult
 from torch.nn import Module
@@ -39,17 +39,18 @@ from aape_plugin.data.audioset_dataset import AUDIOSET_FAMILY
 from aape_plugin.data.features import LogMelConfig
 from aape_plugin.data.reader import AudioReaderOptions
 from aape_plugin.losses import AapeCriterion
-from aape_plugin.models.config import AAPE_FAMILY
+from aape_plugin.models.config import AAPE_FAMILY, AapeConfig
 from aape_plugin.models.ema import EmaConfig, resolve_ema
 from aape_plugin.models.health import HEALTH_METRICS
 from aape_plugin.models.ssl_model import AapeSslModel
+from aape_plugin.recipes.checkpoint_budget import StateBudgets, configured_model, run_budgets
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
 from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
 from aape_plugin.recipes.pretrain_unit import AapePretrainEvalUnit, AapePretrainUnit, stem_quantile_names
 from aape_plugin.recipes.sections import AudioDatasetSection, CriterionSection
 from aape_plugin.recipes.safe_checkpoints import register_safe_checkpoints
-from aape_plugin.recipes.user_errors import register_user_errors
+from aape_plugin.recipes.user_errors import OneLineRestoreErrors, register_user_errors
 
 
 @dataclass(kw_only=True)
@@ -150,6 +151,17 @@ def register_metric_descriptors(container: DependencyContainer) -> None:
         add(name, f"Stem {what[5:].replace('_', ' ').title()} q{q}", 260 + i)
 
 
+def pretrain_budgets(resolver: DependencyResolver) -> StateBudgets:
+    """The state-file budgets of a pre-training run, from its configuration."""
+    config = RecipeContext(resolver).get_config_as(AapePretrainConfig)
+    model_config, model = configured_model(resolver, config.model)
+    encoder = cast(AapeConfig, model_config).encoder
+    section = config.dataset
+    return run_budgets(model, arch=config.model.arch or config.model.name, batch_size=section.batch_size,
+                       num_frames=encoder.num_frames, num_mel_bins=encoder.num_mel_bins, num_prefetch=section.num_prefetch,
+                       num_parallel_calls=section.num_parallel_calls)
+
+
 class AapePretrainRecipe(Recipe):
     """Pre-train AaPE / plain-stem ViTs (masked teacher-student, multi-mask, contrastive)."""
 
@@ -160,7 +172,7 @@ class AapePretrainRecipe(Recipe):
     def register(self, container: DependencyContainer) -> None:
         register_metric_descriptors(container)
         register_user_errors(container)
-        register_safe_checkpoints(container)
+        register_safe_checkpoints(container, pretrain_budgets)
         register_layer_decay_optimizer(container)
 
     def setup_model(self, context: RecipeContext, model: Module, newly_initialized: bool) -> Module:
@@ -233,7 +245,7 @@ class AapePretrainRecipe(Recipe):
                 )
             )
 
-        return context.create_trainer(unit, train_reader, valid_units, valid_readers)
+        return OneLineRestoreErrors(context.create_trainer(unit, train_reader, valid_units, valid_readers))
 
     @property
     def config_kls(self) -> type[object]:

@@ -6,8 +6,13 @@ its own ``DatasetError``), so every concrete class is registered here.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fairseq2.recipe.cli import register_cli_error
+from fairseq2.recipe.error import RecipeError
 from fairseq2.runtime.dependency import DependencyContainer
+from fairseq2.task import Task
 
 
 def log_user_error(ex: Exception) -> int:
@@ -18,13 +23,58 @@ def log_user_error(ex: Exception) -> int:
     return 2
 
 
+class CheckpointRestoreError(RecipeError):
+    """A checkpoint state file loaded but does not fit this run (fairseq2's ``CheckpointError``,
+    whose own handler prints a stack trace), in one line: fairseq2 logs a ``RecipeError``
+    without a cause as its message alone (exit code 2)."""
+
+
+@contextmanager
+def restore_errors_in_one_line() -> Iterator[None]:
+    """Around ``Trainer.run``: a checkpoint that cannot be restored becomes one line naming the
+    step and the state."""
+    from fairseq2.checkpoint import CheckpointError
+
+    try:
+        yield
+    except CheckpointError as ex:
+        cause = ex.__cause__
+        detail = f" ({str(cause).strip().splitlines()[0]})" if cause is not None and str(cause).strip() else ""
+        raise CheckpointRestoreError(
+            f"{ex}{detail} The checkpoint of step {ex.step_nr} holds a {ex.kind} state this run cannot restore: it was "
+            f"written by another recipe or configuration, or was altered. Resume with the configuration that wrote it, "
+            f"or delete checkpoints/step_{ex.step_nr} to resume from an earlier checkpoint."
+        ) from None
+
+
+class OneLineRestoreErrors(Task):
+    """A task (fairseq2's trainer) whose checkpoint-restore errors are one line."""
+
+    def __init__(self, inner: Task) -> None:
+        self._inner = inner
+
+    def run(self) -> None:
+        with restore_errors_in_one_line():
+            self._inner.run()
+
+    def request_stop(self) -> None:
+        self._inner.request_stop()
+
+    @property
+    def step_nr(self) -> int:
+        return self._inner.step_nr
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 def register_user_errors(container: DependencyContainer) -> None:
     from aape_plugin.data.clips import ManifestError
     from aape_plugin.data.errors import AudioDataError
     from aape_plugin.data.reader import TooManyBadClipsError
     from aape_plugin.data.stats import StatsError
     from aape_plugin.inference.loading import EncoderLoadError
-    from aape_plugin.recipes.safe_checkpoints import UnsafeCheckpointError
+    from aape_plugin.checkpoints import UnsafeCheckpointError
     from aape_plugin.recipes.sections import CriterionNotKnownError
 
     for kls in (AudioDataError, ManifestError, TooManyBadClipsError, StatsError, EncoderLoadError, CriterionNotKnownError,

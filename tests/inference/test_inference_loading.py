@@ -16,7 +16,7 @@ from aape_plugin.inference.export import export_encoder
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder
 from tests.recipes.helpers import one_line_error, run_cli
 
-REFUSED = r"cannot be loaded as weights: Unsupported global: GLOBAL exec"
+REFUSED = r"asks to build `builtins.exec`, which no checkpoint of these recipes holds; refusing to load it"
 
 
 class _RunsCode:

@@ -244,17 +244,19 @@ class _WritesMarker:
 
 
 def test_a_tampered_run_folder_is_refused_on_resume_and_runs_no_code(full_run: Path, tmp_path: Path) -> None:
+    # More attacks, with memory bounds, in test_recipes_safe_resume.py.
     import shutil
 
     copy = tmp_path / "copied_run"
     shutil.copytree(full_run, copy)
     marker = tmp_path / "marker"
-    torch.save({"step_nr": 30, "payload": _WritesMarker(marker)}, copy / "checkpoints" / "step_30" / "trainer" / "rank_00.pt")
+    state = copy / "checkpoints" / "step_30" / "trainer" / "rank_00.pt"
+    torch.save({"step_nr": 30, "payload": _WritesMarker(marker)}, state, pickle_protocol=2)
     proc = run_cli("recipe", "run", "aape_pretrain", str(copy), *SHORT[:-6], "regime.num_steps=40",
                    "regime.checkpoint_every_n_steps=10", "regime.validate_every_n_steps=10", "regime.publish_metrics_every_n_steps=10",
                    "lr_scheduler.config.num_warmup_steps=5")
     err = one_line_error(proc)
-    assert "step_30/trainer/rank_00.pt asks to build `" in err and "refusing to unpickle it" in err, err
+    assert f"{state} asks to build `" in err and "nothing of it was built" in err, err
     assert "AAPE_TRUST_CHECKPOINTS=1" in err and not marker.exists()
 
 
@@ -262,10 +264,9 @@ def test_a_model_path_that_would_run_code_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     bad = tmp_path / "model.pt"
     torch.save({"model": _WritesMarker(marker)}, bad)
-    # fairseq2 loads model files with weights_only; it refuses this one with its own message.
     proc = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "run"), *SHORT, f"model.path={bad}")
-    assert proc.returncode == 1 and f"Model checkpoint at {bad} is erroneous" in proc.stderr, proc.stderr[-2000:]
-    assert "Weights only load failed" in proc.stderr and not marker.exists()
+    err = one_line_error(proc)
+    assert f"{bad} asks to build `" in err and not marker.exists(), err
 
 
 def test_finetuning_reads_its_pre_trained_step_once_and_resumes_without_it(full_run: Path, tmp_path: Path) -> None:

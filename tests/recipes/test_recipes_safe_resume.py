@@ -1,0 +1,188 @@
+"""A run folder from someone else cannot run code, write files or exhaust memory.
+
+Each attack of ``tests/checkpoint_attacks.py`` is placed in a copy of a real run folder (or named
+by ``model.path`` / ``pretrained.checkpoint``), and the same command a user would re-run is
+started: it must stop with one line naming the file, write nothing, and stay within a memory
+bound (its peak resident memory, read from the kernel, stays far below what the bomb builds
+when loaded unchecked). ``tests/checkpoints/test_checkpoints_files.py`` shows each payload does
+its harm when loaded the unsafe way.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.checkpoint_attacks import (
+    allocator_newobj_ex, build_on_class_writer, decompression_bomb, tensor_iteration_bomb, torchscript_writer,
+)
+from tests.recipes.helpers import REPO, console_script, cpu_env, one_line_error, run_cli
+
+RUN_ARGS = ["--preset", "demo", "--no-rich", "--config", "regime.checkpoint_every_n_steps=2", "regime.keep_last_n_checkpoints=2",
+            "regime.publish_metrics_every_n_steps=2", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
+            "dataset.batch_size=4"]
+
+BOMB_BYTES = 3 << 30
+"""What the memory bombs build when loaded unchecked (3 GiB)."""
+
+PEAK_MARGIN_KB = 1 << 20
+"""A refused resume may peak at most 1 GiB above a successful resume of the same folder
+(measured: about 1.3 GiB for the resume, 1.2 GiB for a refusal: the model, the reader and
+torch's libraries are in memory before the first state file is read)."""
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pretrain") / "run"
+    proc = run_cli("recipe", "run", "aape_pretrain", str(out), *RUN_ARGS, "regime.num_steps=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def resumed(run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, int]:
+    """(a copy of the run resumed to step 6 by the same command, its log, its peak memory)."""
+    copy = tmp_path_factory.mktemp("resumed") / "run"
+    shutil.copytree(run, copy)
+    code, err, peak_kb = resume(copy, "regime.num_steps=6")
+    assert code == 0, err[-3000:]
+    return copy, err, peak_kb
+
+
+def resume(folder: Path, *extra: str, recipe: str = "aape_pretrain", args: list[str] = RUN_ARGS, env: dict | None = None) -> tuple[int, str, int]:
+    """(exit code, stderr, peak resident memory in KiB) of re-running the recipe on ``folder``."""
+    log = folder.parent / f"{folder.name}.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen([*console_script("fairseq2"), "recipe", "run", recipe, str(folder), *args, *extra],
+                                stdout=subprocess.DEVNULL, stderr=f, cwd=REPO, env=cpu_env(env))
+        _, status, usage = os.wait4(proc.pid, 0)
+    return os.waitstatus_to_exitcode(status), log.read_text(), usage.ru_maxrss
+
+
+def files_of(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+
+ATTACKS = {
+    # kind of state file -> (relative path in step_4, builder(path, tmp) -> files it would write)
+    "torchscript writer": ("trainer/rank_00.pt", lambda p, t: (torchscript_writer(p, t / "evil.pth"), [t / "evil.pth"])),
+    "BUILD on a class, legacy format": ("data_reader/dp_00.pt", lambda p, t: (build_on_class_writer(p, t / "patched"), [t / "patched.patch"])),
+    "allocator NEWOBJ_EX": ("optimizer/pp_00/tp_00/sdp_00.pt", lambda p, t: (allocator_newobj_ex(p), [])),
+    "tensor iteration bomb": ("trainer/rank_00.pt", lambda p, t: (tensor_iteration_bomb(p, BOMB_BYTES // 600), [])),
+    "decompression bomb": ("model/pp_00/tp_00/sdp_00.pt", lambda p, t: (decompression_bomb(p, BOMB_BYTES), [])),
+}
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_a_tampered_run_folder_is_refused_in_one_line_writes_nothing_and_stays_small(run: Path, resumed: tuple, tmp_path: Path,
+                                                                                     attack: str) -> None:
+    relative, build = ATTACKS[attack]
+    copy = tmp_path / "copied_run"
+    shutil.copytree(run, copy)
+    target = copy / "checkpoints" / "step_4" / relative
+    _, would_write = build(target, tmp_path)
+    before = files_of(copy / "checkpoints")
+
+    code, err, peak_kb = resume(copy, "regime.num_steps=6")
+
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    errors = [line for line in err.splitlines() if " ERROR: " in line]
+    assert len(errors) == 1 and f"{target} " in errors[0] and "nothing of it was built" in errors[0], err[-3000:]
+    assert not any(p.exists() for p in would_write), attack
+    assert files_of(copy / "checkpoints") == before  # no checkpoint written, none changed
+    baseline_kb = resumed[2]
+    assert peak_kb < baseline_kb + PEAK_MARGIN_KB, f"{attack}: peak {peak_kb / 2**20:.2f} GiB, a resume {baseline_kb / 2**20:.2f} GiB"
+
+
+def test_the_same_command_resumes_the_untampered_folder_and_trust_lifts_the_checks(resumed: tuple) -> None:
+    copy, err, _ = resumed
+    assert "Resuming from step 4" in err and "Optimizer state restored" in err and "Data reader state restored" in err, err[-3000:]
+
+    # A protocol-5 trainer state (as fairseq2 itself writes, and as these recipes wrote before
+    # the checks) is refused, and loads with the explicit opt-out.
+    state = torch.load(copy / "checkpoints" / "step_6" / "trainer" / "rank_00.pt", weights_only=True)
+    torch.save(state, copy / "checkpoints" / "step_6" / "trainer" / "rank_00.pt", pickle_protocol=5)
+    code, err, _ = resume(copy, "regime.num_steps=8")
+    assert code == 2 and "is a protocol-5 pickle" in err and "AAPE_TRUST_CHECKPOINTS=1" in err, err[-3000:]
+    code, err, _ = resume(copy, "regime.num_steps=8", env={"AAPE_TRUST_CHECKPOINTS": "1"})
+    assert code == 0 and "Resuming from step 6" in err, err[-3000:]
+
+
+def test_a_crafted_state_that_passes_the_checks_but_does_not_fit_is_one_line(run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copied_run"
+    shutil.copytree(run, copy)
+    torch.save({"hello": torch.zeros(2)}, copy / "checkpoints" / "step_4" / "trainer" / "rank_00.pt", pickle_protocol=2)
+    code, err, _ = resume(copy, "regime.num_steps=6")
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    assert "`trainer` state cannot be restored from checkpoint of step 4" in err and "delete checkpoints/step_4" in err
+
+
+def test_a_file_larger_than_the_run_config_allows_is_refused(run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copied_run"
+    shutil.copytree(run, copy)
+    trainer = copy / "checkpoints" / "step_4" / "trainer" / "rank_00.pt"
+    state = torch.load(trainer, weights_only=True)
+    state["padding"] = torch.zeros(5 << 20)  # 20 MiB: a trainer state holds kilobytes
+    torch.save(state, trainer, pickle_protocol=2)
+    err = one_line_error(run_cli("recipe", "run", "aape_pretrain", str(copy), *RUN_ARGS, "regime.num_steps=6"))
+    assert f"{trainer} is 20.0 MiB, more than the 16.0 MiB this run's configuration allows for its trainer state" in err, err
+
+
+def test_model_path_and_pretrained_checkpoint_are_checked_too(run: Path, tmp_path: Path) -> None:
+    bomb = decompression_bomb(tmp_path / "model.pt", 1 << 30)
+    proc = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "from_path"), *RUN_ARGS, "regime.num_steps=2", f"model.path={bomb}")
+    assert f"{bomb} holds the compressed record 'data/0'" in one_line_error(proc)
+
+    poisoned = tmp_path / "poisoned_run"
+    shutil.copytree(run, poisoned)
+    shard = poisoned / "checkpoints" / "step_4" / "model" / "pp_00" / "tp_00" / "sdp_00.pt"
+    torchscript_writer(shard, tmp_path / "evil.pth")
+    finetune = ["recipe", "run", "aape_finetune", str(tmp_path / "ft"), "--preset", "demo_drums", "--no-rich", "--config",
+                f"pretrained.checkpoint={poisoned}", "model.arch=aape_tiny", "regime.num_steps=2", "lr_scheduler.config.num_warmup_steps=1"]
+    err = one_line_error(run_cli(*finetune))
+    assert f"{shard} (from {poisoned}) is a TorchScript archive" in err and not (tmp_path / "evil.pth").exists(), err
+
+
+def test_a_tampered_finetuning_folder_is_refused(run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ft"
+    args = ["--preset", "demo_drums", "--no-rich", "--config", f"pretrained.checkpoint={run}", "model.arch=aape_tiny",
+            "regime.validate_every_n_steps=2", "regime.checkpoint_every_n_steps=2", "regime.publish_metrics_every_n_steps=2",
+            "lr_scheduler.config.num_warmup_steps=1"]
+    code, err, _ = resume(out, "regime.num_steps=2", recipe="aape_finetune", args=args)
+    assert code == 0, err[-3000:]
+    trainer = out / "checkpoints" / "step_2" / "trainer" / "rank_00.pt"
+    torchscript_writer(trainer, tmp_path / "evil.pth")
+    code, err, _ = resume(out, "regime.num_steps=4", recipe="aape_finetune", args=args)
+    assert code == 2 and f"{trainer} is a TorchScript archive" in err and "Traceback" not in err, err[-3000:]
+    assert not (tmp_path / "evil.pth").exists()
+
+
+def test_pretrained_step_applies_or_is_refused_for_every_kind_of_checkpoint(run: Path, tmp_path: Path) -> None:
+    from aape_plugin.inference.loading import EncoderLoadError, load_encoder
+
+    step_4 = run / "checkpoints" / "step_4"
+    file = tmp_path / "encoder.pt"
+    torch.save(torch.load(step_4 / "model" / "pp_00" / "tp_00" / "sdp_00.pt", weights_only=True), file)
+    # The fine-tuning recipe passes `pretrained.step` to load_encoder: every kind of source.
+    assert load_encoder(run, step=2).description == f"{run / 'checkpoints' / 'step_2'} (teacher)"
+    assert load_encoder(step_4, step=4).description == f"{step_4} (teacher)"
+    for source, kw, message in (
+        (step_4, {}, None),
+        (step_4, {"step": 2}, f"{step_4} is the checkpoint of step 4, but `step` asks for step 2"),
+        (step_4 / "model", {"step": 2}, f"{step_4 / 'model'} is the checkpoint of step 4, but `step` asks for step 2"),
+        (file, {"step": 2, "arch": "aape_tiny"}, f"`step` (2) applies to a pre-training run folder, but {file} is a checkpoint file"),
+        ("aape_tiny_demo", {"step": 2}, "`step` (2) applies to a pre-training run folder, but aape_tiny_demo is an asset card"),
+    ):
+        if message is None:
+            load_encoder(source, **kw)
+            continue
+        with pytest.raises(EncoderLoadError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            load_encoder(source, **kw)
+    # Through the recipe: the same refusal in one line.
+    proc = run_cli("recipe", "run", "aape_finetune", str(tmp_path / "ft"), "--preset", "demo_drums", "--no-rich", "--config",
+                   "model.arch=aape_tiny", f"pretrained.checkpoint={step_4}", "pretrained.step=2", "regime.num_steps=2",
+                   "lr_scheduler.config.num_warmup_steps=1")
+    assert f"{step_4} is the checkpoint of step 4, but `step` asks for step 2" in one_line_error(proc)
