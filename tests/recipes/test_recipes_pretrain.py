@@ -220,6 +220,20 @@ def test_fsdp_with_activation_checkpointing_matches_one_process(tmp_path: Path) 
     assert moved > 0.9 * len(teacher_2)
     assert (tmp_path / "fsdp" / "checkpoints" / "step_2" / "model").is_dir()
 
+    # Resuming the sharded run from step 1 reaches the same step 2: the sharded optimiser state
+    # (saved as plain local shards, rebuilt around the parameters' placements) is restored.
+    import shutil
+
+    shutil.copytree(tmp_path / "fsdp", tmp_path / "fsdp_resumed")
+    shutil.rmtree(tmp_path / "fsdp_resumed" / "checkpoints" / "step_2")
+    again = run_torchrun("recipe", "run", "aape_pretrain", str(tmp_path / "fsdp_resumed"), *common, "dataset.batch_size=4",
+                         "trainer.data_parallelism=fsdp", "trainer.activation_checkpointing.mode=layerwise")
+    assert again.returncode == 0 and "Optimizer state restored" in again.stderr, again.stderr[-4000:]
+    for which in ("student", "teacher"):
+        resumed = weights("fsdp_resumed", 2, which)
+        for name, value in weights("fsdp", 2, which).items():
+            torch.testing.assert_close(resumed[name], value, atol=1e-6, rtol=1e-5, msg=f"{which}.{name}")
+
 
 def test_encoders_load_from_a_run_by_its_checkpoint_steps(full_run: Path) -> None:
     from aape_plugin.inference.loading import EncoderLoadError, load_encoder
