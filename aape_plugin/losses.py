@@ -70,7 +70,7 @@ class AapeLoss:
     contrastive: Tensor
 
 
-def multi_mask_contrastive_loss(embeddings: Tensor, clip_index: Tensor, temperature: float) -> Tensor:
+def multi_mask_contrastive_loss(embeddings: Tensor, clip_index: Tensor, temperature: float, valid: Tensor | None = None) -> Tensor:
     """InfoNCE over masked views: other clones of the same clip are positives, clones of other
     clips are negatives.
 
@@ -79,22 +79,31 @@ def multi_mask_contrastive_loss(embeddings: Tensor, clip_index: Tensor, temperat
     ``s`` the cosine similarity; the loss is the mean of ``l_i`` over rows that have positives
     (zero when no row has one, e.g. a single clone per clip). It does not depend on the order
     of the rows.
+
+    :param valid: ``(N,)`` boolean, False for padding rows (gathered negatives,
+        :func:`aape_plugin.models.gather.contrastive_rows`): they are neither anchors, positives
+        nor negatives, so the loss equals the loss over the real rows alone.
     """
     z = F.normalize(embeddings.float(), dim=-1)
 
     logits = z @ z.t() / temperature
 
-    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    excluded = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    if valid is not None:
+        excluded = excluded | ~valid.unsqueeze(0)
 
-    logits = logits.masked_fill(self_mask, float("-inf"))
+    logits = logits.masked_fill(excluded, float("-inf"))
 
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
 
-    positives = (clip_index.unsqueeze(0) == clip_index.unsqueeze(1)) & ~self_mask
+    positives = (clip_index.unsqueeze(0) == clip_index.unsqueeze(1)) & ~excluded
 
     num_positives = positives.sum(dim=1)
 
-    has_positives = (num_positives > 0).to(log_prob.dtype)
+    has_positives = num_positives > 0
+    if valid is not None:
+        has_positives = has_positives & valid
+    has_positives = has_positives.to(log_prob.dtype)
 
     pos_log_prob = log_prob.masked_fill(~positives, 0.0).sum(dim=1)
 
@@ -108,15 +117,24 @@ def multi_mask_contrastive_loss(embeddings: Tensor, clip_index: Tensor, temperat
 class AapeCriterion:
     """Computes :class:`AapeLoss` from the model's :class:`SslOutput`."""
 
-    def __init__(self, config: AapeCriterionConfig, dp_gang: Gang | None = None) -> None:
+    def __init__(self, config: AapeCriterionConfig, dp_gang: Gang | None = None, max_rows: int | None = None) -> None:
         """:param dp_gang: the data-parallel gang the negatives are gathered over when
-        ``gather_negatives`` is set."""
+        ``gather_negatives`` is set.
+        :param max_rows: the most contrastive rows a rank has in a training step (batch size x
+            clones): gathered rows are padded to it (see :meth:`bind_max_rows`)."""
         result = config.validate()
         if result.has_error():
             raise ValueError(f"Invalid criterion config: {result}")
 
         self.config = config
         self.dp_gang = dp_gang if config.gather_negatives else None
+        self.max_rows = max_rows
+
+    def bind_max_rows(self, max_rows: int) -> None:
+        """Set by the recipe, which knows the batch size and the clones: gathered negatives are
+        padded to this many rows per rank instead of asking every rank how many it has (which
+        would wait for the device on every step)."""
+        self.max_rows = max_rows
 
     def __call__(self, output: SslOutput) -> AapeLoss:
         c = self.config
@@ -125,7 +143,8 @@ class AapeCriterion:
 
         global_ = F.mse_loss(output.predicted_global.float(), output.target_global.float())
 
-        contrastive = multi_mask_contrastive_loss(*contrastive_rows(output.embeddings, output.clip_index, self.dp_gang), c.temperature)
+        embeddings, clip_index, valid = contrastive_rows(output.embeddings, output.clip_index, self.dp_gang, self.max_rows)
+        contrastive = multi_mask_contrastive_loss(embeddings, clip_index, c.temperature, valid)
 
         total = c.patch_weight * patch + c.global_weight * global_ + c.contrastive_weight * contrastive
 

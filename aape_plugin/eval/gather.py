@@ -4,7 +4,7 @@ The readers shard clips across ranks; evaluation (probe embeddings, extraction, 
 fine-tuning) needs all of them in one place, and the contrastive term may use every rank's clips
 as negatives. Ranks may hold different numbers of rows (the shards differ by one clip, and
 unreadable clips are skipped), so tensors are padded to the longest shard (:func:`pad_rows`, the
-one padding rule of both), exchanged and cut back. Results are in rank order; callers that need
+one padding rule of both, in :mod:`aape_plugin.gang_rows`), exchanged and cut back. Results are in rank order; callers that need
 clip order sort by the clip indices (:func:`in_clip_order`).
 
 Two ways to gather, by what the caller needs:
@@ -26,21 +26,7 @@ import torch.distributed as dist
 from fairseq2.gang import Gang
 from torch import Tensor
 
-
-def pad_rows(value: Tensor, length: int) -> Tensor:
-    """``value`` with zero rows appended up to ``length`` rows (unchanged when it has them)."""
-    missing = length - value.size(0)
-    if missing <= 0:
-        return value
-    return torch.cat([value, value.new_zeros(missing, *value.shape[1:])])
-
-
-def shard_sizes(gang: Gang, num_rows: int) -> list[int]:
-    """The number of rows on every rank of ``gang``, in rank order (on every rank)."""
-    count = torch.tensor([num_rows], device=gang.device, dtype=torch.int64)
-    counts = torch.zeros(gang.size, device=gang.device, dtype=torch.int64)
-    gang.all_gather(counts, count)
-    return [int(c) for c in counts.tolist()]
+from aape_plugin.gang_rows import pad_rows, shard_sizes
 
 
 def gather_rows(gang: Gang, rows: dict[str, Tensor], *, to: Literal["all", "first"] = "all") -> dict[str, Tensor] | None:

@@ -41,6 +41,25 @@ def test_contrastive_term_does_not_depend_on_row_order() -> None:
     torch.testing.assert_close(a, b)
 
 
+def test_padding_rows_marked_invalid_change_neither_the_loss_nor_its_gradient() -> None:
+    # Gathered negatives are padded to a fixed number of rows per rank (no sizes read back):
+    # padding rows (zeros, clip index 0 of their rank) must be left out entirely.
+    g = torch.Generator().manual_seed(2)
+    emb = torch.randn(10, 8, generator=g, requires_grad=True)
+    clips = torch.arange(5).repeat_interleave(2)
+    padded = torch.cat([emb[:6], torch.zeros(2, 8), emb[6:], torch.zeros(3, 8)])
+    padded_clips = torch.cat([clips[:6], torch.zeros(2, dtype=torch.int64), clips[6:], torch.zeros(3, dtype=torch.int64)])
+    valid = torch.tensor([True] * 6 + [False] * 2 + [True] * 4 + [False] * 3)
+    loss = multi_mask_contrastive_loss(emb, clips, 0.1)
+    (grad,) = torch.autograd.grad(loss, emb)
+    with_padding = multi_mask_contrastive_loss(padded, padded_clips, 0.1, valid)
+    (padded_grad,) = torch.autograd.grad(with_padding, emb)
+    torch.testing.assert_close(with_padding, loss)
+    torch.testing.assert_close(padded_grad, grad)
+    # Without the mask the padding counts (as negatives and as positives of clip 0): the mask matters.
+    assert abs(float(multi_mask_contrastive_loss(padded, padded_clips, 0.1)) - float(loss)) > 0.01
+
+
 def test_contrastive_term_pulls_clones_together() -> None:
     g = torch.Generator().manual_seed(1)
     base = torch.randn(6, 16, generator=g)
