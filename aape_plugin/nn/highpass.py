@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn import Module
 
+from aape_plugin.nn.transfer import to_device_async
+
 
 def design_highpass_fir(cutoff: float, num_taps: int, *, kaiser_beta: float = 8.0) -> Tensor:
     """Designs a symmetric (linear-phase, centred: zero-phase) high-pass FIR filter.
@@ -104,7 +106,7 @@ class ZeroPhaseHighPass(Module):
         matrix = torch.zeros(num_frames, num_frames, dtype=torch.float64)
         matrix.index_put_((source, out.expand_as(source)), taps.expand_as(source), accumulate=True)
 
-        cached = matrix.to(device=device, dtype=dtype)
+        cached = to_device_async(matrix, device, dtype)  # built once per length; no stream sync
 
         self._matrices[key] = cached
 

@@ -9,6 +9,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from aape_plugin.nn.transfer import to_device_async
+
 
 @dataclass
 class PatchMasks:
@@ -149,7 +151,10 @@ def inverse_block_patch_masks(
                 visible.view(-1)[drop] = False
             hidden_rows.append((~visible.flatten()).nonzero().squeeze(1))
 
-    masked_index = torch.stack(hidden_rows).to(device)
+    # Drawn on the host (a loop of data-dependent steps); copied without a stream sync.
+    masked_index = torch.stack(hidden_rows)
+    if device is not None:
+        masked_index = to_device_async(masked_index, torch.device(device))
 
     return _masks_from_hidden(masked_index, batch_size, num_clones, grid)
 

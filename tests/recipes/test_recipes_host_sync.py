@@ -1,83 +1,87 @@
 """A pre-training step that does not publish metrics reads nothing back from the device.
 
-On a GPU every host read (``.item()``, ``.tolist()``, ``bool(tensor)``, ``nonzero``, a boolean
-mask index, ``.cpu()``) stalls the pipeline until the device catches up. On CPU there is no
-device to wait for, so the test counts the calls that would wait, with a ``TorchFunctionMode``
-that sees every tensor operation of the step (forward, criterion, metrics and backward). The GPU
-check (``make gpu-check``) runs the same step under ``torch.cuda.set_sync_debug_mode("error")``.
+On a GPU every host sync (``.item()``, ``.tolist()``, ``bool(t)``, ``.cpu()``, ``.to("cpu")``,
+``nonzero``, one-argument ``torch.where``, a boolean-mask index or assignment, a blocking copy
+of host memory to the device) stalls the pipeline until the device catches up. On the CPU
+nothing waits, so ``tests/recipes/host_sync.py`` records where a GPU would, at the level of
+every ATen operation and every Python tensor call, and ``tests/recipes/sync_driver.py`` runs the
+real ``fairseq2 recipe run aape_pretrain`` with each step (batch to device, forward, loss,
+backward, clipping, optimiser step with the EMA hook, schedule, metrics, post-step decisions)
+inside it. The run's device is ``cpu:0``, a device object of its own, so that a copy to it and
+a copy to ``"cpu"`` are told apart.
+
+The first test injects each kind of sync into the loss, the model, the EMA update and the
+optimiser step and shows the detector sees every one; the others run the defaults and the
+non-default options that used to sync on every step (EAT's inverse-block masks, drawn on the
+host; negatives gathered from every rank, which exchanged row counts) and find syncs on
+publishing steps only. ``make gpu-check`` counts real syncs on a GPU with
+``torch.cuda.set_sync_debug_mode``.
 """
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
-import torch
-from fairseq2.device import CPU
-from fairseq2.metrics import MetricBag
-from torch.overrides import TorchFunctionMode
+import pytest
 
-from aape_plugin.data.audio import load_waveform
-from aape_plugin.data.batch import AudioBatch
-from aape_plugin.data.features import LogMel
-from aape_plugin.losses import AapeCriterion, AapeCriterionConfig
-from aape_plugin.models.archs import ARCHS
-from aape_plugin.models.ema import EmaConfig
-from aape_plugin.models.factory import create_aape_model
-from aape_plugin.recipes.pretrain_unit import AapePretrainUnit
+from tests.recipes.helpers import REPO, cpu_env, torchrun
+from tests.recipes.sync_driver import FAULTS, PLACES
 
-DEMO = Path(__file__).resolve().parents[2] / "assets" / "demo"
-CLIPS = ["notes/gm000_p060.flac", "notes/gm040_p060.flac", "keywords/en-us_m1_stop.flac", "drums/BJA_Pacific_Snare.flac"]
+EXPECTED = {"item": "item", "tolist": "tolist", "cpu": "cpu", "to_cpu": "to('cpu')", "where": "nonzero", "nonzero": "nonzero",
+            "mask_index": "boolean-mask index", "mask_assign": "boolean-mask index", "blocking_copy": "blocking host-to-device copy"}
+"""What the detector calls each injected fault."""
 
-HOST_READS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "nonzero", "argwhere", "cpu", "numpy",
-              "masked_select", "unique", "unique_consecutive"}
+COMMON = ["--preset", "demo", "--no-rich", "--config", "common.cluster=none", "lr_scheduler.config.num_warmup_steps=1",
+          "dataset.batch_size=4", "dataset.num_parallel_calls=1"]
 
 
-class HostReads(TorchFunctionMode):
-    """Records every operation that needs a device tensor's value on the host."""
-
-    def __init__(self, host_tensors: list[torch.Tensor]) -> None:
-        super().__init__()
-        self.host = {id(t) for t in host_tensors}  # tensors that live on the host anyway
-        self.calls: list[str] = []
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        name = getattr(func, "__name__", "")
-        first = args[0] if args else None
-        on_device = isinstance(first, torch.Tensor) and id(first) not in self.host
-        if on_device and name in HOST_READS:
-            self.calls.append(name)
-        if on_device and name == "__getitem__":
-            index = args[1] if isinstance(args[1], tuple) else (args[1],)
-            if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in index):
-                self.calls.append("boolean-mask index")
-        return func(*args, **(kwargs or {}))
+def steps_syncs(tmp_path: Path, *config: str, faults: dict | None = None, nproc: int = 1, num_steps: int = 6,
+                publish_every: int = 3) -> list[dict[int, list[str]]]:
+    """Per rank: step number -> the host syncs the detector saw in that step."""
+    regime = [f"regime.num_steps={num_steps}", f"regime.publish_metrics_every_n_steps={publish_every}",
+              f"regime.checkpoint_every_n_steps={num_steps}", f"regime.validate_every_n_steps={num_steps}"]
+    report = tmp_path / "syncs"
+    driver = ["-m", "tests.recipes.sync_driver", str(report), "recipe", "run", "aape_pretrain", str(tmp_path / "run"), *COMMON, *regime, *config]
+    command = [sys.executable, *driver] if nproc == 1 else [*torchrun(), f"--nproc_per_node={nproc}", *driver]
+    env = cpu_env({"FAIRSEQ2_DEVICE": "cpu:0", "AAPE_SYNC_FAULTS": json.dumps(faults or {})})
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return [{int(k): v for k, v in json.loads((report / f"rank_{r}.json").read_text()).items()} for r in range(nproc)]
 
 
-def batch() -> AudioBatch:
-    x = torch.stack([(LogMel()(load_waveform(DEMO / n))[:, :96] + 7.08) / 6.83 for n in CLIPS]).unsqueeze(1)
-    return AudioBatch(features=x, num_frames=torch.full((4,), 96), paths=CLIPS, indices=torch.arange(4))
+def publishes(step: int, publish_every: int, num_steps: int) -> bool:
+    return step % publish_every == 0 or step == num_steps
 
 
-def step_reads(arch: str, step_nr: int) -> list[str]:
-    torch.manual_seed(0)
-    model = create_aape_model(ARCHS[arch]()).train()
-    unit = AapePretrainUnit(model, model, AapeCriterion(AapeCriterionConfig()), EmaConfig(num_steps=100), 100.0,
-                            publish_every=10, num_steps=100)
-    bag = MetricBag(CPU)
-    unit.prepare_metric_bag(bag)
-    unit.set_step_nr(step_nr)
-    data = batch()
-    with HostReads([data.indices]) as mode:  # batch indices stay on the host (mask seeds)
-        loss, _ = unit.process_batch(data, bag)
-        loss.backward()
-    return mode.calls
+def test_each_injected_sync_is_seen_in_the_loss_the_model_the_ema_update_and_the_optimiser_step(tmp_path: Path) -> None:
+    cases = [(place, fault) for place in PLACES for fault in FAULTS]
+    plan = {str(step): list(case) for step, case in enumerate(cases, start=2)}
+    num_steps = len(cases) + 3  # step 1 and the one before the last (publishing) step are clean
+    (syncs,) = steps_syncs(tmp_path, faults=plan, num_steps=num_steps, publish_every=num_steps)
+    assert syncs[1] == [] and syncs[num_steps - 1] == []
+    for step, (place, fault) in enumerate(cases, start=2):
+        assert syncs[step] and all(s == EXPECTED[fault] or s.startswith(EXPECTED[fault]) for s in syncs[step]), (place, fault, syncs[step])
 
 
-def test_a_step_that_does_not_publish_reads_nothing_back() -> None:
-    for arch in ("aape_tiny", "vit_tiny"):
-        assert step_reads(arch, 3) == [], arch
+@pytest.mark.parametrize("option", ["defaults", "inverse-block masks"])
+def test_a_step_that_does_not_publish_reads_nothing_back(tmp_path: Path, option: str) -> None:
+    config = {"defaults": [], "inverse-block masks": ["model.config_overrides={masking: {kind: inverse_block}}"]}[option]
+    (syncs,) = steps_syncs(tmp_path, *config)
+    for step, found in syncs.items():
+        if publishes(step, 3, 6):
+            continue
+        assert found == [], (option, step, found)
+    # Publishing steps read the stem's quantiles, the effective ranks and the metrics back: the
+    # detector sees them (else the assertions above would prove nothing).
+    assert {"cpu", "item"} <= set(syncs[3]), syncs[3]
 
 
-def test_the_counter_sees_the_reads_of_a_publishing_step() -> None:
-    # Step 10 publishes: the stem quantiles and the effective ranks read values back, and the
-    # counter must see them (else the test above proves nothing).
-    reads = step_reads("aape_tiny", 10)
-    assert "cpu" in reads and "__float__" in reads
+@pytest.mark.slow
+def test_negatives_gathered_from_every_rank_do_not_sync_either(tmp_path: Path) -> None:
+    ranks = steps_syncs(tmp_path, "criterion.config.gather_negatives=true", nproc=2)
+    for rank, syncs in enumerate(ranks):
+        for step, found in syncs.items():
+            if not publishes(step, 3, 6):
+                assert found == [], (rank, step, found)
+        assert "item" in syncs[3] or "bool" in syncs[3], syncs[3]
