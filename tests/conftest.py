@@ -25,3 +25,21 @@ def fairseq2_initialised() -> None:
         init_fairseq2()
     except InvalidOperationError:  # already initialised in this process
         pass
+
+
+SHORT_RUN_ARGS = ["--preset", "demo", "--no-rich", "--config", "regime.checkpoint_every_n_steps=2", "regime.keep_last_n_checkpoints=2",
+                  "regime.publish_metrics_every_n_steps=2", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
+                  "dataset.batch_size=4"]
+"""A short demo pre-training (with ``regime.num_steps=N``): checkpoints every 2 steps."""
+
+
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real 4-step pre-training run with checkpoints at steps 2 and 4, shared by the tests of a
+    worker (read it, or copy it before changing anything)."""
+    from tests.recipes.helpers import run_cli
+
+    out = tmp_path_factory.mktemp("short_run") / "run"
+    proc = run_cli("recipe", "run", "aape_pretrain", str(out), *SHORT_RUN_ARGS, "regime.num_steps=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

@@ -43,15 +43,9 @@ def malicious_checkpoint(path: Path, marker: Path, keys: list[str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run(short_run: Path) -> Path:
     """A real pre-training run with checkpoints at steps 2 and 4."""
-    out = tmp_path_factory.mktemp("pretrain") / "run"
-    proc = run_cli("recipe", "run", "aape_pretrain", str(out), "--preset", "demo", "--no-rich", "--config",
-                   "regime.num_steps=4", "regime.checkpoint_every_n_steps=2", "regime.keep_last_n_checkpoints=2",
-                   "regime.publish_metrics_every_n_steps=2", "regime.validate_every_n_steps=4",
-                   "lr_scheduler.config.num_warmup_steps=1", "dataset.batch_size=4")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+    return short_run
 
 
 def shard(run: Path, step: int) -> Path:

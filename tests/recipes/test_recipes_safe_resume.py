@@ -19,14 +19,13 @@ import torch
 from tests.checkpoint_attacks import (
     allocator_newobj_ex, build_on_class_writer, decompression_bomb, tensor_iteration_bomb, torchscript_writer,
 )
+from tests.conftest import SHORT_RUN_ARGS
 from tests.recipes.helpers import REPO, console_script, cpu_env, one_line_error, run_cli
 
-RUN_ARGS = ["--preset", "demo", "--no-rich", "--config", "regime.checkpoint_every_n_steps=2", "regime.keep_last_n_checkpoints=2",
-            "regime.publish_metrics_every_n_steps=2", "regime.validate_every_n_steps=4", "lr_scheduler.config.num_warmup_steps=1",
-            "dataset.batch_size=4"]
+RUN_ARGS = SHORT_RUN_ARGS
 
-BOMB_BYTES = 3 << 30
-"""What the memory bombs build when loaded unchecked (3 GiB)."""
+BOMB_BYTES = 3 << 29
+"""What the memory bombs build when loaded unchecked (1.5 GiB: more than the margin below)."""
 
 PEAK_MARGIN_KB = 1 << 20
 """A refused resume may peak at most 1 GiB above a successful resume of the same folder
@@ -35,11 +34,9 @@ torch's libraries are in memory before the first state file is read)."""
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pretrain") / "run"
-    proc = run_cli("recipe", "run", "aape_pretrain", str(out), *RUN_ARGS, "regime.num_steps=4")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+def run(short_run: Path) -> Path:
+    """A real 4-step run (checkpoints at steps 2 and 4); tests copy it before changing it."""
+    return short_run
 
 
 @pytest.fixture(scope="module")
