@@ -26,10 +26,15 @@ TASKS = ("study_pitch", "study_instrument", "study_keywords", "study_drums", "st
 """The five study tasks (``docs/data.md``), each split by source, 300-920 test clips."""
 
 FREQUENCY_TASKS = ("study_pitch", "study_instrument")
-"""The frequency-structured ones, where an aliasing-aware stem should matter most."""
+"""The frequency-structured ones: spectral content of steady notes."""
+
+MODULATION_TASKS = ("study_am_rate", "study_vibrato_rate", "study_roll_rate")
+"""The modulation group (``docs/data.md``): the only label is a rate of 4-38 Hz, the band a
+16-frame patch stem aliases and AaPE's branch is built to see; held out of the pre-training pool."""
 
 SHORT = {"study_pitch": "pitch", "study_instrument": "instrument", "study_keywords": "keywords",
-         "study_drums": "drums", "study_language": "language"}
+         "study_drums": "drums", "study_language": "language", "study_am_rate": "AM rate",
+         "study_vibrato_rate": "vibrato rate", "study_roll_rate": "roll rate"}
 
 ARCHS = ("aape_tiny", "vit_tiny")
 """AaPE and the same model with the plain conv stem."""

@@ -72,6 +72,8 @@ class Prober:
     folder: Path
     measure_new: bool = True
     """``False``: return only what is stored (``None`` for the rest), measure nothing."""
+    tasks: tuple[str, ...] = TASKS
+    """The tasks probed (the study's five; the modulation group is probed by ``studies.modulation``)."""
 
     def __post_init__(self) -> None:
         self.cache = EmbeddingCache(self.folder / "embeddings")
@@ -79,7 +81,7 @@ class Prober:
         self.probe_settings = ProbeSettings(penalties=list(self.settings.penalties), widen=self.settings.widen,
                                             max_iter=self.settings.probe_max_iter,
                                             precision="single")
-        self._clip_prints = {task: clips_fingerprint(task_clips(task)) for task in TASKS}
+        self._clip_prints = {task: clips_fingerprint(task_clips(task)) for task in self.tasks}
 
     def _path(self, kind: str, model_key: dict[str, Any], extra: object) -> Path:
         digest = hashlib.sha256(json.dumps([kind, model_key, self._clip_prints, extra], sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -99,7 +101,7 @@ class Prober:
         started = time.monotonic()
         hub = get_audio_manifest_hub()
         scores = {}
-        for task in TASKS:
+        for task in self.tasks:
             dataset = hub.open_dataset(task)
             labels_of = {s: [e.labels[0] for e in dataset.entries(s)] for s in dataset.splits}
             rounds = plan_rounds(dataset.splits, labels_of, folds=None, valid_fraction=0.1, seed=2)

@@ -19,7 +19,11 @@ Tasks (EVAR metadata CSVs, ``file_name,label,split``), each split by source grou
   speech), split by voice;
 * ``study_drums``: drum type of real kit one-shots (Hydrogen kits, the AVL drumkits, FluidR3
   percussion, Sonic Pi), every velocity layer, split by kit;
-* ``study_language``: language of words spoken by real people (KTuberling), split by word.
+* ``study_language``: language of words spoken by real people (KTuberling), split by word;
+* the modulation group (:mod:`aape_plugin.corpora.modulation_tasks`): ``study_am_rate``,
+  ``study_vibrato_rate``, ``study_roll_rate``, whose only label is a rate of 4-38 Hz (the band a
+  16-frame patch stem aliases), on real notes and drum hits and on synthetic carriers; held out
+  of the pool.
 
 The pool (``pretrain.tsv``) holds the training clips of every task plus unlabelled material
 (notes of programs no task uses, letters, game sound effects, keyboard and UI sounds, spoken
@@ -60,10 +64,17 @@ from aape_plugin.corpora.render import (
     trim_silence,
     write_flac,
 )
+from aape_plugin.corpora.modulation_tasks import (
+    MODULATION_TASKS,
+    NOTE_CARRIER_PITCHES,
+    am_clips,
+    roll_clips,
+    vibrato_clips,
+)
 from aape_plugin.data.study_corpus import study_dir
 from aape_plugin.corpora.study_splits import gm_family, kit_group, pool_allows, split_groups, voice_group, word_groups
 
-BUILD_VERSION = 2
+BUILD_VERSION = 3
 """Bumped whenever the builder's output changes, so that an older corpus is rebuilt."""
 
 TASKS = {
@@ -72,6 +83,7 @@ TASKS = {
     "study_keywords": "spoken keyword (synthetic speech)",
     "study_drums": "drum type of real kit one-shots",
     "study_language": "language of words spoken by real people",
+    **MODULATION_TASKS,
 }
 
 # Split fractions (of a task's clips), minimum clip counts, and a seed offset per task.
@@ -80,6 +92,9 @@ SPLIT_PLAN = {
     "study_keywords": dict(test=0.2, valid=0.15, min_test=300, min_valid=100, offset=2),
     "study_drums": dict(test=0.3, valid=0.15, min_test=300, min_valid=100, offset=3),
     "study_language": dict(test=0.25, valid=0.15, min_test=300, min_valid=100, offset=4),
+    "study_am_rate": dict(test=0.25, valid=0.15, min_test=250, min_valid=150, offset=5),
+    "study_vibrato_rate": dict(test=0.25, valid=0.15, min_test=250, min_valid=150, offset=6),
+    "study_roll_rate": dict(test=0.25, valid=0.15, min_test=250, min_valid=150, offset=7),
 }
 
 NOTE_SECONDS, NOTE_HOLD, NOTE_SLOT = 2.0, 1.5, 2.2
@@ -228,6 +243,10 @@ class Writer:
         self.clips: list[Clip] = []
         self.tally = Tally()
         self.names: set[str] = set()
+        self.note_carriers: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        """GM program group -> (pitch, note) of labelled programs, for the modulation tasks."""
+        self.drum_strokes: dict[str, list[tuple[str, np.ndarray, str]]] = defaultdict(list)
+        """Kit group -> (name, hit, package) of labelled hits, for the roll task."""
 
     def add(self, name: str, wave: np.ndarray, package: str, source: str, *, labels=None, groups=None, checks=None) -> Clip | None:
         level = rms_db(wave)
@@ -291,6 +310,8 @@ def note_clips(writer: Writer, work: Path) -> None:
             if family:
                 f0 = estimate_f0(wave)
                 checks = {"f0_hz": round(f0, 1), "cents_off": round(float(1200 * np.log2(f0 / midi_hz(pitch))), 1)}
+            if family and pitch in NOTE_CARRIER_PITCHES:
+                writer.note_carriers[f"gm{program:03d}"].append((pitch, wave))
             folder = "notes" if family else "pool_notes"
             labels = {"study_pitch": str(pitch), "study_instrument": family} if family else {}
             groups = {"study_pitch": f"gm{program:03d}", "study_instrument": f"gm{program:03d}"} if family else {}
@@ -382,8 +403,21 @@ def drum_clip(writer: Writer, wave: np.ndarray, kit: str, name: str, label: str 
             writer.add(f"pool/{package}/{slug(kit)}/{slug(name)}_{i}.flac", piece, package, f"{package} {kit}: {name}",
                        groups={"study_drums": group})
         return
-    writer.add(f"drums/{slug(kit)}/{slug(name)}.flac", fit_to_clip(wave, centre=False, seconds=DRUM_SECONDS), package,
-               f"{package} {kit}: {name}", labels={"study_drums": label}, groups={"study_drums": group})
+    hit = fit_to_clip(wave, centre=False, seconds=DRUM_SECONDS)
+    if writer.add(f"drums/{slug(kit)}/{slug(name)}.flac", hit, package, f"{package} {kit}: {name}",
+                  labels={"study_drums": label}, groups={"study_drums": group}) is not None:
+        writer.drum_strokes[slug(group)].append((slug(name), hit, package))
+
+
+def modulation_clips(writer: Writer, seed: int) -> None:
+    """The modulation group, from the notes and drum hits already rendered."""
+    family_of = lambda group: gm_family(int(group.removeprefix("gm")))  # noqa: E731
+    for build in (lambda: am_clips(writer.note_carriers, seed), lambda: vibrato_clips(writer.note_carriers, seed),
+                  lambda: roll_clips(writer.drum_strokes, writer.note_carriers, family_of, seed)):
+        made = build()
+        say(f"modulation: {made[0].task}, {len(made)} clips ({len(writer.clips)} clips so far)")
+        for clip in made:
+            writer.add(clip.name, clip.wave, clip.package, clip.source, labels={clip.task: clip.label}, groups={clip.task: clip.group})
 
 
 def hydrogen_drums(writer: Writer, roots: dict[str, Path]) -> None:
@@ -521,7 +555,7 @@ def assign_splits(clips: list[Clip], seed: int) -> tuple[dict[str, dict[str, str
     """Per task: group -> split. Returns them and each labelled clip's split (notes: by program,
     one assignment for both note tasks)."""
     assignments: dict[str, dict[str, str]] = {}
-    for task in ("notes", "study_keywords", "study_drums", "study_language"):
+    for task in ("notes", "study_keywords", "study_drums", "study_language", *MODULATION_TASKS):
         label_task = "study_instrument" if task == "notes" else task
         groups: dict[str, Counter[str]] = defaultdict(Counter)
         for c in clips:
@@ -573,6 +607,9 @@ def write_lists(out: Path, clips: list[Clip], assignments: dict[str, dict[str, s
     held_out = {task: {g for g, s in a.items() if s != "train"} for task, a in assignments.items()}
     pool, kept, removed = [], [], 0
     for c in clips:
+        if c.labels and set(c.labels) <= set(MODULATION_TASKS):
+            kept.append(c)  # held-out downstream tasks: never pre-trained on
+            continue
         if pool_allows(c.groups.items(), held_out):
             pool.append(c)
         elif not c.labels:  # unlabelled material of a held-out source: not used at all
@@ -595,6 +632,7 @@ def write_lists(out: Path, clips: list[Clip], assignments: dict[str, dict[str, s
         "hours": round(sum(c.num_samples for c in pool) / SAMPLE_RATE / 3600, 3),
         "composition": {k: {"clips": v["clips"], "hours": round(v["hours"], 3)} for k, v in sorted(composition.items())},
         "held_out_groups_kept_out": "test and valid groups of every task",
+        "modulation_tasks_kept_out": "every clip of the modulation group (held-out downstream tasks)",
         "unlabelled_clips_of_held_out_sources_removed": removed,
     }
     return kept, report
@@ -618,6 +656,8 @@ def verify(out: Path, clips: list[Clip], split_of: dict[str, str], assignments: 
                 if a < b and groups_per_split[a] & groups_per_split[b]:
                     problems.append(f"{task}: groups in both {a} and {b}: {sorted(groups_per_split[a] & groups_per_split[b])[:3]}")
     for name in pool:
+        if set(by_name[name].labels) & set(MODULATION_TASKS):
+            problems.append(f"pool clip {name} belongs to a modulation task")
         for task, group in by_name[name].groups.items():
             if assignments.get(task, {}).get(group, "train") != "train":
                 problems.append(f"pool clip {name} comes from held-out {task} group {group}")
@@ -700,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
     roots = fetch_packages(sources)
     versions = json.loads((sources / "versions.json").read_text())
 
-    for sub in ("notes", "pool_notes", "keywords", "drums", "language", "pool", "licenses"):
+    for sub in ("notes", "pool_notes", "keywords", "drums", "language", "pool", "modulation", "licenses"):
         shutil.rmtree(out / sub, ignore_errors=True)
     for stale in ("build_report.json", "stats.json", "pretrain.tsv"):
         (out / stale).unlink(missing_ok=True)
@@ -717,6 +757,7 @@ def main(argv: list[str] | None = None) -> int:
         ("drums", lambda: (hydrogen_drums(writer, roots), avl_drums(writer, roots), fluid_drums(writer, work), sonic_pi(writer, roots))),
         ("language", lambda: language_clips(writer, roots)),
         ("pool extras", lambda: extra_clips(writer, roots)),
+        ("modulation", lambda: modulation_clips(writer, args.seed)),
     ):
         t0 = time.monotonic()
         build()

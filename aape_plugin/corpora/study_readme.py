@@ -17,6 +17,9 @@ SPLIT_BY = {
     "study_keywords": "voice (espeak-ng variant with all its accents; flite voice with its sox variants)",
     "study_drums": "kit (kits that share recordings count as one)",
     "study_language": "word (an object's word in every language and theme)",
+    "study_am_rate": "carrier: GM program (its notes), or one noise band under every rate",
+    "study_vibrato_rate": "carrier: GM program (its notes), or one harmonic tone under every rate",
+    "study_roll_rate": "stroke source: drum kit (as in study_drums), or GM program (its notes)",
 }
 
 SOURCES = {
@@ -25,6 +28,9 @@ SOURCES = {
     "study_keywords": "espeak-ng and flite (synthetic speech), 1 s",
     "study_drums": "Hydrogen kits, AVL drumkits, FluidR3 GM percussion, Sonic Pi one-shots, 1 s",
     "study_language": "KTuberling's recorded words (real voices), 2 s",
+    "study_am_rate": "the FluidR3 notes (0.25-1.25 s) and noise bands, amplitude-modulated at 4-38 Hz (depth 0.5-1, random phase), 1 s",
+    "study_vibrato_rate": "the FluidR3 notes and harmonic tones with a 30-100 cent vibrato at 4-38 Hz, 1 s",
+    "study_roll_rate": "drum hits of the kits and notes of pianos, mallets and guitars (and basses) repeated at 4-38 Hz (8% timing, 3 dB loudness jitter), 1 s",
 }
 
 LICENCES = """\

@@ -78,6 +78,19 @@ class StemConfig:
     33-tap kernels reach into neighbouring patches) or ``patch`` (the patch's own frames only:
     the same computation in masked pre-training and at inference; see ``docs/design.md``)."""
 
+    pole_mode: Literal["free", "offsets"] = "free"
+    """``free``: the Lambda Encoder's heads place each pole anywhere in the band; ``offsets``:
+    each kernel keeps a fixed centre of the initial spread over the alias band and the heads give
+    bounded, input-dependent offsets (within half the log-distance to its neighbours; decays within
+    ``decay_range`` of ``init_decay``), so pre-training cannot move the kernels out of their slots."""
+
+    decay_range: float = 4.0
+    """With ``pole_mode: offsets``: decays stay within ``init_decay`` divided or multiplied by this."""
+
+    fusion_balance: bool = False
+    """Patch Fusion scales the normalised aliasing features by ``sqrt(model_dim / alias_dim)``, so
+    that the alias stream brings as much variance into the projection as the conv stream."""
+
 
 @dataclass(kw_only=True)
 class EncoderConfig:

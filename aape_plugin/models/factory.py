@@ -42,6 +42,9 @@ def create_stem(config: EncoderConfig) -> AaPEPatchEmbed | PlainPatchEmbed:
         max_frequency=stem.max_frequency,
         adaptive=stem.adaptive,
         context=stem.context,
+        pole_mode=stem.pole_mode,
+        decay_range=stem.decay_range,
+        fusion_balance=stem.fusion_balance,
     )
 
 

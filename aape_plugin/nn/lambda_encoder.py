@@ -41,6 +41,14 @@ class LambdaEncoder(Module):
 
     With ``adaptive=False`` (an ablation) there is no Transformer: each (subband, kernel) has a
     learned pole, the same for every input and time patch, under the same constraints.
+
+    With ``pole_mode="offsets"`` the heads no longer place the poles anywhere in the band: kernel
+    ``n`` keeps a fixed centre ``c_n`` (its place in the geometric spread above) and the heads give
+    bounded, input-dependent offsets around it, ``beta = c_n * r**(tanh(b) / 2)`` with ``r`` the
+    ratio between neighbouring centres (so a kernel stays within its own slot of the band) and
+    ``alpha = init_decay * decay_range**tanh(a)``. The spread of centres over the alias band
+    cannot collapse, whatever the objective pushes; at initialisation both modes give the same
+    poles.
     """
 
     def __init__(
@@ -59,6 +67,8 @@ class LambdaEncoder(Module):
         max_frequency: float = math.pi,
         adaptive: bool = True,
         num_subbands: int | None = None,
+        pole_mode: str = "free",
+        decay_range: float = 4.0,
     ) -> None:
         """
         :param patch_size: ``p``; the patches (and subbands) are ``p x p`` log-mel cells.
@@ -75,6 +85,10 @@ class LambdaEncoder(Module):
         :param max_frequency: upper edge in rad/frame (``pi``: the frame Nyquist).
         :param adaptive: ``False`` replaces the input-dependent estimate by learned constants.
         :param num_subbands: required when ``adaptive`` is ``False`` (one pole set per subband).
+        :param pole_mode: ``free`` (the heads place each pole anywhere in the band) or ``offsets``
+            (bounded offsets around fixed centres; see the class docstring).
+        :param decay_range: with ``offsets``, decays stay within ``init_decay`` divided or
+            multiplied by this factor.
         """
         super().__init__()
 
@@ -99,6 +113,18 @@ class LambdaEncoder(Module):
                 f"instead."
             )
 
+        if pole_mode not in ("free", "offsets"):
+            raise ValueError(f"`pole_mode` must be 'free' or 'offsets', but is {pole_mode!r} instead.")
+
+        if pole_mode == "offsets" and not (decay_range > 1.0 and min_decay < init_decay / decay_range and init_decay * decay_range <= max_decay):
+            raise ValueError(
+                f"With `pole_mode='offsets'` the decays init_decay / decay_range .. init_decay * decay_range "
+                f"({init_decay / decay_range:g} .. {init_decay * decay_range:g}) must lie within (min_decay, max_decay] "
+                f"({min_decay:g}, {max_decay:g}], and `decay_range` must be > 1 (is {decay_range:g})."
+            )
+
+        self.pole_mode = pole_mode
+        self.decay_range = decay_range
         self.patch_size = patch_size
         self.num_kernels = num_kernels
         self.dim = dim
@@ -108,6 +134,11 @@ class LambdaEncoder(Module):
         self.min_frequency = min_frequency
         self.max_frequency = max_frequency
         self.adaptive = adaptive
+
+        centres = self._centres()
+        self.register_buffer("centre_frequency", centres, persistent=False)
+        # The ratio between neighbouring centres (in Python: the module may be built on the meta device).
+        self.slot_ratio = (max_frequency / max(min_frequency, 1e-3)) ** (1.0 / num_kernels)
 
         if not adaptive:
             if num_subbands is None:
@@ -143,8 +174,19 @@ class LambdaEncoder(Module):
 
         self.reset_parameters()
 
+    def _centres(self) -> Tensor:
+        """Kernel n's frequency at initialisation: the geometric centre of the n-th of N equal
+        log-width bins of the band (rad/frame, float32)."""
+        lo, hi = self.min_frequency, self.max_frequency
+        edges = torch.linspace(math.log(max(lo, 1e-3)), math.log(hi), self.num_kernels + 1, dtype=torch.float64)
+        return ((edges[:-1] + edges[1:]) / 2).exp().float()
+
     def reset_parameters(self) -> None:
-        """Small head weights; biases that spread the kernels over the band."""
+        """Small head weights; biases that spread the kernels over the band (with ``offsets``:
+        zero offsets from the centres, the same poles). Materialising a meta-device model calls
+        this (not ``reset_non_persistent_buffers``): the centres are recomputed here too."""
+        self.reset_non_persistent_buffers()
+
         if self.adaptive:
             for head in (self.decay_head, self.frequency_head):
                 torch.nn.init.normal_(head.weight, std=0.02)
@@ -153,20 +195,31 @@ class LambdaEncoder(Module):
         else:
             decay_bias, frequency_bias = self.static_decay, self.static_frequency
 
+        if self.pole_mode == "offsets":
+            torch.nn.init.zeros_(decay_bias)
+            torch.nn.init.zeros_(frequency_bias)
+            return
+
         # softplus^-1(init_decay - min_decay)
         target = self.init_decay - self.min_decay
         torch.nn.init.constant_(decay_bias, math.log(math.expm1(target)))
 
-        # Kernel n sits at the geometric centre of the n-th of N equal log-width bins.
         lo, hi = self.min_frequency, self.max_frequency
-        lo_log = math.log(max(lo, 1e-3))
-        edges = torch.linspace(lo_log, math.log(hi), self.num_kernels + 1, dtype=torch.float64)
-        centres = ((edges[:-1] + edges[1:]) / 2).exp()
-        fraction = ((centres - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3)
+        fraction = ((self._centres().double() - lo) / (hi - lo)).clamp(1e-3, 1 - 1e-3)
         with torch.no_grad():
             frequency_bias.copy_(torch.logit(fraction).float().expand_as(frequency_bias))
 
+    def reset_non_persistent_buffers(self) -> None:
+        """The centres (a non-persistent buffer) after materialising from the meta device."""
+        self.centre_frequency = self._centres().to(self.centre_frequency.device)
+
     def _constrain(self, decay_logits: Tensor, frequency_logits: Tensor) -> tuple[Tensor, Tensor]:
+        if self.pole_mode == "offsets":
+            decay = self.init_decay * self.decay_range ** torch.tanh(decay_logits)
+            centres = self.centre_frequency.to(device=frequency_logits.device, dtype=torch.float32)
+            frequency = centres * self.slot_ratio ** (torch.tanh(frequency_logits) / 2)
+            return decay, frequency
+
         decay = F.softplus(decay_logits) + self.min_decay
 
         decay = decay.clamp(max=self.max_decay)

@@ -107,6 +107,9 @@ class AaPEPatchEmbed(Module):
         max_frequency: float = math.pi,
         adaptive: bool = True,
         context: AliasContext = "clip",
+        pole_mode: str = "free",
+        decay_range: float = 4.0,
+        fusion_balance: bool = False,
     ) -> None:
         """
         :param embed_dim: ``D``, the ViT width.
@@ -131,6 +134,11 @@ class AaPEPatchEmbed(Module):
             decays and frequencies per subband and kernel (an ablation).
         :param context: what the aliasing analysis of a patch looks at: ``clip`` (its
             neighbours too) or ``patch`` (its own frames only; see :class:`AdaptiveSBLU`).
+        :param pole_mode: ``free`` or ``offsets`` (bounded offsets around fixed, spread centres;
+            see :class:`LambdaEncoder`).
+        :param decay_range: with ``offsets``, the factor decays may move from ``init_decay``.
+        :param fusion_balance: both streams bring the same variance into Patch Fusion (see
+            :class:`PatchFusion`).
         """
         super().__init__()
 
@@ -157,6 +165,8 @@ class AaPEPatchEmbed(Module):
             max_frequency=max_frequency,
             adaptive=adaptive,
             num_subbands=num_mel_bins // patch_size,
+            pole_mode=pole_mode,
+            decay_range=decay_range,
         )
 
         self.sblu = AdaptiveSBLU(
@@ -171,7 +181,7 @@ class AaPEPatchEmbed(Module):
             context=context,
         )
 
-        self.fusion = PatchFusion(embed_dim, alias_dim, embed_dim)
+        self.fusion = PatchFusion(embed_dim, alias_dim, embed_dim, balance=fusion_balance)
 
     def forward(self, x: Tensor, index: Tensor | None = None, num_clones: int = 1) -> PatchEmbedOutput:
         """

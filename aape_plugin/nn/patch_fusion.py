@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.nn import LayerNorm, Linear, Module
@@ -14,8 +16,16 @@ class PatchFusion(Module):
     band powers), and a joint projection of raw values would let one drown the other.
     """
 
-    def __init__(self, standard_dim: int, alias_dim: int, out_dim: int) -> None:
+    def __init__(self, standard_dim: int, alias_dim: int, out_dim: int, *, balance: bool = False) -> None:
+        """
+        :param balance: scale the normalised aliasing features by ``sqrt(standard_dim /
+            alias_dim)``, so that both streams bring the same variance into the projection (after
+            per-stream normalisation every feature has unit variance, so the wider conv stream
+            would otherwise bring ``standard_dim / alias_dim`` times more, e.g. 12x at ViT-B).
+        """
         super().__init__()
+
+        self.alias_scale = math.sqrt(standard_dim / alias_dim) if balance else 1.0
 
         self.standard_norm = LayerNorm(standard_dim)
         self.alias_norm = LayerNorm(alias_dim)
@@ -30,6 +40,9 @@ class PatchFusion(Module):
 
     def forward(self, standard: Tensor, alias: Tensor) -> Tensor:
         """``(..., standard_dim)``, ``(..., alias_dim)`` -> ``(..., out_dim)``."""
-        fused = torch.cat([self.standard_norm(standard), self.alias_norm(alias)], dim=-1)
+        alias = self.alias_norm(alias)
+        if self.alias_scale != 1.0:
+            alias = alias * self.alias_scale
+        fused = torch.cat([self.standard_norm(standard), alias], dim=-1)
 
         return self.proj(fused)

@@ -36,6 +36,11 @@ class AdamWLayerDecayConfig:
     layer_decay: float = 0.75
     """Factor per layer from the top (1.0: no decay)."""
 
+    lambda_lr_scale: float = 1.0
+    """The Lambda Encoder's learning rate as a multiple of its layer's (the stem's): 0 keeps it
+    at its initialisation (frozen; its teacher copy then stays there too), 1 trains it like the
+    rest of the stem."""
+
 
 def layer_id(name: str, num_layers: int) -> int:
     """0 for the stem and embeddings, ``i + 1`` for block ``i``, ``L + 1`` for the rest."""
@@ -49,7 +54,9 @@ def layer_id(name: str, num_layers: int) -> int:
 
 def parameter_groups(model: Module, config: AdamWLayerDecayConfig) -> list[dict[str, object]]:
     """One group per distinct (learning rate, weight decay): with ``layer_decay: 1.0`` that is
-    two groups, with and without weight decay."""
+    two groups, with and without weight decay (more when ``lambda_lr_scale`` is not 1)."""
+    if config.lambda_lr_scale < 0:
+        raise ValueError(f"`lambda_lr_scale` must be >= 0, but is {config.lambda_lr_scale}.")
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     num_layers = 1 + max((int(m.group(1)) for n in names if (m := _BLOCK.search(n))), default=-1)
     groups: dict[tuple[float, float], dict[str, object]] = {}
@@ -60,6 +67,10 @@ def parameter_groups(model: Module, config: AdamWLayerDecayConfig) -> list[dict[
         no_decay = param.ndim <= 1 or name.endswith(".bias") or name.endswith("_token")
         lr = config.lr * config.layer_decay ** (num_layers + 1 - lid)
         weight_decay = 0.0 if no_decay else config.weight_decay
+        if ".lambda_encoder." in f".{name}":
+            lr *= config.lambda_lr_scale
+            if lr == 0.0:
+                weight_decay = 0.0  # frozen: AdamW must not shrink it either
         group = groups.setdefault((lr, weight_decay), {"params": [], "lr": lr, "weight_decay": weight_decay})
         group["params"].append(param)  # type: ignore[union-attr]
     return list(groups.values())

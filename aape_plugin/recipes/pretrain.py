@@ -47,7 +47,13 @@ from aape_plugin.recipes.checkpoint_budget import StateBudgets, configured_model
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
 from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
-from aape_plugin.recipes.pretrain_unit import AapePretrainEvalUnit, AapePretrainUnit, stem_quantile_names
+from aape_plugin.recipes.pretrain_unit import (
+    MAX_KERNEL_METRICS,
+    AapePretrainEvalUnit,
+    AapePretrainUnit,
+    stem_kernel_names,
+    stem_quantile_names,
+)
 from aape_plugin.recipes.sections import AudioDatasetSection, CriterionSection
 from aape_plugin.recipes.safe_checkpoints import register_safe_checkpoints
 from aape_plugin.recipes.user_errors import OneLineRestoreErrors, register_user_errors
@@ -149,6 +155,9 @@ def register_metric_descriptors(container: DependencyContainer) -> None:
     for i, name in enumerate(stem_quantile_names()):
         what, q = name.rsplit("_q", 1)
         add(name, f"Stem {what[5:].replace('_', ' ').title()} q{q}", 260 + i)
+    for i, name in enumerate(stem_kernel_names(MAX_KERNEL_METRICS)):
+        kernel, _, what = name[len("stem_k"):].partition("_")
+        add(name, f"Stem Kernel {kernel} {'Frequency Hz' if what == 'frequency_hz' else 'Decay'}", 300 + i)
 
 
 def pretrain_budgets(resolver: DependencyResolver) -> StateBudgets:

@@ -37,6 +37,17 @@ def stem_quantile_names() -> list[str]:
     return [f"stem_{what}_q{int(q * 100):02d}" for what in ("decay", "frequency_hz") for q in QUANTILES]
 
 
+MAX_KERNEL_METRICS = 16
+"""Per-kernel pole metrics are recorded for up to this many kernels per subband."""
+
+
+def stem_kernel_names(num_kernels: int) -> list[str]:
+    """``stem_k<n>_frequency_hz`` and ``stem_k<n>_decay``: the median pole of kernel ``n`` over
+    the batch's patches and subbands, so that each kernel's trajectory along training is in
+    TensorBoard (where the quantiles over all kernels hide which kernel moved)."""
+    return [f"stem_k{n}_{what}" for n in range(min(num_kernels, MAX_KERNEL_METRICS)) for what in ("frequency_hz", "decay")]
+
+
 def record_losses(bag: MetricBag, loss: AapeLoss, weight: int) -> None:
     for name, value in zip(LOSS_METRICS, (loss.total, loss.patch, loss.global_, loss.contrastive)):
         bag.get(name, Mean).update(value.detach().float(), weight=weight)
@@ -47,10 +58,18 @@ def record_stem(bag: MetricBag, output: SslOutput, frames_per_second: float) -> 
     if output.decay is None or output.frequency is None:
         return
     q = torch.tensor(QUANTILES)
-    decay = torch.quantile(output.decay.detach().float().flatten().cpu(), q)
-    freq_hz = torch.quantile(output.frequency.detach().float().flatten().cpu(), q) * frames_per_second / (2 * math.pi)
+    decays = output.decay.detach().float().cpu()
+    frequencies = output.frequency.detach().float().cpu() * frames_per_second / (2 * math.pi)
+    decay = torch.quantile(decays.flatten(), q)
+    freq_hz = torch.quantile(frequencies.flatten(), q)
     for name, value in zip(stem_quantile_names(), [*decay, *freq_hz]):
         bag.get(name, Mean).update(value)
+    num_kernels = decays.size(-1)
+    kernel_freq = frequencies.reshape(-1, num_kernels).median(dim=0).values
+    kernel_decay = decays.reshape(-1, num_kernels).median(dim=0).values
+    for n in range(min(num_kernels, MAX_KERNEL_METRICS)):
+        bag.get(f"stem_k{n}_frequency_hz", Mean).update(kernel_freq[n])
+        bag.get(f"stem_k{n}_decay", Mean).update(kernel_decay[n])
 
 
 def record_health(bag: MetricBag, output: SslOutput, num_clones: int, weight: int) -> None:
@@ -116,7 +135,8 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
         # The plain stem has no poles: no empty stem metrics (torcheval warns on every read).
-        stem = stem_quantile_names() if self._model.config.encoder.stem.kind == "aape" else []
+        config = self._model.config.encoder.stem
+        stem = [*stem_quantile_names(), *stem_kernel_names(config.num_kernels)] if config.kind == "aape" else []
         for name in (*LOSS_METRICS, "ema_decay", *stem, *HEALTH_METRICS):
             metric_bag.add(name, Mean())
         for name in ("num_examples", "total_num_examples", "skipped_clips", "total_skipped_clips"):

@@ -86,3 +86,36 @@ def test_carriers_hold_their_band_and_their_partials() -> None:
     assert sorted(np.round(peaks).astype(int).tolist()) == list(range(200, 2001, 200))
     with pytest.raises(ValueError, match="depth"):
         amplitude_modulate(noise, 4.0, depth=1.5, phase=0.0)
+
+
+def test_the_tasks_balance_their_rates_and_no_carrier_names_a_class() -> None:
+    from collections import Counter, defaultdict
+
+    from aape_plugin.corpora.modulation_tasks import SYNTHETIC_GROUPS, am_clips, rate_label, roll_clips, vibrato_clips
+
+    rng = np.random.default_rng(3)
+    t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+    notes = {f"gm{p:03d}": [(pitch, np.sin(2 * np.pi * 110 * 2 ** ((pitch - 45) / 12) * t) * np.exp(-t))
+                            for pitch in (45, 52, 59)] for p in (0, 9, 40)}
+    hits = {"kitA": [(f"hit{i}", rng.standard_normal(SAMPLE_RATE) * np.exp(-np.arange(SAMPLE_RATE) / 800), "pkg") for i in range(8)]}
+    family = {"gm000": "keyboard", "gm009": "mallet", "gm040": "string"}.get
+    made = {"am": am_clips(notes, 0), "vibrato": vibrato_clips(notes, 0), "roll": roll_clips(hits, notes, family, 0)}
+    for kind, clips in made.items():
+        assert all(len(c.wave) == SAMPLE_RATE for c in clips), kind
+        assert {c.label for c in clips} == {rate_label(r) for r in MODULATION_RATES}, kind
+        per_group: dict[str, Counter[str]] = defaultdict(Counter)
+        for c in clips:
+            per_group[c.group][c.label] += 1
+        # Every carrier group appears under at least two rates: a group (hence a split) never is a class.
+        assert all(len(labels) >= 2 for labels in per_group.values()), kind
+        assert len({c.name for c in clips}) == len(clips), kind
+    am = made["am"]
+    assert sum(c.group.startswith("noise") for c in am) == SYNTHETIC_GROUPS * len(MODULATION_RATES)
+    # The label is the rate the signal carries (read back from a noise-band clip's envelope).
+    for c in [c for c in am if c.group == "noise00"]:
+        assert envelope_rate(c.wave) == pytest.approx(float(c.label.removesuffix("hz")), abs=0.6)
+    assert {c.group for c in made["roll"]} == {"kitA", "gm000", "gm009"}  # the string program holds no strokes
+    # Deterministic for a seed, different for another.
+    again = am_clips(notes, 0)
+    assert all(np.array_equal(a.wave, b.wave) and a.label == b.label for a, b in zip(am, again))
+    assert any(a.label != b.label for a, b in zip(am, am_clips(notes, 1)))

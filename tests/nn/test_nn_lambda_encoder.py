@@ -81,3 +81,47 @@ def test_poles_are_float32_under_bfloat16_autocast() -> None:
     assert decay_bf16.dtype == frequency_bf16.dtype == torch.float32
     torch.testing.assert_close(frequency_bf16, frequency, rtol=0, atol=1e-6)
     torch.testing.assert_close(decay_bf16, decay, rtol=0, atol=1e-6)
+
+
+def test_offsets_keep_each_kernel_in_its_slot_and_its_decay_in_range() -> None:
+    g = torch.Generator().manual_seed(3)
+    free, offsets = LambdaEncoder(num_kernels=8), LambdaEncoder(num_kernels=8, pole_mode="offsets", decay_range=4.0)
+    centres = offsets.centre_frequency
+    ratio = offsets.slot_ratio
+    assert ratio == pytest.approx(float(centres[1] / centres[0])) and ratio == pytest.approx((math.pi / (math.pi / 16)) ** (1 / 8))
+    # The same centres as the free mode's initial spread: with zero head weights, the same poles.
+    with torch.no_grad():
+        for enc in (free, offsets):
+            enc.decay_head.weight.zero_()
+            enc.frequency_head.weight.zero_()
+    x = torch.randn(2, 1, 80, 96, generator=g)
+    (df, ff), (do, fo) = free(x), offsets(x)
+    torch.testing.assert_close(fo, ff, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(do, df, rtol=1e-4, atol=1e-4)
+    # Saturated heads (huge weights, any input): every kernel within a half-slot of its centre,
+    # never crossing a neighbour, and decays within init_decay / 4 .. init_decay * 4.
+    with torch.no_grad():
+        offsets.decay_head.weight.normal_(0, 50.0, generator=g)
+        offsets.frequency_head.weight.normal_(0, 50.0, generator=g)
+    decay, frequency = offsets(torch.randn(4, 1, 80, 96, generator=g) * 100)
+    low, high = centres / math.sqrt(ratio), centres * math.sqrt(ratio)
+    assert ((frequency >= low * (1 - 1e-5)) & (frequency <= high * (1 + 1e-5))).all()
+    assert frequency.min() < low[0] * 1.01 and frequency.max() > high[-1] * 0.99  # the bounds were reached
+    assert (decay >= 0.25 / 4 - 1e-6).all() and (decay <= 0.25 * 4 + 1e-6).all()
+    assert decay.min() < 0.0626 and decay.max() > 0.999
+
+
+def test_offsets_learn_and_rebuild_their_centres_after_the_meta_device() -> None:
+    enc = LambdaEncoder(num_kernels=8, pole_mode="offsets")
+    decay, frequency = enc(torch.randn(1, 1, 80, 32))
+    (frequency.sum() + decay.sum()).backward()
+    assert enc.frequency_head.weight.grad.abs().sum() > 0 and enc.decay_head.bias.grad.abs().sum() > 0
+    with torch.device("meta"):
+        meta = LambdaEncoder(num_kernels=8, pole_mode="offsets")
+    meta.to_empty(device="cpu")
+    meta.reset_parameters()
+    torch.testing.assert_close(meta.centre_frequency, enc.centre_frequency)
+    with pytest.raises(ValueError, match="pole_mode"):
+        LambdaEncoder(pole_mode="anywhere")
+    with pytest.raises(ValueError, match="must lie within"):
+        LambdaEncoder(pole_mode="offsets", decay_range=200.0)

@@ -117,3 +117,18 @@ def test_views_of_a_clip_share_its_patch_local_work_and_see_only_their_own_patch
     torch.testing.assert_close(shared.decay, torch.cat([a.decay for a in alone]), atol=1e-6, rtol=1e-6)
     with pytest.raises(ValueError, match=r"`index` must have 2 x 2 rows \(clips x clones\), but has 6"):
         stem(x, index, num_clones=2)
+
+
+def test_balanced_fusion_gives_both_streams_the_same_variance() -> None:
+    from aape_plugin.nn.patch_fusion import PatchFusion
+
+    g = torch.Generator().manual_seed(0)
+    standard, alias = torch.randn(4096, 192, generator=g) * 30 + 5, torch.randn(4096, 16, generator=g) * 3 - 1
+    for balance, share in ((False, 16 / 208), (True, 0.5)):
+        fusion = PatchFusion(192, 16, 192, balance=balance)
+        normed = torch.cat([fusion.standard_norm(standard), fusion.alias_norm(alias) * fusion.alias_scale], dim=-1)
+        power = normed.pow(2).sum(0)
+        assert float(power[192:].sum().detach() / power.sum().detach()) == pytest.approx(share, rel=0.02), balance
+        with torch.no_grad():
+            expected = fusion.proj(normed)
+        torch.testing.assert_close(fusion(standard, alias), expected)

@@ -55,3 +55,35 @@ def test_one_adamw_step_moves_each_layer_by_its_rate(model: torch.nn.Module) -> 
                            ("encoder.blocks.blocks.0.attn.qkv.weight", 6.25e-5), ("encoder.stem.proj.weight", 3.125e-5)):
         step = (dict(model.named_parameters())[name].detach() - before[name]).abs()
         assert step.max() == pytest.approx(expected, rel=0.01), name
+
+
+@pytest.mark.parametrize("scale", [0.0, 0.1])
+def test_the_lambda_encoder_can_learn_slower_or_stay_frozen(model: torch.nn.Module, scale: float) -> None:
+    config = AdamWLayerDecayConfig(lr=1e-2, layer_decay=1.0, weight_decay=0.05, lambda_lr_scale=scale)
+    groups = parameter_groups(model, config)
+    lambda_ids = {id(p) for n, p in model.named_parameters() if ".lambda_encoder." in n}
+    assert lambda_ids
+    for group in groups:
+        ids = {id(p) for p in group["params"]}  # type: ignore[union-attr]
+        if ids & lambda_ids:
+            assert ids <= lambda_ids and group["lr"] == pytest.approx(1e-2 * scale)
+            assert scale > 0 or group["weight_decay"] == 0.0
+    optimiser = torch.optim.AdamW(groups)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    logits = model(torch.randn(2, 1, 80, 96))
+    logits.sum().backward()
+    optimiser.step()
+    moved = {n: float((p.detach() - before[n]).abs().max()) for n, p in model.named_parameters()}
+    lambda_moves = [v for n, v in moved.items() if ".lambda_encoder." in n]
+    stem_conv = moved["encoder.stem.proj.weight"]
+    assert stem_conv > 1e-4
+    if scale == 0.0:
+        assert max(lambda_moves) == 0.0  # frozen at its initialisation
+    else:
+        assert 0 < max(lambda_moves) < 0.2 * 1e-2 * 5
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(before[n])
+    model.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match="lambda_lr_scale"):
+        parameter_groups(model, AdamWLayerDecayConfig(lambda_lr_scale=-1.0))

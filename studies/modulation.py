@@ -1,0 +1,103 @@
+"""What the encoders keep of modulation rates, part by part: the erosion, measured.
+
+    python -m studies.modulation --out runs/modulation [--run NAME=RUN_FOLDER[@STEP] ...] [--seeds 1 2 3]
+
+For each encoder (random initialisations of ``aape_tiny`` and ``vit_tiny`` of the given seeds,
+the log-mel statistics baseline, and every ``--run``'s teacher at its last or given step) the
+converged linear probe (all labels; penalty chosen on validation) on the modulation group, and for
+AaPE encoders also on each part of the stem: ``standard`` (the conv tokens), ``alias`` (the
+Adaptive SBLU's features) and ``fused`` (Patch Fusion's output). Where the rate is lost (never
+there, in the branch, in the fusion, or in the ViT) is read off the rows. Results are cached like
+the study's probes (``OUT/measurements``) and written to ``OUT/modulation.json``; the table is
+printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from aape_plugin.eval.embedding_cache import weights_digest
+from aape_plugin.inference.embedder import EncoderEmbedder, LogMelEmbedder
+from aape_plugin.inference.loading import ensure_fairseq2, load_encoder, new_encoder
+from aape_plugin.nn.patch_embed import AaPEPatchEmbed
+from studies.common import MODULATION_TASKS, SHORT, StudySettings, say
+from studies.probing import Prober, load_pool_stats
+from studies.stem_probe import StemEmbedder
+
+PARTS = ("standard", "alias", "fused")
+
+
+def measure(out: Path, encoders: list[tuple[str, torch.nn.Module, int]], *, parts: bool = True) -> list[dict[str, object]]:
+    """One row per (encoder, part): valid and test accuracy per modulation task."""
+    stats = load_pool_stats()
+    prober = Prober(StudySettings(), out / "measurements", tasks=MODULATION_TASKS)
+    rows: list[dict[str, object]] = []
+
+    def record(name: str, part: str, scores: dict | None) -> None:
+        if scores is None:
+            return
+        rows.append({"encoder": name, "part": part, **{t: {"valid": s.valid, "test": s.test, "penalty": s.penalty,
+                                                            "penalty_at_edge": s.penalty_at_edge}
+                                                        for t, s in scores.items()}})
+
+    logmel = LogMelEmbedder(stats)
+    record("log-mel statistics", "-", prober.probe("log-mel statistics", logmel, {"kind": "logmel", "stats": [stats.mean, stats.std]},
+                                                   per_class=None))
+    for name, encoder, num_frames in encoders:
+        key = {"kind": "aape", "weights": weights_digest(encoder), "stats": [stats.mean, stats.std]}
+        record(name, "output", prober.probe(name, EncoderEmbedder(encoder, stats, num_frames=num_frames), key, per_class=None))
+        if parts and isinstance(encoder.stem, AaPEPatchEmbed):
+            for part in PARTS:
+                embedder = StemEmbedder(encoder, stats, part=part, num_frames=num_frames)
+                record(name, part, prober.probe(f"{name} ({part})", embedder, {**key, "part": part}, per_class=None))
+    return rows
+
+
+def table(rows: list[dict[str, object]]) -> str:
+    head = "| encoder | part | " + " | ".join(f"{SHORT[t]} (valid / test)" for t in MODULATION_TASKS) + " |"
+    lines = [head, "|" + "---|" * (2 + len(MODULATION_TASKS))]
+    for row in rows:
+        cells = [f"{100 * row[t]['valid']:.1f} / {100 * row[t]['test']:.1f}" for t in MODULATION_TASKS]  # type: ignore[index]
+        lines.append(f"| {row['encoder']} | {row['part']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.modulation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/modulation"))
+    parser.add_argument("--run", action="append", default=[], metavar="NAME=FOLDER[@STEP]",
+                        help="a pre-training run (teacher weights) to measure; repeatable")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1], help="random initialisations to measure")
+    parser.add_argument("--no-parts", action="store_true", help="probe encoder outputs only")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    ensure_fairseq2()
+    torch.set_num_threads(args.threads)
+    encoders: list[tuple[str, torch.nn.Module, int]] = []
+    for seed in args.seeds:
+        for arch in ("aape_tiny", "vit_tiny"):
+            loaded = new_encoder(arch, seed=seed)
+            encoders.append((f"{arch}, random init seed {seed}", loaded.encoder, loaded.config.encoder.num_frames))
+    for spec in args.run:
+        name, _, where = spec.partition("=")
+        folder, _, step = where.partition("@")
+        if not name or not folder:
+            parser.error(f"--run takes NAME=FOLDER[@STEP], got {spec!r}")
+        loaded = load_encoder(folder, weights="teacher", step=int(step) if step else None)
+        encoders.append((name, loaded.encoder, loaded.config.encoder.num_frames))
+    rows = measure(args.out, encoders, parts=not args.no_parts)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "modulation.json").write_text(json.dumps(rows, indent=1) + "\n")
+    say("probe accuracy %, all labels (penalty chosen on validation):\n" + table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

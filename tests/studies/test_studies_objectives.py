@@ -1,0 +1,32 @@
+"""The objective screen: one run per Lambda Encoder option beside the plain stem, each the
+study's pre-training with exactly its own overrides, which the recipe accepts."""
+
+from pathlib import Path
+
+import yaml
+
+from studies.objectives import REFERENCE, VARIANTS, runs_of
+from tests.recipes.helpers import run_cli
+
+
+def test_every_variant_is_the_study_preset_with_its_own_overrides(tmp_path: Path) -> None:
+    runs = runs_of(3000, [1, 2])
+    assert len(runs) == 2 * (len(VARIANTS) + 1) and {r.variant for r in runs} == {*VARIANTS, REFERENCE}
+    for run in runs:
+        command = run.job(tmp_path).command
+        assert command[command.index("--preset") + 1] == "study" and command[command.index("--model-arch") + 1] == run.arch
+        assert f"common.seed={run.seed}" in command and "regime.num_steps=3000" in command
+        extra = [a for a in command if a.startswith(("optimizer.config.lambda", "model.config_overrides"))]
+        assert extra == list(VARIANTS.get(run.variant, ())), run.variant
+    assert len({r.folder(tmp_path) for r in runs}) == len(runs)
+
+
+def test_the_recipe_accepts_every_override() -> None:
+    # One configuration with every option set: the recipe parses and validates it.
+    proc = run_cli("recipe", "run", "aape_pretrain", "--preset", "study", "--dump-config", "--config",
+                   "optimizer.config.lambda_lr_scale=0.1",
+                   "model.config_overrides={encoder: {stem: {pole_mode: offsets, fusion_balance: true, decay_range: 3.0}}}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config = yaml.safe_load(proc.stdout)
+    assert config["optimizer"]["config"]["lambda_lr_scale"] == 0.1
+    assert config["model"]["config_overrides"]["encoder"]["stem"] == {"pole_mode": "offsets", "fusion_balance": True, "decay_range": 3.0}
