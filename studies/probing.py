@@ -139,7 +139,7 @@ class Prober:
         say(f"shift stability of {name}")
         started = time.monotonic()
         out = {}
-        for task, (clips, logmels) in shift_clips(self.settings, embedder).items():
+        for task, (clips, logmels) in shift_clips(self.settings, embedder, self.tasks).items():
             result = shift_stability(embedder, logmels, window=embedder.num_frames)
             out[task] = {"clips": clips, "clip_cosine": result.clip_cosine_per_clip.tolist(),
                          "frame_cosine": result.frame_cosine_per_clip.tolist()}
@@ -148,12 +148,12 @@ class Prober:
         return out
 
 
-def shift_clips(settings: StudySettings, embedder: Embedder) -> dict[str, tuple[list[str], list[torch.Tensor]]]:
+def shift_clips(settings: StudySettings, embedder: Embedder, tasks: tuple[str, ...] = TASKS) -> dict[str, tuple[list[str], list[torch.Tensor]]]:
     """The shift-stability clips of every task (evenly spread over its test split) as
     normalised log-mel."""
     hub = get_audio_manifest_hub()
     out = {}
-    for task in TASKS:
+    for task in tasks:
         entries = hub.open_dataset(task).entries("test")
         chosen = [entries[int(i)] for i in np.linspace(0, len(entries) - 1, min(settings.shift_clips, len(entries)))]
         logmels = []
