@@ -33,7 +33,7 @@ PARTS = ("standard", "alias", "fused")
 
 
 def measure(out: Path, encoders: list[tuple[str, torch.nn.Module, int]], *, parts: bool = True,
-            shift: bool = False) -> list[dict[str, object]]:
+            shift: bool = False, layers: bool = False) -> list[dict[str, object]]:
     """One row per (encoder, part): valid and test accuracy per modulation task; with ``shift``,
     one more row per encoder (part ``shift``) with the mean frame-token cosine under sub-patch
     shifts of each task's test clips (``eval/shift_stability.py``) in place of accuracies."""
@@ -60,8 +60,11 @@ def measure(out: Path, encoders: list[tuple[str, torch.nn.Module, int]], *, part
             if found is not None:
                 rows.append({"encoder": name, "part": "shift", **{t: {"valid": float("nan"), "test": sum(v["frame_cosine"]) / len(v["frame_cosine"])}
                                                                   for t, v in found.items()}})
-        if parts and isinstance(encoder.stem, AaPEPatchEmbed):
-            for part in PARTS:
+        chosen = [p for p in PARTS if parts and (p == "standard" or isinstance(encoder.stem, AaPEPatchEmbed))]
+        if layers:
+            chosen += [f"layer{k}" for k in range(1, len(encoder.blocks.blocks) + 1)]  # type: ignore[union-attr]
+        if chosen:
+            for part in chosen:
                 embedder = StemEmbedder(encoder, stats, part=part, num_frames=num_frames)
                 record(name, part, prober.probe(f"{name} ({part})", embedder, {**key, "part": part}, per_class=None))
     return rows
@@ -139,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="*", default=[1], help="random initialisations to measure")
     parser.add_argument("--no-parts", action="store_true", help="probe encoder outputs only")
     parser.add_argument("--shift", action="store_true", help="also measure shift stability on the modulation tasks")
+    parser.add_argument("--layers", action="store_true", help="also probe each ViT block's output (what the targets are made of)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--docs", type=Path, default=None, help="also write DOCS/modulation.md and .json")
     args = parser.parse_args(argv)
@@ -159,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         loaded = load_encoder(folder, weights="teacher", step=int(step) if step else None)
         encoders.append((name, loaded.encoder, loaded.config.encoder.num_frames))
         folders.append((name, Path(folder)))
-    rows = measure(args.out, encoders, parts=not args.no_parts, shift=args.shift)
+    rows = measure(args.out, encoders, parts=not args.no_parts, shift=args.shift, layers=args.layers)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "modulation.json").write_text(json.dumps(rows, indent=1) + "\n")
     say("probe accuracy %, all labels (penalty chosen on validation):\n" + table(rows))

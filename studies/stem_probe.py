@@ -22,15 +22,18 @@ from aape_plugin.inference.embedder import Embedder
 from aape_plugin.nn.audio_encoder import AudioEncoder
 from aape_plugin.nn.patch_embed import AaPEPatchEmbed
 
-StemPart = Literal["standard", "alias", "fused"]
+StemPart = Literal["standard", "alias", "fused"] | str
+"""A stem part, or ``layer<k>``: the output of block ``k`` (1-based) of the ViT, before the final
+norm (the residual stream the teacher's targets average)."""
 
 
 class StemEmbedder(Embedder):
     """Clip embeddings from one part of an encoder's stem."""
 
     def __init__(self, encoder: AudioEncoder, stats: FeatureStats, *, part: StemPart, num_frames: int) -> None:
-        if part != "standard" and not isinstance(encoder.stem, AaPEPatchEmbed):
+        if part in ("alias", "fused") and not isinstance(encoder.stem, AaPEPatchEmbed):
             raise ValueError(f"The {part!r} part exists only in an AaPE stem.")
+        self.layer = int(part.removeprefix("layer")) if part.startswith("layer") else None
         self.encoder = encoder.eval()
         self.stats = stats
         self.part = part
@@ -39,7 +42,8 @@ class StemEmbedder(Embedder):
 
         self.features = LogMelConfig(n_mels=encoder.num_mel_bins)
         stem = encoder.stem
-        width = {"standard": stem.embed_dim, "fused": stem.embed_dim}.get(part) or stem.sblu.out_dim  # type: ignore[union-attr]
+        width = {"standard": stem.embed_dim, "fused": stem.embed_dim}.get(part) or (
+            stem.embed_dim if self.layer is not None else stem.sblu.out_dim)  # type: ignore[union-attr]
         self._dim = (encoder.num_mel_bins // encoder.patch_size) * width
 
     @property
@@ -57,6 +61,11 @@ class StemEmbedder(Embedder):
     def _tokens(self, x: Tensor) -> Tensor:
         """``(B, S, P, W)`` for one window."""
         stem = self.encoder.stem
+        if self.layer is not None:
+            out = self.encoder(x, return_layers=True)
+            tokens = out.layers[self.layer - 1]
+            tokens = tokens[:, -out.grid[0] * out.grid[1]:]  # drop the CLS token
+            return tokens.reshape(x.size(0), *out.grid, -1)
         if self.part == "standard":
             return stem.proj(x).permute(0, 2, 3, 1)
         if self.part == "alias":

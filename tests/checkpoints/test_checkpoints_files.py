@@ -17,7 +17,7 @@ from aape_plugin.checkpoints import FileBudget, UnsafeCheckpointError, check_fil
 from aape_plugin.checkpoints.pickle_check import MAX_DEPTH
 from tests.checkpoint_attacks import (
     BINPERSID, EMPTY_DICT, MARK, PROTO2, REDUCE, SETITEM, STOP, TUPLE, _global, _int, _str, _tensor_view,
-    allocator_newobj_ex, build_on_class_writer, decompression_bomb, tensor_iteration_bomb, torchscript_writer, zip_archive,
+    allocator_newobj_ex, build_on_class_writer, decompression_bomb, tensor_iteration_bomb, torchscript_writer,
 )
 
 BUDGET = FileBudget(max_bytes=64 << 20, kind="trainer", basis="a test budget")
