@@ -70,8 +70,12 @@ class VariantRun:
         return Job(f"pre-train {self.variant} {self.steps} steps seed {self.seed}", command, out.with_suffix(".log"))
 
 
-def runs_of(steps: int, seeds: list[int]) -> list[VariantRun]:
-    return [VariantRun(v, steps, s) for s in seeds for v in (*VARIANTS, REFERENCE)]
+def runs_of(steps: int, seeds: list[int], variants: list[str] | None = None) -> list[VariantRun]:
+    chosen = variants or [*VARIANTS, REFERENCE]
+    unknown = sorted(set(chosen) - {*VARIANTS, REFERENCE})
+    if unknown:
+        raise ValueError(f"Unknown variant(s) {unknown}; known: {[*VARIANTS, REFERENCE]}.")
+    return [VariantRun(v, steps, s) for s in seeds for v in chosen]
 
 
 def measure(root: Path, runs: list[VariantRun], seeds: list[int]) -> dict[str, dict[str, float]]:
@@ -114,13 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=None, help="only these variants (default: all and vit_tiny)")
     parser.add_argument("--measure-only", action="store_true")
     parser.add_argument("--train-only", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
     ensure_fairseq2()
-    runs = runs_of(args.steps, args.seeds)
+    runs = runs_of(args.steps, args.seeds, args.variants)
     if not args.measure_only:
         failed = run_jobs(lambda: [r.job(args.out) for r in runs if not r.finished(args.out)], jobs=args.jobs)
         if failed:
