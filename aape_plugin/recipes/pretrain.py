@@ -96,11 +96,14 @@ class AapePretrainConfig:
     optimizer: OptimizerSection = field(
         default_factory=lambda: OptimizerSection(
             name=ADAMW_LAYER_DECAY,
-            config=AdamWLayerDecayConfig(lr=5e-4, betas=(0.9, 0.95), weight_decay=0.05, layer_decay=1.0),
+            config=AdamWLayerDecayConfig(lr=5e-4, betas=(0.9, 0.95), weight_decay=0.05, layer_decay=1.0, lambda_lr_scale=0.0),
         )
     )
     """AdamW without weight decay on biases, norms and tokens (``layer_decay: 1.0``: every
-    layer at the same learning rate)."""
+    layer at the same learning rate). The Lambda Encoder stays at its initialisation
+    (``lambda_lr_scale: 0.0``): on the study's validation splits, training it wore away the
+    modulation rates its random estimates let the alias branch read, and bought nothing on the
+    other tasks (``docs/objectives.md``); ``--config optimizer.config.lambda_lr_scale=1`` trains it."""
 
     lr_scheduler: LRSchedulerSection | None = field(
         default_factory=lambda: LRSchedulerSection(

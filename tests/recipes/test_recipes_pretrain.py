@@ -211,13 +211,15 @@ def test_fsdp_with_activation_checkpointing_matches_one_process(tmp_path: Path) 
     # The EMA update ran on the sharded parameters: teacher_2 = d teacher_1 + (1 - d) student_2.
     d = 0.9
     teacher_1, teacher_2, student_2 = weights("fsdp", 1, "teacher"), weights("fsdp", 2, "teacher"), weights("fsdp", 2, "student")
-    moved = 0
+    moved, trained = 0, 0
     for name, value in teacher_2.items():
         if not value.is_floating_point():
             continue
         torch.testing.assert_close(value, d * teacher_1[name] + (1 - d) * student_2[name], atol=1e-6, rtol=1e-5, msg=name)
-        moved += int(not torch.equal(value, teacher_1[name]))
-    assert moved > 0.9 * len(teacher_2)
+        if ".lambda_encoder." not in f".{name}":  # kept at its initialisation in pre-training
+            trained += 1
+            moved += int(not torch.equal(value, teacher_1[name]))
+    assert moved > 0.9 * trained
     assert (tmp_path / "fsdp" / "checkpoints" / "step_2" / "model").is_dir()
 
     # Resuming the sharded run from step 1 reaches the same step 2: the sharded optimiser state
