@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,7 +27,7 @@ from aape_plugin.eval.embedding_cache import weights_digest
 from aape_plugin.inference.embedder import EncoderEmbedder
 from aape_plugin.inference.loading import ensure_fairseq2, load_encoder, new_encoder
 from studies.common import MODULATION_TASKS, SHORT, TASKS, Job, StudySettings, aape_command, run_jobs, say
-from studies.probing import Prober, load_pool_stats
+from studies.probing import Prober, ProbeScore, load_pool_stats
 
 STEM = "model.config_overrides={encoder: {stem: {%s}}}"
 
@@ -80,6 +82,11 @@ def runs_of(steps: int, seeds: list[int], variants: list[str] | None = None) -> 
 
 def measure(root: Path, runs: list[VariantRun], seeds: list[int]) -> dict[str, dict[str, float]]:
     """Validation accuracy of the converged probe (all labels) per encoder and task."""
+    return {name: {task: score.valid for task, score in scores.items()} for name, scores in probe_scores(root, runs, seeds).items()}
+
+
+def probe_scores(root: Path, runs: list[VariantRun], seeds: list[int]) -> dict[str, dict[str, ProbeScore]]:
+    """The stored (or new) probe results per encoder name and task."""
     stats = load_pool_stats()
     prober = Prober(StudySettings(), root / "measurements", tasks=(*MODULATION_TASKS, *TASKS))
     encoders: list[tuple[str, torch.nn.Module, int]] = []
@@ -96,8 +103,67 @@ def measure(root: Path, runs: list[VariantRun], seeds: list[int]) -> dict[str, d
         key = {"kind": "aape", "weights": weights_digest(encoder), "stats": [stats.mean, stats.std]}
         scores = prober.probe(name, EncoderEmbedder(encoder, stats, num_frames=frames), key, per_class=None)
         if scores is not None:
-            out[name] = {task: score.valid for task, score in scores.items()}
+            out[name] = scores
     return out
+
+
+COMPARISONS = (
+    ("frozen_lambda", "default"),
+    ("frozen_lambda", REFERENCE),
+    ("default", REFERENCE),
+    ("frozen_lambda", "aape_tiny random init"),
+    ("default", "aape_tiny random init"),
+    (REFERENCE, "vit_tiny random init"),
+)
+"""Step 4's probe comparisons (``docs/objectives.md``): seeds pair by number (the same data
+order, and for the same architecture the same initialisation)."""
+
+
+def test_scores(root: Path, steps: int, seeds: list[int]) -> dict[str, dict[str, ProbeScore]]:
+    """The probe results step 4 compares (stored ones; new ones are measured)."""
+    return probe_scores(root, runs_of(steps, seeds, ["default", "frozen_lambda", REFERENCE]), seeds)
+
+
+def test_report(scores: Mapping[str, Mapping[str, Any]], steps: int, seeds: list[int]) -> tuple[str, dict[str, object]]:
+    """Step 4, probe part: test accuracy per model (means over seeds) and the paired
+    differences with :func:`aape_plugin.eval.seed_interval.seed_t_interval` on the modulation
+    group, the five tasks and pitch + instrument. ``scores``: per encoder name and task,
+    anything with ``test``, ``clips`` and ``correct`` (a :class:`ProbeScore`, or a stored
+    :class:`studies.outcomes.Outcome`): the page can be rebuilt from ``docs/``."""
+    import numpy as np
+
+    from aape_plugin.eval.bootstrap import check_same_clips
+    from aape_plugin.eval.seed_interval import seed_t_interval
+    from studies.common import FREQUENCY_TASKS
+
+    models: dict[str, list[Mapping[str, Any]]] = {}
+    for model in ("default", "frozen_lambda", REFERENCE):
+        models[model] = [scores[f"{model}, {steps} steps, seed {s}"] for s in seeds if f"{model}, {steps} steps, seed {s}" in scores]
+    for arch in ("aape_tiny", REFERENCE):
+        models[f"{arch} random init"] = [scores[f"{arch} random init, seed {s}"] for s in seeds]
+    groups = {"modulation group": MODULATION_TASKS, "five tasks": TASKS, "pitch + instrument": FREQUENCY_TASKS}
+    lines = ["| model | seeds | " + " | ".join(SHORT[t] for t in (*MODULATION_TASKS, *TASKS)) + " |",
+             "|" + "---|" * (2 + len(MODULATION_TASKS) + len(TASKS))]
+    for model, per_seed in models.items():
+        cells = [f"{100 * float(np.mean([r[t].test for r in per_seed])):.1f}" for t in (*MODULATION_TASKS, *TASKS)]
+        lines.append(f"| {model} | {len(per_seed)} | " + " | ".join(cells) + " |")
+    lines += ["", "| a minus b | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
+    data: dict[str, object] = {"models": {m: len(v) for m, v in models.items()}, "comparisons": {}}
+    for a, b in COMPARISONS:
+        n = min(len(models[a]), len(models[b]))
+        if n < 2:
+            continue
+        cells = []
+        for group, tasks in groups.items():
+            for t in tasks:
+                check_same_clips([(f"{m} seed {k + 1}", models[m][k][t].clips) for m in (a, b) for k in range(n)])
+            pa = {t: np.array([models[a][k][t].correct for k in range(n)]) for t in tasks}
+            pb = {t: np.array([models[b][k][t].correct for k in range(n)]) for t in tasks}
+            interval = seed_t_interval(pa, pb, paired=True)
+            cells.append(interval.describe())
+            data["comparisons"][f"{a} - {b}: {group}"] = {**interval.as_dict(), "seeds": n}  # type: ignore[index]
+        lines.append(f"| {a} minus {b} ({n} seeds) | " + " | ".join(cells) + " |")
+    return "\n".join(lines), data
 
 
 def table(scores: dict[str, dict[str, float]]) -> str:
@@ -111,6 +177,41 @@ def table(scores: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+TEST_PAGE_HEAD = """# Pre-training that keeps what the stem sees: step 4, the probe on test
+
+Generated by `python -m studies.objectives --test --docs docs` from the per-clip outcomes in
+`docs/objectives-outcomes.json` (`--from-docs` rebuilds this page from them alone; a test checks
+it does, byte for byte). The protocol is `docs/objectives.md`: these are the models it names,
+3,000 steps of the study's pre-training, pre-training seeds 1-3, the converged linear probe with
+all labels. Test accuracy %, means over seeds; then paired differences (seeds pair by number:
+the same data order, and for one architecture the same initialisation), points, with the 95%
+interval of `aape_plugin/eval/seed_interval.py` (Student's t over seeds, plus the paired clip
+variance; `a tie` when it holds zero). Low-label fine-tuning, step 4's other half, is not here.
+
+"""
+
+
+def write_test_page(args: argparse.Namespace, *, ensure_measured: bool) -> str:
+    from studies.outcomes import load, store
+    from aape_plugin.data.study_corpus import study_dir
+
+    docs: Path | None = args.docs
+    outcomes_file = docs / "objectives-outcomes.json" if docs is not None else None
+    if ensure_measured:
+        scores: Mapping[str, Mapping[str, Any]] = test_scores(args.out, args.steps, args.seeds)
+        if outcomes_file is not None:
+            outcomes_file.write_text(json.dumps(store(scores, corpus=study_dir().resolve()), indent=1) + "\n")
+    else:
+        if outcomes_file is None:
+            raise SystemExit("--from-docs needs --docs")
+        scores = load(json.loads(outcomes_file.read_text()))
+    text, data = test_report(scores, args.steps, args.seeds)
+    if docs is not None:
+        (docs / "objectives-test.md").write_text(TEST_PAGE_HEAD + text + "\n")
+        (docs / "objectives-test.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.objectives", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -121,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=None, help="only these variants (default: all and vit_tiny)")
     parser.add_argument("--measure-only", action="store_true")
     parser.add_argument("--train-only", action="store_true")
+    parser.add_argument("--test", action="store_true", help="step 4, probe part: test accuracy and paired intervals (reads test)")
+    parser.add_argument("--docs", type=Path, default=None,
+                        help="with --test: write DOCS/objectives-test.md and the per-clip outcomes DOCS/objectives-outcomes.json")
+    parser.add_argument("--from-docs", action="store_true",
+                        help="with --test and --docs: rebuild DOCS/objectives-test.md from the stored outcomes alone")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
@@ -133,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.train_only:
             return 1 if failed else 0
     torch.set_num_threads(args.threads)
+    if args.test:
+        text = write_test_page(args, ensure_measured=not args.from_docs)
+        say("test accuracy %, converged probe, all labels; paired differences, points [95% interval over seeds and clips]:\n" + text)
+        return 0
     scores = measure(args.out, runs, args.seeds)
     (args.out / "validation.json").write_text(json.dumps(scores, indent=1) + "\n")
     say("validation accuracy %, converged probe, all labels:\n" + table(scores))

@@ -30,3 +30,33 @@ def test_the_recipe_accepts_every_override() -> None:
     config = yaml.safe_load(proc.stdout)
     assert config["optimizer"]["config"]["lambda_lr_scale"] == 0.1
     assert config["model"]["config_overrides"]["encoder"]["stem"] == {"pole_mode": "offsets", "fusion_balance": True, "decay_range": 3.0}
+
+
+def test_outcomes_pack_one_bit_per_clip_and_come_back_unchanged() -> None:
+    from dataclasses import dataclass
+
+    from studies.outcomes import load, pack_bits, store, unpack_bits
+
+    bits = [1, 0, 1, 1, 0, 0, 0, 1, 1]
+    assert unpack_bits(pack_bits(bits), len(bits)) == bits and len(pack_bits([1] * 400)) <= 68
+
+    @dataclass
+    class Score:
+        valid: float
+        test: float
+        clips: list[str]
+        correct: list[int]
+
+    scores = {"a": {"t": Score(0.5, 0.25, ["/c/x.flac", "/c/y.flac"], [1, 0])},
+              "b": {"t": Score(0.7, 0.5, ["/c/x.flac", "/c/y.flac"], [0, 1])}}
+    from pathlib import Path
+
+    stored = store(scores, corpus=Path("/c"))
+    assert stored["clips"] == {"t": ["x.flac", "y.flac"]}
+    back = load(stored)
+    assert back["b"]["t"].correct == [0, 1] and back["a"]["t"].test == 0.25 and back["a"]["t"].clips == ["x.flac", "y.flac"]
+    scores["b"]["t"].clips = ["/c/y.flac", "/c/x.flac"]
+    import pytest
+
+    with pytest.raises(ValueError, match="cannot be paired"):
+        store(scores, corpus=Path("/c"))

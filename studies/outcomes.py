@@ -1,0 +1,71 @@
+"""Per-clip outcomes stored compactly in the repository, so that every interval a page states can
+be recomputed from what is published.
+
+A probe's test result is one bit per test clip (right or wrong). ``docs/<page>-outcomes.json``
+holds, once, each task's test clips (paths relative to the study corpus, in the order the bits
+follow) and, per encoder and task, the validation and test accuracy and the bits packed into
+bytes, base64-encoded: about 50 bytes per 400 clips.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def pack_bits(bits: list[int]) -> str:
+    return base64.b64encode(np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes()).decode("ascii")
+
+
+def unpack_bits(text: str, count: int) -> list[int]:
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))[:count].astype(int).tolist()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a stored outcome gives back: the scores and the test clips' right/wrong."""
+
+    valid: float
+    test: float
+    clips: list[str]
+    correct: list[int]
+
+
+def relative(path: str, root: Path | None) -> str:
+    if root is None:
+        return path
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+def store(scores: Mapping[str, Mapping[str, object]], *, corpus: Path | None) -> dict[str, object]:
+    """``{encoder: {task: ProbeScore-like}}`` -> the JSON-ready outcomes (clip lists once)."""
+    clips: dict[str, list[str]] = {}
+    encoders: dict[str, dict[str, dict[str, object]]] = {}
+    for name, per_task in scores.items():
+        encoders[name] = {}
+        for task, score in per_task.items():
+            names = [relative(c, corpus) for c in score.clips]  # type: ignore[attr-defined]
+            if task not in clips:
+                clips[task] = names
+            elif clips[task] != names:
+                raise ValueError(f"{name}: the test clips of {task} differ from another encoder's; they cannot be paired.")
+            encoders[name][task] = {"valid": score.valid, "test": score.test,  # type: ignore[attr-defined]
+                                    "correct": pack_bits(score.correct)}  # type: ignore[attr-defined]
+    return {"clips": clips, "encoders": encoders}
+
+
+def load(data: Mapping[str, object]) -> dict[str, dict[str, Outcome]]:
+    """The stored outcomes back, per encoder and task."""
+    clips: Mapping[str, list[str]] = data["clips"]  # type: ignore[assignment]
+    out: dict[str, dict[str, Outcome]] = {}
+    for name, per_task in data["encoders"].items():  # type: ignore[attr-defined]
+        out[name] = {task: Outcome(v["valid"], v["test"], list(clips[task]), unpack_bits(v["correct"], len(clips[task])))
+                     for task, v in per_task.items()}
+    return out
