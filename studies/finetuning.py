@@ -16,6 +16,7 @@ slower) is checked on their validation curves (:func:`late_gain`), and reported.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,10 +109,7 @@ class FinetuneRun:
         if self.budget != 1 and self.regime == REGIMES[0]:
             raise ValueError(f"The budget check runs in the low-label regime only, not with {self.regime}.")
         if self.regime != REGIMES[0]:
-            steps = settings.few_label_steps(self.task) * self.budget
-            overrides += [f"dataset.train_per_class={settings.per_class}", f"dataset.subset_seed={settings.subset_seed}",
-                          f"regime.num_steps={steps}", "regime.validate_every_n_steps=50", "regime.checkpoint_every_n_steps=50",
-                          "regime.publish_metrics_every_n_steps=50", f"lr_scheduler.config.num_warmup_steps={steps // 10}"]
+            overrides += few_label_overrides(settings, self.task, self.budget)
         command = aape_command("aape_finetune", str(out), "--preset", self.task, "--no-rich", "--config", *overrides)
         longer = f", {self.budget}x steps" if self.budget != 1 else ""
         name = f"fine-tune {self.start.label}, {self.task}, {self.regime}{longer}, lr {self.lr:g}, seed {self.seed}"
@@ -140,13 +138,19 @@ def lr_grid(root: Path, settings: StudySettings, start: Start, task: str, regime
     an end that validation picks, at most ``finetune_lr_widen`` times, once the runs it has
     finished say so) and the chosen one: the best seed-1 validation score, ties to the smaller
     rate (``None`` until every seed-1 run the grid needs has finished)."""
+    return widening_grid(settings, lambda lr: FinetuneRun(start, task, regime, lr, settings.finetune_seeds[0]).result(root))
+
+
+def widening_grid(settings: StudySettings, seed1_result: Callable[[float], FinetuneResult | None]) -> tuple[list[float], float | None]:
+    """:func:`lr_grid` for any cell, given its seed-1 result at a learning rate (``None`` until
+    that run has finished)."""
     lrs = sorted(settings.finetune_lrs)
     ratio = lrs[-1] / lrs[-2] if len(lrs) > 1 else 3.0
     widened = 0
     while True:
         scores = {}
         for lr in lrs:
-            result = FinetuneRun(start, task, regime, lr, settings.finetune_seeds[0]).result(root)
+            result = seed1_result(lr)
             if result is None:
                 return lrs, None
             scores[lr] = result.valid
@@ -158,6 +162,15 @@ def lr_grid(root: Path, settings: StudySettings, start: Start, task: str, regime
         else:
             lrs.insert(0, float(f"{lrs[0] / ratio:.2g}"))
         widened += 1
+
+
+def few_label_overrides(settings: StudySettings, task: str, budget: int = 1) -> list[str]:
+    """The ``aape_finetune`` overrides of the low-label regime: the fixed 10-per-class draw, the
+    task's step budget (times ``budget``), validation every 50 steps."""
+    steps = settings.few_label_steps(task) * budget
+    return [f"dataset.train_per_class={settings.per_class}", f"dataset.subset_seed={settings.subset_seed}",
+            f"regime.num_steps={steps}", "regime.validate_every_n_steps=50", "regime.checkpoint_every_n_steps=50",
+            "regime.publish_metrics_every_n_steps=50", f"lr_scheduler.config.num_warmup_steps={steps // 10}"]
 
 
 def grid_lrs(root: Path, settings: StudySettings, start: Start, task: str, regime: str) -> list[float]:

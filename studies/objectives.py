@@ -230,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
+    if args.from_docs:
+        if not args.test or args.docs is None:
+            parser.error("--from-docs needs --test and --docs")
+        text = write_test_page(args, ensure_measured=False)
+        say("test accuracy %, converged probe, all labels; paired differences, points [95% interval over seeds and clips]:\n" + text)
+        return 0
     ensure_fairseq2()
     runs = runs_of(args.steps, args.seeds, args.variants)
     if not args.measure_only:
@@ -240,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if failed else 0
     torch.set_num_threads(args.threads)
     if args.test:
-        text = write_test_page(args, ensure_measured=not args.from_docs)
+        text = write_test_page(args, ensure_measured=True)
         say("test accuracy %, converged probe, all labels; paired differences, points [95% interval over seeds and clips]:\n" + text)
         return 0
     scores = measure(args.out, runs, args.seeds)

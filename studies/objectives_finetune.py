@@ -1,0 +1,304 @@
+"""Step 4 of ``docs/objectives.md``, fine-tuning part: low-label fine-tuning (10 clips per class)
+of the objective study's models, on the test splits, with intervals over seeds.
+
+    python -m studies.objectives_finetune --out ~/.cache/aape-fairseq2/study-runs/objectives \\
+        [--tasks modulation|five|all] [--models frozen_lambda vit_tiny ...] [--jobs 2]
+    python -m studies.objectives_finetune --out ... --report-only --docs docs
+    python -m studies.objectives_finetune --report-only --docs docs --from-docs
+
+Each run is ``fairseq2 recipe run aape_finetune OUT --preset <task>`` in the study's low-label
+regime (:func:`studies.finetuning.few_label_overrides`; the modulation presets do not stretch
+time). The learning rate is chosen per (model, task) on the seed-1 runs' validation accuracy
+(:func:`studies.finetuning.widening_grid`, the study's grid); seeds 2 and 3 then run at it.
+Fine-tuning seed k starts from pre-training seed k, or from the random initialisation of seed k.
+The long run (one pre-training run) is fine-tuned with every fine-tuning seed at the rate its
+3,000-step model chose: its intervals count fine-tuning seeds and clips, not pre-training seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from studies.common import MODULATION_TASKS, SHORT, TASKS, Job, StudySettings, aape_command, run_jobs, say
+from studies.finetuning import FinetuneResult, few_label_overrides, read_finetune_result, widening_grid
+from studies.objectives import REFERENCE, VARIANTS, VariantRun
+
+RANDOM_SUFFIX = " random init"
+LONG_STEPS = 30_000
+
+
+@dataclass(frozen=True)
+class ModelStart:
+    """What a fine-tuning run starts from: a variant's (or ``vit_tiny``'s) pre-training run of
+    ``steps``, or ``"<arch> random init"``."""
+
+    name: str
+    steps: int = 3000
+
+    @property
+    def random(self) -> bool:
+        return self.name.endswith(RANDOM_SUFFIX)
+
+    @property
+    def arch(self) -> str:
+        if self.random:
+            return self.name.removesuffix(RANDOM_SUFFIX)
+        return REFERENCE if self.name == REFERENCE else "aape_tiny"
+
+    @property
+    def long(self) -> bool:
+        return not self.random and self.steps == LONG_STEPS
+
+    @property
+    def label(self) -> str:
+        return self.name if self.random else f"{self.name}, {self.steps} steps"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.arch}_random" if self.random else f"{self.name}_{self.steps}"
+
+    @property
+    def grid_start(self) -> ModelStart:
+        """Whose seed-1 grid chooses the learning rate (the long run takes its 3,000-step model's)."""
+        return ModelStart(self.name) if self.long else self
+
+    def pretraining(self, seed: int) -> VariantRun | None:
+        """The pre-training run fine-tuning seed ``seed`` starts from (the long run has one)."""
+        if self.random:
+            return None
+        return VariantRun(self.name, self.steps, 1 if self.long else seed)
+
+
+def parse_start(text: str) -> ModelStart:
+    """``frozen_lambda``, ``frozen_lambda@30000``, ``vit_tiny``, ``aape_tiny random init``."""
+    name, _, steps = text.partition("@")
+    known = {*VARIANTS, REFERENCE, f"aape_tiny{RANDOM_SUFFIX}", f"{REFERENCE}{RANDOM_SUFFIX}"}
+    if name not in known:
+        raise ValueError(f"Unknown model {text!r}; known: {sorted(known)} (a pre-trained one may add @STEPS).")
+    try:
+        return ModelStart(name, int(steps)) if steps else ModelStart(name)
+    except ValueError:
+        raise ValueError(f"{text!r}: the steps after @ must be an integer.") from None
+
+
+@dataclass(frozen=True)
+class ObjectiveFinetune:
+    start: ModelStart
+    task: str
+    lr: float
+    seed: int
+
+    def folder(self, root: Path) -> Path:
+        return root / "finetune" / "few" / self.start.slug / self.task / f"lr{self.lr:g}_seed{self.seed}"
+
+    def result(self, root: Path) -> FinetuneResult | None:
+        return read_finetune_result(self.folder(root))
+
+    def ready(self, root: Path) -> bool:
+        run = self.start.pretraining(self.seed)
+        return run is None or run.finished(root)
+
+    def job(self, root: Path, settings: StudySettings, pool_stats: Path) -> Job:
+        out = self.folder(root)
+        overrides = [f"model.arch={self.start.arch}", f"common.seed={self.seed}", f"optimizer.config.lr={self.lr:g}"]
+        run = self.start.pretraining(self.seed)
+        if run is None:
+            overrides.append(f"dataset.stats_file={pool_stats}")  # the statistics the pre-trained models normalise with
+        else:
+            overrides += [f"pretrained.checkpoint={run.folder(root)}", f"pretrained.step={run.steps}"]
+        overrides += few_label_overrides(settings, self.task)
+        command = aape_command("aape_finetune", str(out), "--preset", self.task, "--no-rich", "--config", *overrides)
+        name = f"fine-tune {self.start.label}, {self.task}, 10 per class, lr {self.lr:g}, seed {self.seed}"
+        return Job(name, command, out.with_name(out.name + ".log"))
+
+
+def chosen_lr(root: Path, settings: StudySettings, start: ModelStart, task: str) -> tuple[list[float], float | None]:
+    grid = start.grid_start
+    return widening_grid(settings, lambda lr: ObjectiveFinetune(grid, task, lr, settings.finetune_seeds[0]).result(root))
+
+
+def runs_needed(root: Path, settings: StudySettings, starts: Sequence[ModelStart], tasks: Sequence[str]) -> list[ObjectiveFinetune]:
+    """Every run that can be named now: each (3,000-step or random) start's seed-1 grid, then
+    every seed at the chosen rate (the long run: once its 3,000-step model has chosen)."""
+    runs: list[ObjectiveFinetune] = []
+    for start in starts:
+        for task in tasks:
+            lrs, lr = chosen_lr(root, settings, start, task)
+            if not start.long:
+                runs += [ObjectiveFinetune(start, task, rate, settings.finetune_seeds[0]) for rate in lrs]
+            if lr is not None:
+                runs += [ObjectiveFinetune(start, task, lr, seed) for seed in settings.finetune_seeds
+                         if start.long or seed != settings.finetune_seeds[0]]
+    return runs
+
+
+def results(root: Path, settings: StudySettings, starts: Sequence[ModelStart], tasks: Sequence[str]
+            ) -> dict[str, dict[str, FinetuneResult]]:
+    """Finished runs at the chosen rates, as ``{"<label>, seed k": {task: result}}``."""
+    out: dict[str, dict[str, FinetuneResult]] = {}
+    for start in starts:
+        for task in tasks:
+            lr = chosen_lr(root, settings, start, task)[1]
+            if lr is None:
+                continue
+            for seed in settings.finetune_seeds:
+                result = ObjectiveFinetune(start, task, lr, seed).result(root)
+                if result is not None:
+                    out.setdefault(f"{start.label}, seed {seed}", {})[task] = result
+    return out
+
+
+COMPARISONS = (
+    ("frozen_lambda, 3000 steps", "aape_tiny random init"),
+    ("frozen_lambda, 3000 steps", f"{REFERENCE}, 3000 steps"),
+    ("frozen_lambda, 3000 steps", "default, 3000 steps"),
+    (f"{REFERENCE}, 3000 steps", f"{REFERENCE} random init"),
+    (f"frozen_lambda, {LONG_STEPS} steps", "aape_tiny random init"),
+    (f"frozen_lambda, {LONG_STEPS} steps", f"{REFERENCE}, 3000 steps"),
+    (f"frozen_lambda, {LONG_STEPS} steps", "frozen_lambda, 3000 steps"),
+)
+"""Paired by fine-tuning seed (for 3,000-step and random starts also the pre-training or
+initialisation seed; the long run is one pre-training run)."""
+
+GROUPS = {"modulation group": MODULATION_TASKS, "five tasks": TASKS}
+
+
+def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> tuple[str, dict[str, object]]:
+    """Test accuracy per model (means over fine-tuning seeds) and the paired differences per task
+    group (``aape_plugin.eval.seed_interval``), from anything with ``test``, ``clips`` and
+    ``correct`` per ``"<label>, seed k"`` and task; a group is shown once every seed of both
+    models has finished every task of it."""
+    import numpy as np
+
+    from aape_plugin.eval.bootstrap import check_same_clips
+    from aape_plugin.eval.seed_interval import seed_t_interval
+
+    labels = sorted({key.rsplit(", seed ", 1)[0] for key in outcomes}, key=_model_order)
+    tasks = [t for t in (*MODULATION_TASKS, *TASKS) if any(t in v for v in outcomes.values())]
+    per_model = {m: [outcomes.get(f"{m}, seed {s}", {}) for s in seeds] for m in labels}
+    lines = ["| model | " + " | ".join(SHORT[t] for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for model in labels:
+        cells = []
+        for t in tasks:
+            done = [r[t].test for r in per_model[model] if t in r]
+            cells.append(f"{100 * float(np.mean(done)):.1f}" + ("" if len(done) == len(seeds) else f" ({len(done)} seeds)") if done else "")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    data: dict[str, object] = {"seeds": list(seeds), "comparisons": {}}
+    rows = []
+    for a, b in COMPARISONS:
+        cells, shown = [], False
+        for group, group_tasks in GROUPS.items():
+            complete = all(m in per_model for m in (a, b)) and \
+                all(t in r for m in (a, b) for r in per_model[m] for t in group_tasks)
+            if not complete:
+                cells.append("")
+                continue
+            for t in group_tasks:
+                check_same_clips([(f"{m} seed {s}", r[t].clips) for m in (a, b) for s, r in zip(seeds, per_model[m])])
+            pa = {t: np.array([r[t].correct for r in per_model[a]]) for t in group_tasks}
+            pb = {t: np.array([r[t].correct for r in per_model[b]]) for t in group_tasks}
+            interval = seed_t_interval(pa, pb, paired=True)
+            cells.append(interval.describe())
+            data["comparisons"][f"{a} - {b}: {group}"] = interval.as_dict()  # type: ignore[index]
+            shown = True
+        if shown:
+            rows.append(f"| {a} minus {b} | " + " | ".join(cells) + " |")
+    if rows:
+        lines += ["", "| a minus b (paired by seed) | " + " | ".join(GROUPS) + " |", "|---|" + "---|" * len(GROUPS), *rows]
+    return "\n".join(lines), data
+
+
+def _model_order(label: str) -> tuple[int, str]:
+    order = ["aape_tiny random init", f"{REFERENCE} random init", "default, 3000 steps", "frozen_lambda, 3000 steps",
+             f"{REFERENCE}, 3000 steps", f"frozen_lambda, {LONG_STEPS} steps"]
+    return (order.index(label), label) if label in order else (len(order), label)
+
+
+PAGE_HEAD = """# Pre-training that keeps what the stem sees: step 4, low-label fine-tuning on test
+
+Generated by `python -m studies.objectives_finetune --report-only --docs docs` from the per-clip
+outcomes in `docs/objectives-finetune-outcomes.json` (`--from-docs` rebuilds this page from them
+alone; a test checks it does, byte for byte). The protocol is `docs/objectives.md`: the
+`aape_finetune` recipe with 10 training clips per class (the study's low-label regime; the
+modulation presets do not stretch time), the learning rate chosen per model and task on seed 1's
+validation accuracy, the checkpoint by validation within each run, test scored once. Fine-tuning
+seed k starts from pre-training seed k (or the random initialisation of seed k); the 30,000-step
+row is one pre-training run fine-tuned with seeds 1-3, so its intervals count fine-tuning seeds
+and clips only. Test accuracy %, means over seeds; paired differences in points with the 95%
+interval of `aape_plugin/eval/seed_interval.py` (`a tie` when it holds zero). An empty cell: not
+every run of it has finished.
+
+"""
+
+
+def write_page(docs: Path, outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> str:
+    text, data = report(outcomes, seeds)
+    (docs / "objectives-finetune.md").write_text(PAGE_HEAD + text + "\n")
+    (docs / "objectives-finetune.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return text
+
+
+DEFAULT_MODELS = ("frozen_lambda", REFERENCE, f"aape_tiny{RANDOM_SUFFIX}", f"{REFERENCE}{RANDOM_SUFFIX}", "default",
+                  f"frozen_lambda@{LONG_STEPS}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.objectives_finetune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/objectives"))
+    parser.add_argument("--tasks", choices=("modulation", "five", "all"), default="modulation")
+    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
+                        help="in order of priority (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--docs", type=Path, default=None, help="write DOCS/objectives-finetune.md and its per-clip outcomes")
+    parser.add_argument("--from-docs", action="store_true", help="with --docs: rebuild the page from the stored outcomes alone")
+    args = parser.parse_args(argv)
+    try:
+        starts = [parse_start(m) for m in args.models]
+    except ValueError as error:
+        parser.error(str(error))
+    tasks = {"modulation": MODULATION_TASKS, "five": TASKS, "all": (*MODULATION_TASKS, *TASKS)}[args.tasks]
+    settings = StudySettings()
+    outcomes_file = args.docs / "objectives-finetune-outcomes.json" if args.docs is not None else None
+
+    if args.from_docs:
+        if outcomes_file is None:
+            parser.error("--from-docs needs --docs")
+        from studies.outcomes import load
+
+        say("test accuracy %, low-label fine-tuning:\n" + write_page(args.docs, load(json.loads(outcomes_file.read_text())), settings.finetune_seeds))
+        return 0
+
+    from aape_plugin.inference.loading import ensure_fairseq2
+
+    ensure_fairseq2()
+    if not args.report_only:
+        from studies.probing import pool_stats_file
+
+        stats = pool_stats_file()
+        failed = run_jobs(lambda: [r.job(args.out, settings, stats) for r in runs_needed(args.out, settings, starts, tasks)
+                                   if r.result(args.out) is None and r.ready(args.out)], jobs=args.jobs)
+        if failed:
+            say(f"{len(failed)} run(s) failed: " + "; ".join(failed))
+    found = results(args.out, settings, starts, (*MODULATION_TASKS, *TASKS))
+    if outcomes_file is not None:
+        from aape_plugin.data.study_corpus import study_dir
+        from studies.outcomes import store
+
+        outcomes_file.write_text(json.dumps(store(found, corpus=study_dir().resolve()), indent=1) + "\n")
+        text = write_page(args.docs, found, settings.finetune_seeds)
+    else:
+        text = report(found, settings.finetune_seeds)[0]
+    say("test accuracy %, low-label fine-tuning:\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
