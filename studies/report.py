@@ -252,6 +252,9 @@ language task is one speaker per language. The numbers judge the recipe and the 
 at small scale, not the paper's claims at its scale.
 """
     docs.mkdir(parents=True, exist_ok=True)
+    from studies.modulation_section import section, splice
+
+    text = splice(text, section(docs))  # the objective study's section, from what docs/ publishes
     (docs / "results.md").write_text(text)
     (docs / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     update_generated_blocks(results, docs.parent)
