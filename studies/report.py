@@ -220,7 +220,7 @@ log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f}
     results["long_runs"] = last_logged_steps(root, long_runs)
 
     # ---- in short
-    short = in_short(results)
+    short = in_short(results, docs)
     m = machine()
     text = f"""# Results: where pre-training pays, and how it grows (study corpus, CPU scale)
 
@@ -542,10 +542,10 @@ def finetune_hours(root: Path) -> float:
     return total / 3600
 
 
-def in_short(results: dict[str, Any]) -> list[str]:
-    from studies.summary import summary_lines
+def in_short(results: dict[str, Any], docs: Path) -> list[str]:
+    from studies.summary import published_budget_check, summary_lines
 
-    return summary_lines(results)
+    return summary_lines(results, published_budget_check(docs))
 
 
 def last_logged_steps(root: Path, runs: Sequence[PretrainRun]) -> dict[str, int]:

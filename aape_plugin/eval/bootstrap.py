@@ -33,6 +33,9 @@ class Interval:
     def describe(self, scale: float = 100.0, digits: int = 1) -> str:
         """``+1.2 [+0.4, +2.0]`` (points), with ``a tie`` when the interval contains zero."""
         verdict = "" if self.excludes_zero else ", a tie"
+        # A bound that excludes zero but rounds to it gets the digits that show its side.
+        while digits < 3 and any(v != 0.0 and round(scale * v, digits) == 0.0 for v in (self.low, self.high)):
+            digits += 1
         f = f"{{:+.{digits}f}}"
         return f"{f.format(scale * self.estimate)} [{f.format(scale * self.low)}, {f.format(scale * self.high)}]{verdict}"
 

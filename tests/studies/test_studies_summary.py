@@ -3,24 +3,22 @@
 import json
 from pathlib import Path
 
-from studies.summary import BEGIN, QUOTED_IN, block, quoted_blocks
+from studies.summary import BEGIN, QUOTED_IN, published_block, quoted_blocks
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_quoted_study_numbers_are_generated_from_results_json() -> None:
-    results = json.loads((REPO / "docs" / "results.json").read_text())
     quoted = quoted_blocks(REPO)
     assert set(quoted) == set(QUOTED_IN), f"every file of {QUOTED_IN} quotes the study between {BEGIN} markers"
     for name, text in quoted.items():
-        assert text == block(results), f"{name}'s study block differs from results.json: run `make study` (or its --no-train report)"
+        assert text == published_block(REPO / "docs"), f"{name}'s study block differs from results.json: run `make study` (or its --no-train report)"
 
 
 def test_results_page_states_what_results_json_holds() -> None:
     page = (REPO / "docs" / "results.md").read_text()
-    results = json.loads((REPO / "docs" / "results.json").read_text())
-    for line in block(results).splitlines()[1:-1]:
-        assert line in page, line
+    in_short = page.split("## In short\n\n", 1)[1].split("\n\n", 1)[0]
+    assert in_short.splitlines() == published_block(REPO / "docs").splitlines()[1:-1], "run studies.summary.refresh_in_short"
 
 
 def test_the_length_curve_line_quotes_the_last_measured_checkpoint_of_each_stem() -> None:
@@ -54,7 +52,7 @@ def test_finished_long_runs_quote_the_growth_of_the_fine_tuning_gap_and_aape_aga
             "AaPE minus plain stem (both at step 30,000), pitch and instrument": gap(2.0)}}}}
     (line,) = summary_lines(results)
     assert "both finished" in line and "so far" not in line
-    assert "at steps 1,000, 30,000: `aape_tiny` -2.4, +3.4; `vit_tiny` +1.2, +6.2" in line
+    assert "at steps 1,000, 30,000: `aape_tiny` -2.4 (1 seed), +3.4 (1 seed); `vit_tiny` +1.2 (1 seed), +6.2 (1 seed)" in line
     assert "from step 30,000: -0.1 [-1.6, +1.4], a tie on the mean, +2.0 [+0.5, +3.5] on pitch and instrument" in line
 
     results["long_runs"]["vit_tiny"] = 12_000  # one run still going: say how far each is
@@ -84,3 +82,21 @@ def test_the_budget_check_line_keeps_its_order_whatever_order_results_json_store
         check = {"factor": 3, "claims": {what.format(n): gap for n in order}}
         (line,) = summary_lines({"settings": {"long_steps": 30_000}, "budget_check": check})
         assert line.index("normal budget") < line.index("(main runs)") < line.index("at step 30,000 +1.2") < line.index("3x longer +1.2")
+
+
+def test_the_budget_check_page_replaces_the_older_line_and_says_what_its_interval_counts() -> None:
+    from studies.summary import summary_lines
+
+    old = {"budget_check": {"factor": 3, "claims": {
+        "aape_tiny, 30,000 steps minus aape_tiny, random init, 3x steps, mean over the five tasks":
+            {"estimate": 0.012, "low": 0.0004, "high": 0.025}}}}
+    (line,) = summary_lines(old)
+    assert "+1.20 [+0.04, +2.50]" in line  # a bound that rounds to zero shows its side
+    check = {"budget_check": {"factor": 3, "claims": {
+        "aape_tiny, 30,000 steps, 3x steps minus aape_tiny, random init, 3x steps, mean over the five tasks":
+            {"estimate": 0.025, "low": 0.015, "high": 0.036}},
+        "test": {"aape_tiny, 30,000 steps, 3x steps": {"study_pitch": [0.8, 0.8, 0.8]}}},
+        "longer_plateau": {"runs": 15, "best_at_last_validation": 1, "mean_late_gain": 0.0093}}
+    (line,) = summary_lines(old, check)
+    assert "+1.2" not in line and "+2.5 [+1.5, +3.6], one pre-training run, 3 fine-tuning seeds" in line
+    assert "not pre-training seeds" in line and "1 of 15" in line
