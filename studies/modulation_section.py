@@ -90,10 +90,9 @@ def section(docs: Path) -> str:
         out += ["", "The probe on test is not published yet (`docs/objectives-test.md`)."]
     finetune_file = docs / "objectives-finetune-outcomes.json"
     if finetune_file.is_file():
-        from studies.common import StudySettings
-        from studies.objectives_finetune import report
+        from studies.objectives_finetune import SETTINGS, report
 
-        text, _ = report(load(json.loads(finetune_file.read_text())), StudySettings().finetune_seeds)
+        text, _ = report(load(json.loads(finetune_file.read_text())), SETTINGS.finetune_seeds)
         out += ["", "### Test: fine-tuning with 10 clips per class (`docs/objectives-finetune.md`)", "", text]
     else:
         out += ["", "Low-label fine-tuning on test is not published yet (`docs/objectives-finetune.md`)."]

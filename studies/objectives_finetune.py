@@ -169,6 +169,30 @@ initialisation seed; the long run is one pre-training run)."""
 GROUPS = {"modulation group": MODULATION_TASKS, "five tasks": TASKS}
 
 
+def choices(root: Path, settings: StudySettings, starts: Sequence[ModelStart], tasks: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per model label and task: the grid its seed-1 runs covered, the chosen rate and whether it
+    is still an end of the grid (stored beside the outcomes, shown on the page)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for start in starts:
+        for task in tasks:
+            lrs, lr = chosen_lr(root, settings, start, task)
+            if lr is not None:
+                out.setdefault(start.label, {})[task] = {"grid": lrs, "lr": lr, "at_end": lr in (lrs[0], lrs[-1])}
+    return out
+
+
+def choices_table(chosen: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+    tasks = [t for t in (*MODULATION_TASKS, *TASKS) if any(t in v for v in chosen.values())]
+    lines = ["| model | " + " | ".join(SHORT[t] for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
+    for model in sorted(chosen, key=_model_order):
+        cells = [(f"{chosen[model][t]['lr']:g}" + (" (end)" if chosen[model][t]["at_end"] else "")) if t in chosen[model] else ""
+                 for t in tasks]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    ends = sum(c["at_end"] for v in chosen.values() for c in v.values())
+    total = sum(len(v) for v in chosen.values())
+    return "\n".join(lines) + f"\n\n{ends} of {total} choices are at an end of their grid (widened at most 3 times)."
+
+
 def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> tuple[str, dict[str, object]]:
     """Test accuracy per model (means over fine-tuning seeds) and the paired differences per task
     group (``aape_plugin.eval.seed_interval``), from anything with ``test``, ``clips`` and
@@ -237,12 +261,19 @@ every run of it has finished.
 """
 
 
-def write_page(docs: Path, outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> str:
+def write_page(docs: Path, outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int],
+               chosen: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     text, data = report(outcomes, seeds)
+    text += "\n\nLearning rates chosen on seed 1's validation accuracy:\n\n" + choices_table(chosen)
+    data["choices"] = chosen
     (docs / "objectives-finetune.md").write_text(PAGE_HEAD + text + "\n")
     (docs / "objectives-finetune.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     return text
 
+
+SETTINGS = StudySettings(finetune_lr_widen=3)
+"""The study's grid, widened until validation's choice is interior (``docs/protocol.md``), at most
+three times; a choice still at an end is flagged on the page."""
 
 DEFAULT_MODELS = ("frozen_lambda", REFERENCE, f"aape_tiny{RANDOM_SUFFIX}", f"{REFERENCE}{RANDOM_SUFFIX}", "default",
                   f"frozen_lambda@{LONG_STEPS}")
@@ -265,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     tasks = {"modulation": MODULATION_TASKS, "five": TASKS, "all": (*MODULATION_TASKS, *TASKS)}[args.tasks]
-    settings = StudySettings()
+    settings = SETTINGS
     outcomes_file = args.docs / "objectives-finetune-outcomes.json" if args.docs is not None else None
 
     if args.from_docs:
@@ -273,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--from-docs needs --docs")
         from studies.outcomes import load
 
-        say("test accuracy %, low-label fine-tuning:\n" + write_page(args.docs, load(json.loads(outcomes_file.read_text())), settings.finetune_seeds))
+        stored = json.loads(outcomes_file.read_text())
+        say("test accuracy %, low-label fine-tuning:\n" + write_page(args.docs, load(stored), settings.finetune_seeds, stored["choices"]))
         return 0
 
     from aape_plugin.inference.loading import ensure_fairseq2
@@ -290,10 +322,12 @@ def main(argv: list[str] | None = None) -> int:
     found = results(args.out, settings, starts, (*MODULATION_TASKS, *TASKS))
     if outcomes_file is not None:
         from aape_plugin.data.study_corpus import study_dir
-        from studies.outcomes import store
+        from studies.outcomes import load, store
 
-        outcomes_file.write_text(json.dumps(store(found, corpus=study_dir().resolve()), indent=1) + "\n")
-        text = write_page(args.docs, found, settings.finetune_seeds)
+        chosen = choices(args.out, settings, starts, (*MODULATION_TASKS, *TASKS))
+        stored = {**store(found, corpus=study_dir().resolve()), "choices": chosen}
+        outcomes_file.write_text(json.dumps(stored, indent=1) + "\n")
+        text = write_page(args.docs, load(json.loads(outcomes_file.read_text())), settings.finetune_seeds, chosen)
     else:
         text = report(found, settings.finetune_seeds)[0]
     say("test accuracy %, low-label fine-tuning:\n" + text)

@@ -90,6 +90,12 @@ def test_the_page_compares_complete_groups_and_rebuilds_from_its_outcomes(tmp_pa
     assert "frozen_lambda, 3000 steps minus aape_tiny random init" in text and back == text
     comparison = data["comparisons"]["frozen_lambda, 3000 steps - aape_tiny random init: first task"]
     assert comparison["estimate"] == pytest.approx(0.25) and comparison["low"] > 0
+    # Validation rose with the rate, and this grid may not widen: the choice is its end, and said so.
+    from studies.objectives_finetune import choices, choices_table
+
+    chosen = choices(tmp_path, settings, [frozen], tasks)
+    assert chosen == {"frozen_lambda, 3000 steps": {tasks[0]: {"grid": [1e-3, 3e-3], "lr": 3e-3, "at_end": True}}}
+    assert "| frozen_lambda, 3000 steps | 0.003 (end) |" in choices_table(chosen) and "1 of 1 choices" in choices_table(chosen)
 
 
 @pytest.mark.parametrize("page", ["objectives-finetune", "objectives-test"])
