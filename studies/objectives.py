@@ -119,9 +119,18 @@ COMPARISONS = (
 order, and for the same architecture the same initialisation)."""
 
 
+LONG_RUN = VariantRun("frozen_lambda", 30_000, 1)
+"""Step 4's long run: the chosen setup, one pre-training run (more seeds are the study's next version)."""
+
+LONG_COMPARISONS = ("aape_tiny random init", "frozen_lambda", REFERENCE)
+"""What the long run is compared with (its one run against the other model's seeds, unpaired:
+the interval counts their seeds and the clips, not the long run's own pre-training seed)."""
+
+
 def test_scores(root: Path, steps: int, seeds: list[int]) -> dict[str, dict[str, ProbeScore]]:
-    """The probe results step 4 compares (stored ones; new ones are measured)."""
-    return probe_scores(root, runs_of(steps, seeds, ["default", "frozen_lambda", REFERENCE]), seeds)
+    """The probe results step 4 compares (stored ones; new ones are measured); the long run's
+    once it has finished."""
+    return probe_scores(root, [*runs_of(steps, seeds, ["default", "frozen_lambda", REFERENCE]), LONG_RUN], seeds)
 
 
 def test_report(scores: Mapping[str, Mapping[str, Any]], steps: int, seeds: list[int]) -> tuple[str, dict[str, object]]:
@@ -141,6 +150,9 @@ def test_report(scores: Mapping[str, Mapping[str, Any]], steps: int, seeds: list
         models[model] = [scores[f"{model}, {steps} steps, seed {s}"] for s in seeds if f"{model}, {steps} steps, seed {s}" in scores]
     for arch in ("aape_tiny", REFERENCE):
         models[f"{arch} random init"] = [scores[f"{arch} random init, seed {s}"] for s in seeds]
+    long_name = f"{LONG_RUN.variant}, {LONG_RUN.steps} steps"
+    if f"{long_name}, seed {LONG_RUN.seed}" in scores:
+        models[long_name] = [scores[f"{long_name}, seed {LONG_RUN.seed}"]]
     groups = {"modulation group": MODULATION_TASKS, "five tasks": TASKS, "pitch + instrument": FREQUENCY_TASKS}
     lines = ["| model | seeds | " + " | ".join(SHORT[t] for t in (*MODULATION_TASKS, *TASKS)) + " |",
              "|" + "---|" * (2 + len(MODULATION_TASKS) + len(TASKS))]
@@ -163,6 +175,16 @@ def test_report(scores: Mapping[str, Mapping[str, Any]], steps: int, seeds: list
             cells.append(interval.describe())
             data["comparisons"][f"{a} - {b}: {group}"] = {**interval.as_dict(), "seeds": n}  # type: ignore[index]
         lines.append(f"| {a} minus {b} ({n} seeds) | " + " | ".join(cells) + " |")
+    if long_name in models:
+        for b in LONG_COMPARISONS:
+            cells = []
+            for group, tasks in groups.items():
+                pa = {t: np.array([r[t].correct for r in models[long_name]]) for t in tasks}
+                pb = {t: np.array([r[t].correct for r in models[b]]) for t in tasks}
+                interval = seed_t_interval(pa, pb, paired=False)
+                cells.append(interval.describe())
+                data["comparisons"][f"{long_name} - {b}: {group}"] = {**interval.as_dict(), "seeds": [1, len(models[b])]}  # type: ignore[index]
+            lines.append(f"| {long_name} (one run) minus {b} ({len(models[b])} seeds) | " + " | ".join(cells) + " |")
     return "\n".join(lines), data
 
 
@@ -186,7 +208,9 @@ it does, byte for byte). The protocol is `docs/objectives.md`: these are the mod
 all labels. Test accuracy %, means over seeds; then paired differences (seeds pair by number:
 the same data order, and for one architecture the same initialisation), points, with the 95%
 interval of `aape_plugin/eval/seed_interval.py` (Student's t over seeds, plus the paired clip
-variance; `a tie` when it holds zero). Low-label fine-tuning, step 4's other half, is not here.
+variance; `a tie` when it holds zero). The 30,000-step row is one pre-training run of the chosen
+setup: its comparisons count the other model's seeds and the clips, not its own pre-training
+seed. Low-label fine-tuning, step 4's other half, is `docs/objectives-finetune.md`.
 
 """
 
