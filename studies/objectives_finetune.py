@@ -211,7 +211,8 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> t
         cells = []
         for t in tasks:
             done = [r[t].test for r in per_model[model] if t in r]
-            cells.append(f"{100 * float(np.mean(done)):.1f}" + ("" if len(done) == len(seeds) else f" ({len(done)} seeds)") if done else "")
+            partial = "" if len(done) == len(seeds) else f" ({len(done)} seed{'s' if len(done) > 1 else ''})"
+            cells.append(f"{100 * float(np.mean(done)):.1f}{partial}" if done else "")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     data: dict[str, object] = {"seeds": list(seeds), "comparisons": {}}
     rows = []
