@@ -82,11 +82,18 @@ def table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def kernel_trajectories(runs: list[tuple[str, Path]], steps: tuple[int, ...] = (50, 1000, 3000)) -> str:
+def kernel_trajectories(runs: list[tuple[str, Path]], steps: tuple[int, ...] = (50, 1000, 3000, 10_000, 30_000)) -> str:
     """Per run, each kernel's median pole (Hz / decay per frame) at a few steps, from the run's
-    ``metrics/train.jsonl`` (``stem_k<n>_*``, recorded on publishing steps)."""
+    ``metrics/train.jsonl`` (``stem_k<n>_*``, recorded on publishing steps). A run measured at
+    several checkpoints is listed once, under the name of its first without ``" at <step>"``."""
     lines = []
+    seen: set[Path] = set()
     for name, folder in runs:
+        if folder.resolve() in seen:
+            continue
+        seen.add(folder.resolve())
+        if sum(f.resolve() == folder.resolve() for _, f in runs) > 1:
+            name = name.rsplit(" at ", 1)[0]
         path = folder / "metrics" / "train.jsonl"
         if not path.is_file():
             continue
