@@ -252,7 +252,9 @@ outcomes in `docs/objectives-finetune-outcomes.json` (`--from-docs` rebuilds thi
 alone; a test checks it does, byte for byte). The protocol is `docs/objectives.md`: the
 `aape_finetune` recipe with 10 training clips per class (the study's low-label regime; the
 modulation presets do not stretch time), the learning rate chosen per model and task on seed 1's
-validation accuracy, the checkpoint by validation within each run, test scored once. Fine-tuning
+validation accuracy, the checkpoint by validation within each run, test scored once. Validation
+here is the task's whole validation split, more labels than the 10 per class a model trains on,
+as in the study so far (`docs/protocol.md` asks for 10 per class; not implemented yet). Fine-tuning
 seed k starts from pre-training seed k (or the random initialisation of seed k); the 30,000-step
 row is one pre-training run fine-tuned with seeds 1-3, so its intervals count fine-tuning seeds
 and clips only. Test accuracy %, means over seeds; paired differences in points with the 95%
