@@ -215,7 +215,7 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> t
             cells.append(f"{100 * float(np.mean(done)):.1f}{partial}" if done else "")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     data: dict[str, object] = {"seeds": list(seeds), "comparisons": {}}
-    rows = []
+    rows: list[tuple[str, list[str]]] = []
     for a, b in COMPARISONS:
         cells, shown = [], False
         for group, group_tasks in GROUPS.items():
@@ -233,9 +233,12 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> t
             data["comparisons"][f"{a} - {b}: {group}"] = interval.as_dict()  # type: ignore[index]
             shown = True
         if shown:
-            rows.append(f"| {a} minus {b} | " + " | ".join(cells) + " |")
+            rows.append((f"{a} minus {b}", cells))
+    shown_groups = [k for k in range(len(GROUPS)) if any(cells[k] for _, cells in rows)]
     if rows:
-        lines += ["", "| a minus b (paired by seed) | " + " | ".join(GROUPS) + " |", "|---|" + "---|" * len(GROUPS), *rows]
+        lines += ["", "| a minus b (paired by seed) | " + " | ".join(list(GROUPS)[k] for k in shown_groups) + " |",
+                  "|---|" + "---|" * len(shown_groups)]
+        lines += [f"| {name} | " + " | ".join(cells[k] for k in shown_groups) + " |" for name, cells in rows]
     return "\n".join(lines), data
 
 
