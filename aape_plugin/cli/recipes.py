@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from fairseq2.recipe import Recipe
 
@@ -55,7 +56,18 @@ class RecipeEntry:
         if not spec:
             return None
         package, _, folder = spec.partition(":")
-        root = files(package)
+        try:
+            root = files(package)
+        except ModuleNotFoundError:
+            # Typically one virtualenv shared by two checkouts: the editable install maps the
+            # presets package into the other one.
+            import aape_plugin
+
+            raise CliError(
+                f"recipe {self.name!r}: its presets package {package!r} cannot be imported (aape_plugin is imported from "
+                f"{Path(aape_plugin.__file__).parent}); reinstall this checkout into the environment (`scripts/setup.sh`, "
+                "or `pip install -e .`)"
+            ) from None
         return root / folder if folder else root
 
 

@@ -159,3 +159,22 @@ def test_the_aape_command_reports_errors_under_its_own_name() -> None:
 
     err = subprocess.run([*aape_command(), "recipe", "run", "aape_pretrian", "/tmp/x"], capture_output=True, text=True, timeout=300)
     assert err.returncode == 2 and err.stderr.startswith("aape: error: unknown recipe 'aape_pretrian'; available recipes: aape_extract")
+
+
+class _RecipeWithMissingPresets:
+    """A recipe whose presets package is not importable (a virtualenv installed from another checkout)."""
+
+    presets = "aape_plugin_elsewhere.presets:pretrain"
+
+
+def test_presets_that_cannot_be_imported_are_one_line_errors_that_say_how_to_fix_it() -> None:
+    from importlib.metadata import EntryPoint
+
+    import pytest
+
+    from aape_plugin.cli.presets import list_presets
+    from aape_plugin.cli.recipes import CliError, RecipeEntry
+
+    entry = RecipeEntry("broken", EntryPoint("broken", f"{__name__}:_RecipeWithMissingPresets", "fairseq2.recipe"))
+    with pytest.raises(CliError, match=r"presets package 'aape_plugin_elsewhere.presets' cannot be imported .*scripts/setup.sh"):
+        list_presets(entry)
