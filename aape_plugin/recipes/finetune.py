@@ -120,13 +120,22 @@ class FinetuneDatasetSection(AudioDatasetSection):
     """Low-label regime: train on at most this many clips per class, drawn with ``subset_seed``
     (listed in ``OUTPUT_DIR/train_clips.txt``); validation and test clips unchanged."""
 
+    valid_per_class: int | None = None
+    """Low-label selection: validate (which picks the checkpoint, and in a study the learning
+    rate) on at most this many clips per class of the validation split, drawn with
+    ``subset_seed`` (listed in ``OUTPUT_DIR/valid_clips.txt``), so that a run said to have 10
+    labels per class is not chosen with hundreds. Test clips unchanged."""
+
     subset_seed: int = 0
-    """Seed of the ``train_per_class`` draw (the same seed gives the same clips to every model)."""
+    """Seed of the ``train_per_class`` and ``valid_per_class`` draws (the same seed gives the same
+    clips to every model)."""
 
     def validate(self) -> ValidationResult:
         result = super().validate()
-        if self.train_per_class is not None and self.train_per_class < 1:
-            result.add_error(f"`train_per_class` must be >= 1, but is {self.train_per_class}.")
+        for name in ("train_per_class", "valid_per_class"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                result.add_error(f"`{name}` must be >= 1, but is {value}.")
         for name in ("clip_seconds", "eval_clip_seconds"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -236,6 +245,10 @@ def split_entries(dataset: AudioDataset, section: FinetuneDatasetSection, seed: 
         if dataset.multi_label:
             raise AudioDataError(f"`dataset.train_per_class` needs a single-label task; {dataset.name} is multi-label.")
         train = [train[i] for i in per_class_subset([e.labels[0] for e in train], section.train_per_class, section.subset_seed)]
+    if section.valid_per_class is not None:
+        if dataset.multi_label:
+            raise AudioDataError(f"`dataset.valid_per_class` needs a single-label task; {dataset.name} is multi-label.")
+        valid = [valid[i] for i in per_class_subset([e.labels[0] for e in valid], section.valid_per_class, section.subset_seed)]
     return {"train": train, "valid": valid, "test": dataset.entries(section.test_split)}
 
 
@@ -472,6 +485,11 @@ class FinetuneRecipe(Recipe):
             (context.output_dir / "train_clips.txt").write_text("".join(f"{e.path}\n" for e in parts["train"]))
             log.info("Low-label regime: %d training clips (at most %d per class, subset seed %d), listed in %s.",
                      len(parts["train"]), section.train_per_class, section.subset_seed, context.output_dir / "train_clips.txt")
+        if section.valid_per_class is not None and context.gangs.root.rank == 0:
+            context.output_dir.mkdir(parents=True, exist_ok=True)
+            (context.output_dir / "valid_clips.txt").write_text("".join(f"{e.path}\n" for e in parts["valid"]))
+            log.info("Low-label selection: validating on %d clips (at most %d per class, subset seed %d), listed in %s.",
+                     len(parts["valid"]), section.valid_per_class, section.subset_seed, context.output_dir / "valid_clips.txt")
 
         def reader(split: str, train: bool):
             options = AudioReaderOptions(

@@ -20,11 +20,15 @@ def test_finetune_selects_on_valid_and_scores_test_once(tmp_path: Path) -> None:
     proc = run_cli("recipe", "run", "aape_finetune", str(out), "--preset", "demo_drums", "--no-rich", "--config",
                    "regime.num_steps=40", "regime.validate_every_n_steps=20", "regime.checkpoint_every_n_steps=20",
                    "regime.publish_metrics_every_n_steps=20", "dataset.train_per_class=2", "dataset.batch_size=4", "dataset.clip_seconds=0.5",
-                   "dataset.eval_clip_seconds=1.0")
+                   "dataset.eval_clip_seconds=1.0", "dataset.valid_per_class=1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "results.json").read_text())
     subset = (out / "train_clips.txt").read_text().split()
     assert len(subset) == 2 * 6 and "Low-label regime: 12 training clips" in proc.stderr
+    # Low-label selection: the checkpoint is chosen on one validation clip per class.
+    valid_subset = (out / "valid_clips.txt").read_text().split()
+    assert len(valid_subset) == 6 and "Low-label selection: validating on 6 clips" in proc.stderr
+    assert not set(valid_subset) & set(subset)
     # Per-clip test predictions, named by file, are what the study pairs models on.
     study_view = read_finetune_result(out)
     assert study_view is not None and len(study_view.clips) == result["test_clips"] == len(set(study_view.clips))
