@@ -27,10 +27,11 @@ from typing import Any
 
 from studies.common import MODULATION_TASKS, SHORT, TASKS, Job, StudySettings, aape_command, run_jobs, say
 from studies.finetuning import FinetuneResult, few_label_overrides, read_finetune_result, widening_grid
-from studies.objectives import REFERENCE, VARIANTS, VariantRun
+from studies.objectives import LONG_RUN, REFERENCE, VARIANTS, VariantRun
 
 RANDOM_SUFFIX = " random init"
-LONG_STEPS = 30_000
+LONG_STEPS = LONG_RUN.steps
+"""The long run's length: the one :data:`studies.objectives.LONG_RUN` names."""
 
 
 @dataclass(frozen=True)
