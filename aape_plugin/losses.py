@@ -41,6 +41,11 @@ class AapeCriterionConfig:
     temperature: float = 0.1
     """Softmax temperature of the contrastive term."""
 
+    alias_weight: float = 1.0
+    """Weight of the MSE between the alias head's predictions and the teacher stem's aliasing
+    features at masked positions. Applies only to a model built with
+    ``targets.alias_features: true`` (otherwise there is no such term)."""
+
     gather_negatives: bool = False
     """Contrast against the clones of every data-parallel rank's clips (an all-gather with
     gradient), not only those on the same rank. Off by default and in the presets: the
@@ -50,7 +55,7 @@ class AapeCriterionConfig:
         """fairseq2 validates recipe configs through this (the ``Validatable`` protocol)."""
         result = ValidationResult()
 
-        for name in ("patch_weight", "global_weight", "contrastive_weight"):
+        for name in ("patch_weight", "global_weight", "contrastive_weight", "alias_weight"):
             if getattr(self, name) < 0:
                 result.add_error(f"`{name}` must be >= 0, but is {getattr(self, name)} instead.")
 
@@ -68,6 +73,8 @@ class AapeLoss:
     patch: Tensor
     global_: Tensor
     contrastive: Tensor
+    alias: Tensor | None = None
+    """``None`` when the model predicts no aliasing features."""
 
 
 def multi_mask_contrastive_loss(embeddings: Tensor, clip_index: Tensor, temperature: float, valid: Tensor | None = None) -> Tensor:
@@ -148,7 +155,12 @@ class AapeCriterion:
 
         total = c.patch_weight * patch + c.global_weight * global_ + c.contrastive_weight * contrastive
 
-        return AapeLoss(total=total, patch=patch, global_=global_, contrastive=contrastive)
+        alias = None
+        if output.predicted_alias is not None and output.target_alias is not None:
+            alias = F.mse_loss(output.predicted_alias.float(), output.target_alias.float())
+            total = total + c.alias_weight * alias
+
+        return AapeLoss(total=total, patch=patch, global_=global_, contrastive=contrastive, alias=alias)
 
 
 def create_aape_criterion(resolver: DependencyResolver, config: AapeCriterionConfig) -> AapeCriterion:

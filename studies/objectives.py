@@ -31,13 +31,22 @@ from studies.probing import Prober, ProbeScore, load_pool_stats
 
 STEM = "model.config_overrides={encoder: {stem: {%s}}}"
 
+TARGETS = "model.config_overrides={targets: {%s}}"
+
+TRAINED_LAMBDA = "optimizer.config.lambda_lr_scale=1"
+
 VARIANTS: dict[str, tuple[str, ...]] = {
-    "default": (),
+    # The recipe's default when the screen was run (the Lambda Encoder trained); the default has
+    # since changed to `frozen_lambda`, so it is spelled out.
+    "default": (TRAINED_LAMBDA,),
     "frozen_lambda": ("optimizer.config.lambda_lr_scale=0",),
     "slow_lambda": ("optimizer.config.lambda_lr_scale=0.1",),
     "offsets": (STEM % "pole_mode: offsets",),
     "balanced_fusion": (STEM % "fusion_balance: true",),
     "offsets_balanced": (STEM % "pole_mode: offsets, fusion_balance: true",),
+    # The second round (docs/objectives.md, "Round 2"): a target that includes the alias stream.
+    "alias_target": (TARGETS % "alias_features: true",),
+    "alias_target_trained": (TARGETS % "alias_features: true", TRAINED_LAMBDA),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""
 

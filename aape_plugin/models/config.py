@@ -185,6 +185,13 @@ class TargetConfig:
     the patch targets are instance-normalised over the clip) or a normalised clip summary of the
     same layers (``clip``: see :func:`aape_plugin.nn.targets.clip_target`)."""
 
+    alias_features: bool = False
+    """The predictor also predicts, at the masked positions, the teacher stem's aliasing features
+    (the AaPE stem only; a head of ``alias_dim`` outputs, weighted by the criterion's
+    ``alias_weight``). The layer-pooled targets need not carry what only the alias branch sees
+    (the modulation rates above the patch rate's Nyquist), and a student trained on them alone
+    lets it fade; this term asks the visible tokens to carry it (see ``docs/objectives.md``)."""
+
 
 @dataclass(kw_only=True)
 class AapeConfig:

@@ -12,7 +12,7 @@ from aape_plugin.models.config import AapeConfig
 from aape_plugin.nn.audio_encoder import AudioEncoder
 from aape_plugin.nn.masking import patch_masks
 from aape_plugin.nn.predictor import CrossAttentionPredictor
-from aape_plugin.nn.targets import clip_target, global_target, layer_pooled_targets
+from aape_plugin.nn.targets import alias_targets, clip_target, global_target, layer_pooled_targets
 
 
 @dataclass
@@ -52,6 +52,13 @@ class SslOutput:
     student_embeddings: Tensor | None = None
     """``(B*M, D)`` the student's clip embeddings (mean final token of the visible patches)."""
 
+    predicted_alias: Tensor | None = None
+    """``(B*M, n_masked, A)`` the alias head's predictions at the masked positions
+    (``targets.alias_features``; ``None`` otherwise)."""
+
+    target_alias: Tensor | None = None
+    """``(B*M, n_masked, A)`` the teacher stem's aliasing features there (``targets.alias_targets``)."""
+
 
 class AapeSslModel(Module):
     """Masked teacher-student model with multi-mask (Figure 1 of the paper).
@@ -86,6 +93,15 @@ class AapeSslModel(Module):
         self.cls_head = Linear(dim, dim)
         self.contrastive_head = Linear(dim, config.contrastive_dim)
 
+        self.alias_head: Linear | None = None
+        if config.targets.alias_features:
+            if config.encoder.stem.kind != "aape":
+                raise ValueError(
+                    "`targets.alias_features` needs the AaPE stem (`encoder.stem.kind: aape`), but "
+                    f"the stem is {config.encoder.stem.kind!r}."
+                )
+            self.alias_head = Linear(dim, config.encoder.stem.alias_dim)
+
         self.teacher.requires_grad_(False)
 
     def train(self, mode: bool = True) -> AapeSslModel:
@@ -117,6 +133,11 @@ class AapeSslModel(Module):
             else:
                 clip_targets = global_target(targets)  # (B, D)
 
+            alias = None
+            if self.alias_head is not None:
+                assert teacher_out.alias is not None
+                alias = alias_targets(teacher_out.alias)  # (B, S*P, A)
+
         grid = teacher_out.grid
 
         masks = patch_masks(
@@ -138,6 +159,11 @@ class AapeSslModel(Module):
 
         target_patches = targets.flatten(0, 1)[flat_index]  # (B*M, n_masked, D)
 
+        predicted_alias = target_alias = None
+        if self.alias_head is not None and alias is not None:
+            predicted_alias = self.alias_head(predicted)
+            target_alias = alias.flatten(0, 1)[flat_index]
+
         return SslOutput(
             predicted_patches=predicted,
             target_patches=target_patches,
@@ -150,6 +176,8 @@ class AapeSslModel(Module):
             targets=targets,
             teacher_embeddings=teacher_out.patches.detach().mean(dim=1),
             student_embeddings=student_out.patches.detach().mean(dim=1),
+            predicted_alias=predicted_alias,
+            target_alias=target_alias,
         )
 
     @torch.no_grad()

@@ -38,6 +38,10 @@ class EncoderOutput:
     frequency: Tensor | None = None
     """SBLU frequencies, shaped like ``decay``."""
 
+    alias: Tensor | None = None
+    """The AaPE stem's aliasing features before Patch Fusion, ``(B, S, P, alias_dim)`` (``(B*M,
+    n, alias_dim)`` when masked); ``None`` for the plain stem."""
+
 
 class AudioEncoder(Module):
     """Log-mel ``(B, 1, F, T)`` -> tokens, with optional masking of patches.
@@ -144,6 +148,7 @@ class AudioEncoder(Module):
             grid=(num_subbands, num_patches),
             decay=stem_out.decay,
             frequency=stem_out.frequency,
+            alias=stem_out.alias,
         )
 
         return tokens, info

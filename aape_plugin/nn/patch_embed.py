@@ -34,6 +34,9 @@ class PatchEmbedOutput:
     frequency: Tensor | None = None
     """``(B, F/p, T/p, N)``: the estimated SBLU frequencies (rad/frame); ``None`` for plain."""
 
+    alias: Tensor | None = None
+    """``(B, F/p, T/p, alias_dim)``: the aliasing features before Patch Fusion; ``None`` for plain."""
+
 
 def _init_patch_conv(conv: Conv2d) -> None:
     # Xavier on the conv seen as a linear map of the flattened patch (as ViT/MAE do).
@@ -215,4 +218,4 @@ class AaPEPatchEmbed(Module):
 
         alias = self.sblu(x, decay, frequency, index, num_clones)
 
-        return PatchEmbedOutput(self.fusion(standard, alias), decay, frequency)
+        return PatchEmbedOutput(self.fusion(standard, alias), decay, frequency, alias)

@@ -50,6 +50,24 @@ def clip_target(layers: list[Tensor], num_layers: int, *, skip_tokens: int = 1) 
     return _layer_normed_mean([layer_normed_summary(layer) for layer in _top_layers(layers, num_layers)])
 
 
+def alias_targets(alias: Tensor) -> Tensor:
+    """Targets from the stem's aliasing features (``targets.alias_features``): the log of each
+    feature (they are root-mean-square band powers, positive and of wide range), LayerNormed
+    over the features of each patch (no affine).
+
+    Deliberately not normalised over the clip's tokens, unlike :func:`layer_pooled_targets`: a
+    modulation that holds over the whole clip is the same at every patch, and subtracting the
+    clip mean would remove exactly it.
+
+    :param alias: ``(B, S, P, A)`` or ``(B, N, A)``, positive.
+    :returns: ``(B, S*P, A)`` float.
+    """
+    if alias.dim() == 4:
+        alias = alias.flatten(1, 2)
+    logged = alias.float().clamp_min(1e-6).log()
+    return F.layer_norm(logged, logged.shape[-1:])
+
+
 def _top_layers(layers: list[Tensor], num_layers: int) -> list[Tensor]:
     """The last ``num_layers`` of ``layers``, checked to exist."""
     if not 1 <= num_layers <= len(layers):

@@ -48,9 +48,11 @@ from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
 from aape_plugin.recipes.layer_decay import ADAMW_LAYER_DECAY, AdamWLayerDecayConfig, register_layer_decay_optimizer
 from aape_plugin.recipes.pretrain_unit import (
+    ALIAS_LOSS_METRIC,
     MAX_KERNEL_METRICS,
     AapePretrainEvalUnit,
     AapePretrainUnit,
+    loss_metric_names,
     stem_kernel_names,
     stem_quantile_names,
 )
@@ -149,6 +151,7 @@ def register_metric_descriptors(container: DependencyContainer) -> None:
 
     add("patch_loss", "Masked Token Loss", 91)
     add("global_loss", "CLS Global Loss", 92)
+    add(ALIAS_LOSS_METRIC, "Alias Feature Loss", 93)
     add("ema_decay", "EMA Decay", 250)
     add("clips_per_second", "Clips per Second", 811)
     add("skipped_clips", "Skipped Clips", 836, format_as_int)
@@ -250,7 +253,7 @@ class AapePretrainRecipe(Recipe):
 
         valid_units, valid_readers = [], []
         if section.valid_split is not None:
-            valid_units.append(AapePretrainEvalUnit(dp_model, criterion, model.config.masking.num_clones))
+            valid_units.append(AapePretrainEvalUnit(dp_model, criterion, model.config.masking.num_clones, loss_metric_names(model)))
             valid_readers.append(
                 dataset.create_reader(
                     section.valid_split, context.gangs, features, stats,

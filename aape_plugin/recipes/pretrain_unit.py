@@ -48,9 +48,19 @@ def stem_kernel_names(num_kernels: int) -> list[str]:
     return [f"stem_k{n}_{what}" for n in range(min(num_kernels, MAX_KERNEL_METRICS)) for what in ("frequency_hz", "decay")]
 
 
+ALIAS_LOSS_METRIC = "alias_loss"
+"""Recorded only for models that predict aliasing features (``targets.alias_features``)."""
+
+
+def loss_metric_names(model: AapeSslModel) -> tuple[str, ...]:
+    return (*LOSS_METRICS, ALIAS_LOSS_METRIC) if model.alias_head is not None else LOSS_METRICS
+
+
 def record_losses(bag: MetricBag, loss: AapeLoss, weight: int) -> None:
     for name, value in zip(LOSS_METRICS, (loss.total, loss.patch, loss.global_, loss.contrastive)):
         bag.get(name, Mean).update(value.detach().float(), weight=weight)
+    if loss.alias is not None:
+        bag.get(ALIAS_LOSS_METRIC, Mean).update(loss.alias.detach().float(), weight=weight)
 
 
 def record_stem(bag: MetricBag, output: SslOutput, frames_per_second: float) -> None:
@@ -137,7 +147,7 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
         # The plain stem has no poles: no empty stem metrics (torcheval warns on every read).
         config = self._model.config.encoder.stem
         stem = [*stem_quantile_names(), *stem_kernel_names(config.num_kernels)] if config.kind == "aape" else []
-        for name in (*LOSS_METRICS, "ema_decay", *stem, *HEALTH_METRICS):
+        for name in (*loss_metric_names(self._model), "ema_decay", *stem, *HEALTH_METRICS):
             metric_bag.add(name, Mean())
         for name in ("num_examples", "total_num_examples", "skipped_clips", "total_skipped_clips"):
             metric_bag.add(name, Sum())
@@ -179,13 +189,15 @@ class AapePretrainUnit(TrainUnit[AudioBatch]):
 class AapePretrainEvalUnit(EvalUnit[AudioBatch]):
     """SSL losses and representation health on held-out clips (new random masks each time)."""
 
-    def __init__(self, dp_model: Module, criterion: AapeCriterion, num_clones: int) -> None:
+    def __init__(self, dp_model: Module, criterion: AapeCriterion, num_clones: int, loss_metrics: tuple[str, ...] = LOSS_METRICS) -> None:
+        """:param loss_metrics: :func:`loss_metric_names` of the model."""
         self._dp_model = dp_model
         self._criterion = criterion
         self._num_clones = num_clones
+        self._loss_metrics = loss_metrics
 
     def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
-        for name in (*LOSS_METRICS, *HEALTH_METRICS):
+        for name in (*self._loss_metrics, *HEALTH_METRICS):
             metric_bag.add(name, Mean())
         metric_bag.add("num_examples", Sum())
 

@@ -159,12 +159,19 @@ def test_assets_command_forwards_to_fairseq2() -> None:
     assert "dataset:demo_pitch@" in proc.stdout and "dataset:demo_pool@" in proc.stdout
 
 
-def test_output_dir_may_come_after_config_overrides(tmp_path: Path) -> None:
+def test_output_dir_may_come_after_config_overrides_and_the_alias_target_runs(tmp_path: Path) -> None:
     proc = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "run"), "--preset", "demo",
                    "--config", "regime.num_steps=2", "lr_scheduler.config.num_warmup_steps=1",
-                   "regime.checkpoint_every_n_steps=2", "regime.publish_metrics_every_n_steps=2", "regime.validate_every_n_steps=2")
+                   "regime.checkpoint_every_n_steps=2", "regime.publish_metrics_every_n_steps=2", "regime.validate_every_n_steps=2",
+                   "model.config_overrides={targets: {alias_features: true}}", "criterion.config.alias_weight=0.5")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert [r["Step"] for r in train_metrics(tmp_path / "run")] == [2]
+    rows = train_metrics(tmp_path / "run")
+    assert [r["Step"] for r in rows] == [2]
+    # The option applied: its term is reported, and the total is the weighted sum of the terms.
+    row = rows[0]
+    assert row["Alias Feature Loss"] > 0
+    expected = row["Masked Token Loss"] + row["CLS Global Loss"] + 0.1 * row["Contrastive Loss"] + 0.5 * row["Alias Feature Loss"]
+    assert row["Loss"] == pytest.approx(expected, rel=1e-4)
 
 
 def test_checkpoints_are_usable_by_name_in_later_recipes(full_run: Path, tmp_path: Path) -> None:

@@ -1,0 +1,93 @@
+"""The alias-feature target (``targets.alias_features``): what it carries, how the criterion
+weighs it, and where its gradient goes."""
+
+import numpy as np
+import pytest
+import torch
+
+from aape_plugin.corpora.modulation import amplitude_modulate, noise_band
+from aape_plugin.data.features import LogMel
+from aape_plugin.losses import AapeCriterion, AapeCriterionConfig
+from aape_plugin.models.archs import ARCHS
+from aape_plugin.models.factory import create_aape_model
+from aape_plugin.nn.targets import alias_targets
+
+
+def alias_model(**criterion: float) -> tuple[torch.nn.Module, AapeCriterion]:
+    config = ARCHS["aape_tiny"]()
+    config.targets.alias_features = True
+    return create_aape_model(config), AapeCriterion(AapeCriterionConfig(**criterion))
+
+
+def test_alias_targets_have_unit_scale_per_patch_and_keep_what_holds_over_the_clip() -> None:
+    g = torch.Generator().manual_seed(0)
+    # Positive features that are the same at every patch of a clip (a steady modulation).
+    per_clip = torch.rand(3, 1, 1, 32, generator=g) + 0.1
+    targets = alias_targets(per_clip.expand(3, 5, 6, 32))
+    assert targets.shape == (3, 30, 32)
+    torch.testing.assert_close(targets.mean(-1), torch.zeros(3, 30), atol=1e-5, rtol=0)
+    torch.testing.assert_close(targets.var(-1, unbiased=False), torch.ones(3, 30), atol=1e-3, rtol=0)
+    # Normalising over the clip's patches (as the layer-pooled targets do) would leave nothing.
+    assert (targets - targets.mean(dim=1, keepdim=True)).abs().max() < 1e-5
+    assert targets.abs().mean() > 0.5
+
+
+def am_logmel(rate: float, seed: int) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    carrier = noise_band(rng, 2.0, low_hz=500, high_hz=4000)
+    wave = amplitude_modulate(carrier, rate, depth=0.9, phase=float(rng.uniform(0, 2 * np.pi)))
+    logmel = LogMel()(torch.from_numpy(wave).float())[:, :192]
+    return ((logmel - logmel.mean()) / logmel.std()).unsqueeze(0)
+
+
+def test_the_teacher_stems_targets_tell_modulation_rates_apart() -> None:
+    torch.manual_seed(0)
+    model, _ = alias_model()
+    model.eval()
+    x = torch.stack([am_logmel(rate, seed) for rate in (6.0, 25.0) for seed in (1, 2, 3)])
+    with torch.no_grad():
+        alias = model.teacher(x).alias
+    clip = alias_targets(alias).mean(dim=1)  # (6, A): one summary per clip
+    slow, fast = clip[:3], clip[3:]
+    within = (torch.cdist(slow, slow).sum() + torch.cdist(fast, fast).sum()) / 12
+    between = torch.cdist(slow, fast).mean()
+    assert between > 3 * within
+
+
+def test_the_criterion_adds_the_weighted_term_only_for_a_model_that_predicts_it(real_logmel_batch: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    x = real_logmel_batch[:2]
+    model, criterion = alias_model(alias_weight=0.25)
+    out = model(x, mask_seeds=[1, 2])
+    loss = criterion(out)
+    assert out.predicted_alias is not None and out.target_alias is not None
+    assert out.predicted_alias.shape == out.target_alias.shape == (*out.predicted_patches.shape[:2], 32)
+    torch.testing.assert_close(loss.alias, ((out.predicted_alias - out.target_alias) ** 2).mean())
+    torch.testing.assert_close(loss.total, loss.patch + loss.global_ + 0.1 * loss.contrastive + 0.25 * loss.alias)
+
+    plain = create_aape_model(ARCHS["aape_tiny"]())
+    plain_out = plain(x, mask_seeds=[1, 2])
+    assert plain_out.predicted_alias is None and criterion(plain_out).alias is None
+
+
+def test_the_term_trains_the_students_blocks_through_the_visible_tokens(real_logmel_batch: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    model, criterion = alias_model()
+    loss = criterion(model(real_logmel_batch[:2], mask_seeds=[1, 2]))
+    assert loss.alias is not None
+    loss.alias.backward()
+    last_block = list(model.student.blocks.parameters())
+    assert sum(float(p.grad.abs().sum()) for p in last_block if p.grad is not None) > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_alias_features_need_the_aape_stem() -> None:
+    config = ARCHS["vit_tiny"]()
+    config.targets.alias_features = True
+    with pytest.raises(ValueError, match="alias_features.*'plain'"):
+        create_aape_model(config)
+
+
+def test_a_negative_alias_weight_is_named() -> None:
+    with pytest.raises(ValueError, match="alias_weight"):
+        AapeCriterion(AapeCriterionConfig(alias_weight=-1.0))
