@@ -155,17 +155,19 @@ def results(root: Path, settings: StudySettings, starts: Sequence[ModelStart], t
     return out
 
 
-COMPARISONS = (
-    ("frozen_lambda, 3000 steps", "aape_tiny random init"),
-    ("frozen_lambda, 3000 steps", f"{REFERENCE}, 3000 steps"),
-    ("frozen_lambda, 3000 steps", "default, 3000 steps"),
-    (f"{REFERENCE}, 3000 steps", f"{REFERENCE} random init"),
-    (f"frozen_lambda, {LONG_STEPS} steps", "aape_tiny random init"),
-    (f"frozen_lambda, {LONG_STEPS} steps", f"{REFERENCE}, 3000 steps"),
-    (f"frozen_lambda, {LONG_STEPS} steps", "frozen_lambda, 3000 steps"),
-)
-"""Paired by fine-tuning seed (for 3,000-step and random starts also the pre-training or
-initialisation seed; the long run is one pre-training run)."""
+@dataclass(frozen=True)
+class FinetunePlan:
+    """One fine-tuning reading of ``docs/objectives.md``: its comparisons (paired by fine-tuning
+    seed; for 3,000-step and random starts also the pre-training or initialisation seed; a long
+    run is one pre-training run), the order of its rows, its page and its default models."""
+
+    comparisons: tuple[tuple[str, str], ...]
+    order: tuple[str, ...]
+    page: str
+    outcomes: str
+    head: str
+    models: tuple[str, ...]
+
 
 GROUPS = {"modulation group": MODULATION_TASKS, "five tasks": TASKS}
 
@@ -182,10 +184,10 @@ def choices(root: Path, settings: StudySettings, starts: Sequence[ModelStart], t
     return out
 
 
-def choices_table(chosen: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
+def choices_table(chosen: Mapping[str, Mapping[str, Mapping[str, Any]]], plan: FinetunePlan | None = None) -> str:
     tasks = [t for t in (*MODULATION_TASKS, *TASKS) if any(t in v for v in chosen.values())]
     lines = ["| model | " + " | ".join(SHORT[t] for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
-    for model in sorted(chosen, key=_model_order):
+    for model in sorted(chosen, key=lambda label: _model_order(label, plan or STEP4)):
         cells = [(f"{chosen[model][t]['lr']:g}" + (" (end)" if chosen[model][t]["at_end"] else "")) if t in chosen[model] else ""
                  for t in tasks]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
@@ -194,7 +196,7 @@ def choices_table(chosen: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     return "\n".join(lines) + f"\n\n{ends} of {total} choices are at an end of their grid (widened at most 3 times)."
 
 
-def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> tuple[str, dict[str, object]]:
+def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], plan: FinetunePlan | None = None) -> tuple[str, dict[str, object]]:
     """Test accuracy per model (means over fine-tuning seeds) and the paired differences per task
     group (``aape_plugin.eval.seed_interval``), from anything with ``test``, ``clips`` and
     ``correct`` per ``"<label>, seed k"`` and task; a group is shown once every seed of both
@@ -204,7 +206,8 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> t
     from aape_plugin.eval.bootstrap import check_same_clips
     from aape_plugin.eval.seed_interval import seed_t_interval
 
-    labels = sorted({key.rsplit(", seed ", 1)[0] for key in outcomes}, key=_model_order)
+    plan = plan or STEP4
+    labels = sorted({key.rsplit(", seed ", 1)[0] for key in outcomes}, key=lambda label: _model_order(label, plan))
     tasks = [t for t in (*MODULATION_TASKS, *TASKS) if any(t in v for v in outcomes.values())]
     per_model = {m: [outcomes.get(f"{m}, seed {s}", {}) for s in seeds] for m in labels}
     lines = ["| model | " + " | ".join(SHORT[t] for t in tasks) + " |", "|---|" + "---|" * len(tasks)]
@@ -217,7 +220,7 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> t
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     data: dict[str, object] = {"seeds": list(seeds), "comparisons": {}}
     rows: list[tuple[str, list[str]]] = []
-    for a, b in COMPARISONS:
+    for a, b in plan.comparisons:
         cells, shown = [], False
         for group, group_tasks in GROUPS.items():
             complete = all(m in per_model for m in (a, b)) and \
@@ -243,13 +246,25 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int]) -> t
     return "\n".join(lines), data
 
 
-def _model_order(label: str) -> tuple[int, str]:
-    order = ["aape_tiny random init", f"{REFERENCE} random init", "default, 3000 steps", "frozen_lambda, 3000 steps",
-             f"{REFERENCE}, 3000 steps", f"frozen_lambda, {LONG_STEPS} steps"]
-    return (order.index(label), label) if label in order else (len(order), label)
+def _model_order(label: str, plan: FinetunePlan) -> tuple[int, str]:
+    return (plan.order.index(label), label) if label in plan.order else (len(plan.order), label)
 
 
-PAGE_HEAD = """# Pre-training that keeps what the stem sees: step 4, low-label fine-tuning on test
+STEP4 = FinetunePlan(
+    comparisons=(
+        ("frozen_lambda, 3000 steps", "aape_tiny random init"),
+        ("frozen_lambda, 3000 steps", f"{REFERENCE}, 3000 steps"),
+        ("frozen_lambda, 3000 steps", "default, 3000 steps"),
+        (f"{REFERENCE}, 3000 steps", f"{REFERENCE} random init"),
+        (f"frozen_lambda, {LONG_STEPS} steps", "aape_tiny random init"),
+        (f"frozen_lambda, {LONG_STEPS} steps", f"{REFERENCE}, 3000 steps"),
+        (f"frozen_lambda, {LONG_STEPS} steps", "frozen_lambda, 3000 steps"),
+    ),
+    order=("aape_tiny random init", f"{REFERENCE} random init", "default, 3000 steps", "frozen_lambda, 3000 steps",
+           f"{REFERENCE}, 3000 steps", f"frozen_lambda, {LONG_STEPS} steps"),
+    page="objectives-finetune",
+    outcomes="objectives-finetune-outcomes",
+    head="""# Pre-training that keeps what the stem sees: step 4, low-label fine-tuning on test
 
 Generated by `python -m studies.objectives_finetune --report-only --docs docs` from the per-clip
 outcomes in `docs/objectives-finetune-outcomes.json` (`--from-docs` rebuilds this page from them
@@ -265,16 +280,53 @@ and clips only. Test accuracy %, means over seeds; paired differences in points 
 interval of `aape_plugin/eval/seed_interval.py` (`a tie` when it holds zero). An empty cell: not
 every run of it has finished.
 
-"""
+""",
+    models=("frozen_lambda", REFERENCE, f"aape_tiny{RANDOM_SUFFIX}", f"{REFERENCE}{RANDOM_SUFFIX}", "default",
+            f"frozen_lambda@{LONG_STEPS}"),
+)
+"""Step 4: the Lambda Encoder options."""
+
+ROUND2 = FinetunePlan(
+    comparisons=(
+        ("alias_target, 3000 steps", "frozen_lambda, 3000 steps"),
+        ("alias_target, 3000 steps", "aape_tiny random init"),
+        ("alias_target, 3000 steps", f"{REFERENCE}, 3000 steps"),
+        ("frozen_lambda, 3000 steps", "aape_tiny random init"),
+        (f"alias_target, {LONG_STEPS} steps", "aape_tiny random init"),
+        (f"alias_target, {LONG_STEPS} steps", f"{REFERENCE}, 3000 steps"),
+        (f"alias_target, {LONG_STEPS} steps", "alias_target, 3000 steps"),
+    ),
+    order=("aape_tiny random init", "frozen_lambda, 3000 steps", "alias_target, 3000 steps", f"{REFERENCE}, 3000 steps",
+           f"alias_target, {LONG_STEPS} steps"),
+    page="objectives-round2-finetune",
+    outcomes="objectives-round2-finetune-outcomes",
+    head="""# Pre-training that keeps what the stem sees: round 2, low-label fine-tuning on test
+
+Generated by `python -m studies.objectives_finetune --round 2 --report-only --docs docs` from the
+per-clip outcomes in `docs/objectives-round2-finetune-outcomes.json` (`--from-docs` rebuilds this
+page from them alone). The protocol is round 2 of `docs/objectives.md`, fine-tuned exactly as step
+4 (`docs/objectives-finetune.md`, whose runs of the other models it reuses): 10 training clips
+per class, the learning rate chosen per model and task on seed 1's validation accuracy, test
+scored once. Test accuracy %, means over fine-tuning seeds; paired differences in points with the
+95% interval of `aape_plugin/eval/seed_interval.py` (`a tie` when it holds zero). An empty cell:
+not every run of it has finished.
+
+""",
+    models=("alias_target", "frozen_lambda", f"aape_tiny{RANDOM_SUFFIX}", REFERENCE, f"alias_target@{LONG_STEPS}"),
+)
+"""Round 2: the alias-feature target."""
+
+PLANS = {1: STEP4, 2: ROUND2}
 
 
 def write_page(docs: Path, outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int],
-               chosen: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
-    text, data = report(outcomes, seeds)
-    text += "\n\nLearning rates chosen on seed 1's validation accuracy:\n\n" + choices_table(chosen)
+               chosen: Mapping[str, Mapping[str, Mapping[str, Any]]], plan: FinetunePlan | None = None) -> str:
+    plan = plan or STEP4
+    text, data = report(outcomes, seeds, plan)
+    text += "\n\nLearning rates chosen on seed 1's validation accuracy:\n\n" + choices_table(chosen, plan)
     data["choices"] = chosen
-    (docs / "objectives-finetune.md").write_text(PAGE_HEAD + text + "\n")
-    (docs / "objectives-finetune.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    (docs / f"{plan.page}.md").write_text(plan.head + text + "\n")
+    (docs / f"{plan.page}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
     return text
 
 
@@ -282,29 +334,28 @@ SETTINGS = StudySettings(finetune_lr_widen=3)
 """The study's grid, widened until validation's choice is interior (``docs/protocol.md``), at most
 three times; a choice still at an end is flagged on the page."""
 
-DEFAULT_MODELS = ("frozen_lambda", REFERENCE, f"aape_tiny{RANDOM_SUFFIX}", f"{REFERENCE}{RANDOM_SUFFIX}", "default",
-                  f"frozen_lambda@{LONG_STEPS}")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.objectives_finetune", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/objectives"))
     parser.add_argument("--tasks", choices=("modulation", "five", "all"), default="modulation")
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS),
-                        help="in order of priority (default: %(default)s)")
+    parser.add_argument("--round", type=int, choices=sorted(PLANS), default=1,
+                        help="which reading of docs/objectives.md (1: step 4, 2: the alias-feature target)")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="in order of priority (default: the round's models)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--report-only", action="store_true")
     parser.add_argument("--docs", type=Path, default=None, help="write DOCS/objectives-finetune.md and its per-clip outcomes")
     parser.add_argument("--from-docs", action="store_true", help="with --docs: rebuild the page from the stored outcomes alone")
     args = parser.parse_args(argv)
+    plan = PLANS[args.round]
     try:
-        starts = [parse_start(m) for m in args.models]
+        starts = [parse_start(m) for m in (args.models or plan.models)]
     except ValueError as error:
         parser.error(str(error))
     tasks = {"modulation": MODULATION_TASKS, "five": TASKS, "all": (*MODULATION_TASKS, *TASKS)}[args.tasks]
     settings = SETTINGS
-    outcomes_file = args.docs / "objectives-finetune-outcomes.json" if args.docs is not None else None
+    outcomes_file = args.docs / f"{plan.outcomes}.json" if args.docs is not None else None
 
     if args.from_docs:
         if outcomes_file is None:
@@ -312,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         from studies.outcomes import load
 
         stored = json.loads(outcomes_file.read_text())
-        say("test accuracy %, low-label fine-tuning:\n" + write_page(args.docs, load(stored), settings.finetune_seeds, stored["choices"]))
+        say("test accuracy %, low-label fine-tuning:\n" + write_page(args.docs, load(stored), settings.finetune_seeds, stored["choices"], plan))
         return 0
 
     from aape_plugin.inference.loading import ensure_fairseq2
@@ -334,9 +385,9 @@ def main(argv: list[str] | None = None) -> int:
         chosen = choices(args.out, settings, starts, (*MODULATION_TASKS, *TASKS))
         stored = {**store(found, corpus=study_dir().resolve()), "choices": chosen}
         outcomes_file.write_text(json.dumps(stored, indent=1) + "\n")
-        text = write_page(args.docs, load(json.loads(outcomes_file.read_text())), settings.finetune_seeds, chosen)
+        text = write_page(args.docs, load(json.loads(outcomes_file.read_text())), settings.finetune_seeds, chosen, plan)
     else:
-        text = report(found, settings.finetune_seeds)[0]
+        text = report(found, settings.finetune_seeds, plan)[0]
     say("test accuracy %, low-label fine-tuning:\n" + text)
     return 0
 

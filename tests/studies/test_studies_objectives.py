@@ -16,7 +16,7 @@ def test_every_variant_is_the_study_preset_with_its_own_overrides(tmp_path: Path
         command = run.job(tmp_path).command
         assert command[command.index("--preset") + 1] == "study" and command[command.index("--model-arch") + 1] == run.arch
         assert f"common.seed={run.seed}" in command and "regime.num_steps=3000" in command
-        extra = [a for a in command if a.startswith(("optimizer.config.lambda", "model.config_overrides"))]
+        extra = [a for a in command if a.startswith(("optimizer.config.lambda", "model.config_overrides", "criterion."))]
         assert extra == list(VARIANTS.get(run.variant, ())), run.variant
     assert len({r.folder(tmp_path) for r in runs}) == len(runs)
 
@@ -25,11 +25,14 @@ def test_the_recipe_accepts_every_override() -> None:
     # One configuration with every option set: the recipe parses and validates it.
     proc = run_cli("recipe", "run", "aape_pretrain", "--preset", "study", "--dump-config", "--config",
                    "optimizer.config.lambda_lr_scale=0.1",
-                   "model.config_overrides={encoder: {stem: {pole_mode: offsets, fusion_balance: true, decay_range: 3.0}}}")
+                   "model.config_overrides={encoder: {stem: {pole_mode: offsets, fusion_balance: true, decay_range: 3.0}}, "
+                   "targets: {alias_features: true}}", "criterion.config.alias_weight=0.5")
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = yaml.safe_load(proc.stdout)
     assert config["optimizer"]["config"]["lambda_lr_scale"] == 0.1
     assert config["model"]["config_overrides"]["encoder"]["stem"] == {"pole_mode": "offsets", "fusion_balance": True, "decay_range": 3.0}
+    assert config["model"]["config_overrides"]["targets"] == {"alias_features": True}
+    assert config["criterion"]["config"]["alias_weight"] == 0.5
 
 
 def test_outcomes_pack_one_bit_per_clip_and_come_back_unchanged() -> None:
