@@ -47,6 +47,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # The second round (docs/objectives.md, "Round 2"): a target that includes the alias stream.
     "alias_target": (TARGETS % "alias_features: true",),
     "alias_target_trained": (TARGETS % "alias_features: true", TRAINED_LAMBDA),
+    # Round 3: the same target without the subband's fixed pattern.
+    "alias_subband": (TARGETS % "alias_features: true, alias_norm: subband",),
+    "alias_subband_light": (TARGETS % "alias_features: true, alias_norm: subband", "criterion.config.alias_weight=0.3"),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""
 

@@ -192,6 +192,12 @@ class TargetConfig:
     (the modulation rates above the patch rate's Nyquist), and a student trained on them alone
     lets it fade; this term asks the visible tokens to carry it (see ``docs/objectives.md``)."""
 
+    alias_norm: Literal["patch", "subband"] = "patch"
+    """How the aliasing features become targets (:func:`aape_plugin.nn.targets.alias_targets`):
+    ``patch`` (LayerNorm per patch; most of what is left is the subband's fixed pattern) or
+    ``subband`` (each feature standardised per subband over the batch: what differs between
+    clips and patches)."""
+
 
 @dataclass(kw_only=True)
 class AapeConfig:

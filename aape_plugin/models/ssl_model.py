@@ -136,7 +136,7 @@ class AapeSslModel(Module):
             alias = None
             if self.alias_head is not None:
                 assert teacher_out.alias is not None
-                alias = alias_targets(teacher_out.alias)  # (B, S*P, A)
+                alias = alias_targets(teacher_out.alias, target_config.alias_norm)  # (B, S*P, A)
 
         grid = teacher_out.grid
 

@@ -50,22 +50,35 @@ def clip_target(layers: list[Tensor], num_layers: int, *, skip_tokens: int = 1) 
     return _layer_normed_mean([layer_normed_summary(layer) for layer in _top_layers(layers, num_layers)])
 
 
-def alias_targets(alias: Tensor) -> Tensor:
-    """Targets from the stem's aliasing features (``targets.alias_features``): the log of each
-    feature (they are root-mean-square band powers, positive and of wide range), LayerNormed
-    over the features of each patch (no affine).
+def alias_targets(alias: Tensor, norm: str = "patch", eps: float = 1e-5) -> Tensor:
+    """Targets from the stem's aliasing features (``targets.alias_features``). They are
+    root-mean-square band powers, positive and of wide range: first their log, then
 
-    Deliberately not normalised over the clip's tokens, unlike :func:`layer_pooled_targets`: a
+    - ``patch``: LayerNorm over the features of each patch (no affine);
+    - ``subband``: each feature standardised per subband over the batch's clips and time patches.
+      Most of what differs between patches in ``patch`` targets is the subband's fixed pattern
+      (about three quarters of their variance on modulation clips), which a predictor reads from
+      the position alone; this removes it and leaves what differs between clips and patches.
+
+    Neither normalises over the clip's own tokens, unlike :func:`layer_pooled_targets`: a
     modulation that holds over the whole clip is the same at every patch, and subtracting the
     clip mean would remove exactly it.
 
-    :param alias: ``(B, S, P, A)`` or ``(B, N, A)``, positive.
+    :param alias: ``(B, S, P, A)`` (``subband`` needs the grid), or ``(B, N, A)`` for ``patch``.
     :returns: ``(B, S*P, A)`` float.
     """
-    if alias.dim() == 4:
-        alias = alias.flatten(1, 2)
     logged = alias.float().clamp_min(1e-6).log()
-    return F.layer_norm(logged, logged.shape[-1:])
+    if norm == "patch":
+        out = F.layer_norm(logged, logged.shape[-1:])
+    elif norm == "subband":
+        if logged.dim() != 4:
+            raise ValueError(f"`subband` alias targets need features on the (subband, patch) grid, (B, S, P, A), but got {tuple(alias.shape)}.")
+        mean = logged.mean(dim=(0, 2), keepdim=True)
+        std = logged.std(dim=(0, 2), keepdim=True, unbiased=False)
+        out = (logged - mean) / (std + eps)
+    else:
+        raise ValueError(f"`norm` must be 'patch' or 'subband', but is {norm!r}.")
+    return out.flatten(1, 2) if out.dim() == 4 else out
 
 
 def _top_layers(layers: list[Tensor], num_layers: int) -> list[Tensor]:
