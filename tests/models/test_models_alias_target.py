@@ -32,6 +32,27 @@ def test_alias_targets_have_unit_scale_per_patch_and_keep_what_holds_over_the_cl
     assert targets.abs().mean() > 0.5
 
 
+def test_subband_targets_drop_the_subbands_fixed_pattern_and_keep_what_differs_between_clips() -> None:
+    g = torch.Generator().manual_seed(0)
+    pattern = torch.rand(1, 5, 1, 32, generator=g) * 4 + 0.5  # a fixed level per subband and feature
+    per_clip = torch.rand(6, 1, 1, 32, generator=g) * 0.2 + 1.0  # a small difference per clip
+    alias = (pattern * per_clip).expand(6, 5, 7, 32)
+    patch = alias_targets(alias).view(6, 5, 7, 32)
+    subband = alias_targets(alias, "subband").view(6, 5, 7, 32)
+    # Per subband and feature: zero mean and unit variance over clips and patches.
+    torch.testing.assert_close(subband.mean(dim=(0, 2)), torch.zeros(5, 32), atol=1e-5, rtol=0)
+    torch.testing.assert_close(subband.var(dim=(0, 2), unbiased=False), torch.ones(5, 32), atol=5e-3, rtol=0)
+
+    def clip_share(t: torch.Tensor) -> float:
+        """The share of the targets' variance that differs between clips (within a subband)."""
+        total = (t - t.mean()).square().mean()
+        return float((t.mean(dim=2, keepdim=True) - t.mean(dim=(0, 2), keepdim=True)).square().mean() / total)
+
+    assert clip_share(patch) < 0.2 and clip_share(subband) > 0.99
+    with pytest.raises(ValueError, match="subband"):
+        alias_targets(alias.flatten(1, 2), "subband")
+
+
 def am_logmel(rate: float, seed: int) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     carrier = noise_band(rng, 2.0, low_hz=500, high_hz=4000)
