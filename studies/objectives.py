@@ -50,6 +50,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # Round 3: the same target without the subband's fixed pattern.
     "alias_subband": (TARGETS % "alias_features: true, alias_norm: subband",),
     "alias_subband_light": (TARGETS % "alias_features: true, alias_norm: subband", "criterion.config.alias_weight=0.3"),
+    # Round 4: a heavier weight.
+    "alias_subband_heavy": (TARGETS % "alias_features: true, alias_norm: subband", "criterion.config.alias_weight=3"),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""
 
