@@ -56,6 +56,7 @@ def plain(make: Callable[[], AapeConfig]) -> Callable[[], AapeConfig]:
     def make_plain() -> AapeConfig:
         config = make()
         config.encoder.stem.kind = "plain"
+        config.targets.alias_features = False  # no alias branch to predict
         return config
 
     make_plain.__doc__ = f"{make.__doc__} Plain conv stem (no AaPE)."

@@ -98,7 +98,7 @@ class AapeSslModel(Module):
             if config.encoder.stem.kind != "aape":
                 raise ValueError(
                     "`targets.alias_features` needs the AaPE stem (`encoder.stem.kind: aape`), but "
-                    f"the stem is {config.encoder.stem.kind!r}."
+                    f"the stem is {config.encoder.stem.kind!r}; set `targets: {{alias_features: false}}` with it."
                 )
             self.alias_head = Linear(dim, config.encoder.stem.alias_dim)
 

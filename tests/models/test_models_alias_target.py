@@ -86,7 +86,9 @@ def test_the_criterion_adds_the_weighted_term_only_for_a_model_that_predicts_it(
     torch.testing.assert_close(loss.alias, ((out.predicted_alias - out.target_alias) ** 2).mean())
     torch.testing.assert_close(loss.total, loss.patch + loss.global_ + 0.1 * loss.contrastive + 0.25 * loss.alias)
 
-    plain = create_aape_model(ARCHS["aape_tiny"]())
+    before = ARCHS["aape_tiny"]()
+    before.targets.alias_features = False
+    plain = create_aape_model(before)
     plain_out = plain(x, mask_seeds=[1, 2])
     assert plain_out.predicted_alias is None and criterion(plain_out).alias is None
 
@@ -102,7 +104,9 @@ def test_the_term_trains_the_students_blocks_through_the_visible_tokens(real_log
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
-def test_alias_features_need_the_aape_stem() -> None:
+def test_alias_features_are_the_aape_archs_default_and_need_the_aape_stem() -> None:
+    assert ARCHS["aape_tiny"]().targets.alias_features and ARCHS["aape_base"]().targets.alias_norm == "subband"
+    assert not ARCHS["vit_tiny"]().targets.alias_features
     config = ARCHS["vit_tiny"]()
     config.targets.alias_features = True
     with pytest.raises(ValueError, match="alias_features.*'plain'"):
