@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ensure_fairseq2()
     runs = runs_of(args.steps, args.seeds, args.variants)
-    if not args.measure_only:
+    if not args.measure_only and not args.test:  # a test reading never trains
         failed = run_jobs(lambda: [r.job(args.out) for r in runs if not r.finished(args.out)], jobs=args.jobs)
         if failed:
             say(f"{len(failed)} run(s) failed: " + "; ".join(failed))
