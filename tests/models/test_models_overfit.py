@@ -49,15 +49,22 @@ def test_tiny_model_fits_the_masked_tokens_of_one_batch(arch: str, real_batch: t
     criterion = AapeCriterion(AapeCriterionConfig())
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     seeds = list(range(real_batch.size(0)))  # the same masks every step: one fixed problem to fit
-    patch = []
+    patch, alias = [], []
     for _ in range(STEPS):
         loss = criterion(model(real_batch, mask_seeds=seeds))
         optimizer.zero_grad()
         loss.total.backward()
         optimizer.step()
         patch.append(float(loss.patch.detach()))
+        if loss.alias is not None:
+            alias.append(float(loss.alias.detach()))
     assert all(torch.isfinite(torch.tensor(patch)))
     assert all(torch.equal(v, teacher[k]) for k, v in model.teacher.state_dict().items())
     # Predicting the mean target gives about 1 (targets are normalised); a student that fits the
-    # tokens goes well below it (observed: 1.6 -> 0.3).
-    assert max(patch[-5:]) < patch[0] / 4, (arch, patch[0], patch[-5:])
+    # tokens goes well below it (observed: 1.6 -> 0.3 for the plain stem; with the alias target,
+    # which shares the predictor, 1.7 -> 0.5 for the tokens and 1.2 -> 0.65 for the alias features,
+    # half of whose variance is patch-to-patch detail within a clip).
+    assert max(patch[-5:]) < patch[0] / 3, (arch, patch[0], patch[-5:])
+    assert (arch == "vit_tiny") == (not alias)  # the AaPE archs predict the alias features too
+    if alias:
+        assert max(alias[-5:]) < alias[0] / 1.5, (arch, alias[0], alias[-5:])
