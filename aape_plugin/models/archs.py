@@ -14,14 +14,22 @@ from fairseq2.runtime.dependency import DependencyContainer
 from aape_plugin.models.config import AapeConfig
 
 
+def aape_config() -> AapeConfig:
+    """The defaults with the alias-feature target on (``docs/objectives.md``, rounds 2-4)."""
+    config = AapeConfig()
+    config.targets.alias_features = True
+    config.targets.alias_norm = "subband"
+    return config
+
+
 def aape_base() -> AapeConfig:
     """ViT-B (768 / 12 layers / 12 heads) on 80 x 608 log-mel: the paper's scale."""
-    return AapeConfig()
+    return aape_config()
 
 
 def aape_small() -> AapeConfig:
     """ViT-S (384 / 12 layers / 6 heads)."""
-    config = AapeConfig()
+    config = aape_config()
     config.encoder.model_dim = 384
     config.encoder.num_heads = 6
     config.predictor.dim = 256
@@ -31,7 +39,7 @@ def aape_small() -> AapeConfig:
 
 def aape_tiny() -> AapeConfig:
     """CPU-sized (128 / 4 layers / 4 heads) on 80 x 96 log-mel (about 1 s): tests and demo."""
-    config = AapeConfig()
+    config = aape_config()
     encoder = config.encoder
     encoder.num_frames = 96
     encoder.model_dim = 128

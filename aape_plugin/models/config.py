@@ -185,16 +185,16 @@ class TargetConfig:
     the patch targets are instance-normalised over the clip) or a normalised clip summary of the
     same layers (``clip``: see :func:`aape_plugin.nn.targets.clip_target`)."""
 
-    alias_features: bool = True
+    alias_features: bool = False
     """The predictor also predicts, at the masked positions, the teacher stem's aliasing features
-    (the AaPE stem only: the ``vit_*`` archs turn it off; a head of ``alias_dim`` outputs,
-    weighted by the criterion's ``alias_weight``). The layer-pooled targets need not carry what
-    only the alias branch sees (the modulation rates above the patch rate's Nyquist), and a
-    student trained on them alone lets it fade; this term asks the visible tokens to carry it.
-    On by default since validation chose it (``docs/objectives.md``, rounds 2-4); ``false`` is
-    the objective before."""
+    (the AaPE stem only; a head of ``alias_dim`` outputs, weighted by the criterion's
+    ``alias_weight``). The layer-pooled targets need not carry what only the alias branch sees
+    (the modulation rates above the patch rate's Nyquist), and a student trained on them alone
+    lets it fade; this term asks the visible tokens to carry it. The ``aape_*`` archs turn it on
+    (with ``alias_norm: subband``), since validation chose it (``docs/objectives.md``, rounds
+    2-4); the field's own default, ``false``, is what run folders saved before it existed mean."""
 
-    alias_norm: Literal["patch", "subband"] = "subband"
+    alias_norm: Literal["patch", "subband"] = "patch"
     """How the aliasing features become targets (:func:`aape_plugin.nn.targets.alias_targets`):
     ``patch`` (LayerNorm per patch; most of what is left is the subband's fixed pattern) or
     ``subband`` (each feature standardised per subband over the batch: what differs between

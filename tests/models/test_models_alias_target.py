@@ -116,3 +116,17 @@ def test_alias_features_are_the_aape_archs_default_and_need_the_aape_stem() -> N
 def test_a_negative_alias_weight_is_named() -> None:
     with pytest.raises(ValueError, match="alias_weight"):
         AapeCriterion(AapeCriterionConfig(alias_weight=-1.0))
+
+
+def test_a_model_config_saved_before_the_option_means_the_objective_before(fairseq2_initialised: None) -> None:
+    from fairseq2.runtime.dependency import get_dependency_resolver
+    from fairseq2.utils.structured import ValueConverter
+
+    from aape_plugin.models.config import AapeConfig
+
+    converter = get_dependency_resolver().resolve(ValueConverter)
+    saved = converter.unstructure(ARCHS["vit_tiny"]())
+    del saved["targets"]["alias_features"], saved["targets"]["alias_norm"]  # as run folders saved it
+    config = converter.structure(saved, AapeConfig)
+    assert not config.targets.alias_features and config.targets.alias_norm == "patch"
+    create_aape_model(config)  # the plain stem builds: nothing asks it for alias features
