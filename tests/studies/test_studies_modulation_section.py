@@ -36,3 +36,19 @@ def test_the_rule_picks_the_best_modulation_mean_among_variants_that_keep_the_fi
     assert screen_table(screen)[1] == "offsets"
     published = json.loads((DOCS / "objectives-screen.json").read_text())
     assert screen_table(published)[1] == "frozen_lambda"
+
+
+def test_the_later_rounds_rule_needs_a_modulation_gain_over_frozen_lambda() -> None:
+    from studies.common import MODULATION_TASKS, TASKS
+    from studies.modulation_section import MODULATION_GAIN
+
+    def scores(modulation: float, five: float) -> dict[str, float]:
+        return {**{t: modulation for t in MODULATION_TASKS}, **{t: five for t in TASKS}}
+
+    screen = {f"frozen_lambda, 3000 steps, seed {s}": scores(0.70, 0.78) for s in (1, 2)}
+    screen |= {f"alias_subband, 3000 steps, seed {s}": scores(0.70 + MODULATION_GAIN / 2, 0.78) for s in (1, 2)}
+    assert screen_table(screen, "frozen_lambda", MODULATION_GAIN)[1] == "frozen_lambda"  # a gain inside the margin
+    screen |= {f"alias_subband, 3000 steps, seed {s}": scores(0.75, 0.775) for s in (1, 2)}
+    assert screen_table(screen, "frozen_lambda", MODULATION_GAIN)[1] == "alias_subband"
+    published = json.loads((DOCS / "objectives-alias-screen.json").read_text())
+    assert screen_table(published, "frozen_lambda", MODULATION_GAIN)[1] == "alias_subband"
