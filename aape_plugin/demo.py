@@ -4,12 +4,16 @@ the demo tasks next to a randomly initialised encoder and the log-mel baseline.
     python -m aape_plugin.demo [--out runs/demo] [--steps 400]
 
 Every step is the public ``fairseq2`` command a user would type (printed before it runs);
-re-running resumes the pre-training and reuses cached embeddings.
+re-running resumes the pre-training and reuses cached embeddings. The pre-training folder is
+named after a digest of the configuration it runs (``pretrain-<digest>``): when a new version
+changes the demo's defaults, the demo trains afresh beside the old folder instead of resuming a
+run that was written with another configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import subprocess
@@ -27,15 +31,24 @@ def fairseq2(*args: str) -> None:
     subprocess.run(command, check=True)
 
 
+def config_digest(*args: str) -> str:
+    """A short digest of the configuration ``fairseq2 recipe run ... --dump-config`` prints."""
+    command = [sys.executable, "-m", "aape_plugin", "recipe", "run", *args, "--dump-config"]
+    dumped = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return hashlib.sha256(dumped.encode()).hexdigest()[:8]
+
+
 def loss_curve(run: Path) -> str:
     rows = [json.loads(line) for line in (run / "metrics" / "train.jsonl").read_text().splitlines()]
-    lines = ["| step | loss | masked token | CLS global | contrastive | EMA decay |", "|---|---|---|---|---|---|"]
+    alias = "Alias Feature Loss" in rows[-1]  # the AaPE archs' alias-feature target
+    lines = ["| step | loss | masked token | CLS global | contrastive |" + (" alias features |" if alias else "") + " EMA decay |",
+             "|---|---|---|---|---|" + ("---|" if alias else "") + "---|"]
     shown = rows[:: max(1, len(rows) // 10)]
     if shown[-1] is not rows[-1]:
         shown.append(rows[-1])
     for r in shown:
         lines.append(f"| {r['Step']} | {r['Loss']:.3f} | {r['Masked Token Loss']:.3f} | {r['CLS Global Loss']:.4f} | "
-                     f"{r['Contrastive Loss']:.3f} | {r['EMA Decay']:.5f} |")
+                     f"{r['Contrastive Loss']:.3f} |" + (f" {r['Alias Feature Loss']:.3f} |" if alias else "") + f" {r['EMA Decay']:.5f} |")
     return "\n".join(lines)
 
 
@@ -44,10 +57,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS), help="the demo tasks to probe")
     args = parser.parse_args(argv)
 
-    pretrain = args.out / "pretrain"
-    fairseq2("recipe", "run", "aape_pretrain", str(pretrain), "--preset", "demo", "--config", f"regime.num_steps={args.steps}")
+    recipe = ("aape_pretrain", "--preset", "demo", "--config", f"regime.num_steps={args.steps}")
+    pretrain = args.out / f"pretrain-{config_digest(*recipe)}"
+    fairseq2("recipe", "run", recipe[0], str(pretrain), *recipe[1:])
 
     models = {
         "pretrained": ("aape_tiny, pre-trained on the demo pool", f"model.checkpoint={pretrain}"),
@@ -56,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     runs = []
     for slug, (label, spec) in models.items():
-        for task in TASKS:
+        for task in args.tasks:
             out = args.out / "probe" / slug / task
             fairseq2("recipe", "run", "aape_linear_probe", str(out), "--preset", task, "--config", spec,
                      f"cache_dir={args.out / 'embeddings'}")
