@@ -34,8 +34,11 @@ def fairseq2(*args: str) -> None:
 def config_digest(*args: str) -> str:
     """A short digest of the configuration ``fairseq2 recipe run ... --dump-config`` prints."""
     command = [sys.executable, "-m", "aape_plugin", "recipe", "run", *args, "--dump-config"]
-    dumped = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return hashlib.sha256(dumped.encode()).hexdigest()[:8]
+    dumped = subprocess.run(command, capture_output=True, text=True)
+    if dumped.returncode != 0:  # the recipe's own message (a bad setting), not a traceback of ours
+        sys.stderr.write(dumped.stderr)
+        raise SystemExit(dumped.returncode)
+    return hashlib.sha256(dumped.stdout.encode()).hexdigest()[:8]
 
 
 def loss_curve(run: Path) -> str:
@@ -60,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS), help="the demo tasks to probe")
     args = parser.parse_args(argv)
 
-    recipe = ("aape_pretrain", "--preset", "demo", "--config", f"regime.num_steps={args.steps}")
+    # The warm-up is a tenth of the run, as in the preset (40 of 400 steps), so any length works.
+    recipe = ("aape_pretrain", "--preset", "demo", "--config", f"regime.num_steps={args.steps}",
+              f"lr_scheduler.config.num_warmup_steps={max(1, args.steps // 10)}")
     pretrain = args.out / f"pretrain-{config_digest(*recipe)}"
     fairseq2("recipe", "run", recipe[0], str(pretrain), *recipe[1:])
 
