@@ -98,7 +98,7 @@ def test_the_page_compares_complete_groups_and_rebuilds_from_its_outcomes(tmp_pa
     assert "| frozen_lambda, 3000 steps | 0.003 (end) |" in choices_table(chosen) and "1 of 1 choices" in choices_table(chosen)
 
 
-@pytest.mark.parametrize("page", ["objectives-finetune", "objectives-test"])
+@pytest.mark.parametrize("page", ["objectives-finetune", "objectives-test", "objectives-alias-finetune", "objectives-alias-test"])
 def test_the_published_page_is_what_its_stored_outcomes_give(tmp_path: Path, page: str) -> None:
     outcomes = DOCS / f"{page.replace('-test', '')}-outcomes.json"
     if not (DOCS / f"{page}.md").is_file():
@@ -106,11 +106,12 @@ def test_the_published_page_is_what_its_stored_outcomes_give(tmp_path: Path, pag
     docs = tmp_path / "docs"
     docs.mkdir()
     shutil.copy(outcomes, docs / outcomes.name)
-    if page == "objectives-finetune":
-        assert main(["--report-only", "--docs", str(docs), "--from-docs"]) == 0
+    round_ = ["--round", "2" if "-alias-" in page else "1"]
+    if page.endswith("finetune"):
+        assert main(["--report-only", "--docs", str(docs), "--from-docs", *round_]) == 0
     else:
         from studies.objectives import main as objectives_main
 
-        assert objectives_main(["--test", "--docs", str(docs), "--from-docs", "--seeds", "1", "2", "3"]) == 0
+        assert objectives_main(["--test", "--docs", str(docs), "--from-docs", "--seeds", "1", "2", "3", *round_]) == 0
     assert (docs / f"{page}.md").read_text() == (DOCS / f"{page}.md").read_text()
     assert (docs / f"{page}.json").read_text() == (DOCS / f"{page}.json").read_text()
