@@ -103,10 +103,10 @@ def section(docs: Path) -> str:
         out += ["", "The probe on test is not published yet (`docs/objectives-test.md`)."]
     alias_probe = docs / "objectives-alias-outcomes.json"
     if alias_probe.is_file():
-        from studies.objectives import ROUND2
+        from studies.objectives import ALIAS_TARGET
         from studies.objectives import test_report as alias_report
 
-        text, _ = alias_report(load(json.loads(alias_probe.read_text())), 3000, [1, 2, 3], ROUND2)
+        text, _ = alias_report(load(json.loads(alias_probe.read_text())), 3000, [1, 2, 3], ALIAS_TARGET)
         out += ["", "### Test, rounds 2-4: the probe (`docs/objectives-alias-test.md`)", "", text]
     finetune_file = docs / "objectives-finetune-outcomes.json"
     if finetune_file.is_file():
@@ -118,11 +118,11 @@ def section(docs: Path) -> str:
         out += ["", "Low-label fine-tuning on test is not published yet (`docs/objectives-finetune.md`)."]
     alias_finetune = docs / "objectives-alias-finetune-outcomes.json"
     if alias_finetune.is_file():
-        from studies.objectives_finetune import ROUND2 as FINETUNE_ROUND2
+        from studies.objectives_finetune import ALIAS_TARGET as FINETUNE_ALIAS_TARGET
         from studies.objectives_finetune import SETTINGS as FINETUNE_SETTINGS
         from studies.objectives_finetune import report as finetune_report
 
-        text, _ = finetune_report(load(json.loads(alias_finetune.read_text())), FINETUNE_SETTINGS.finetune_seeds, FINETUNE_ROUND2)
+        text, _ = finetune_report(load(json.loads(alias_finetune.read_text())), FINETUNE_SETTINGS.finetune_seeds, FINETUNE_ALIAS_TARGET)
         out += ["", "### Test, rounds 2-4: fine-tuning with 10 clips per class (`docs/objectives-alias-finetune.md`)", "", text]
     modulation_file = docs / "modulation.json"
     if modulation_file.is_file():

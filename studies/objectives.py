@@ -131,7 +131,6 @@ class TestPlan:
     """One test reading of ``docs/objectives.md``: which pre-trained models (3,000 steps, the
     seeds given), which paired comparisons, which long run and where the page goes."""
 
-    name: str
     variants: tuple[str, ...]
     comparisons: tuple[tuple[str, str], ...]
     """Seeds pair by number (the same data order, and for the same architecture the same initialisation)."""
@@ -148,7 +147,6 @@ class TestPlan:
 RANDOM_AAPE = "aape_tiny random init"
 
 STEP4 = TestPlan(
-    name="step 4",
     variants=("default", "frozen_lambda", REFERENCE),
     comparisons=(
         ("frozen_lambda", "default"),
@@ -179,8 +177,7 @@ seed. Low-label fine-tuning, step 4's other half, is `docs/objectives-finetune.m
 )
 """Step 4 (``docs/objectives.md``): the Lambda Encoder options."""
 
-ROUND2 = TestPlan(
-    name="alias target",
+ALIAS_TARGET = TestPlan(
     variants=("alias_subband", "frozen_lambda", REFERENCE),
     comparisons=(
         ("alias_subband", "frozen_lambda"),
@@ -209,7 +206,7 @@ other model's seeds and the clips, not its own pre-training seed. Low-label fine
 )
 """Rounds 2-4 (``docs/objectives.md``): the alias-feature target they chose."""
 
-PLANS = {1: STEP4, 2: ROUND2}
+PLANS = {1: STEP4, 2: ALIAS_TARGET}
 
 LONG_RUN = STEP4.long_run
 """Step 4's long run: the chosen setup, one pre-training run (more seeds are the study's next version)."""

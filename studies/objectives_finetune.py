@@ -286,7 +286,7 @@ every run of it has finished.
 )
 """Step 4: the Lambda Encoder options."""
 
-ROUND2 = FinetunePlan(
+ALIAS_TARGET = FinetunePlan(
     comparisons=(
         ("alias_subband, 3000 steps", "frozen_lambda, 3000 steps"),
         ("alias_subband, 3000 steps", "aape_tiny random init"),
@@ -316,7 +316,7 @@ not every run of it has finished.
 )
 """Rounds 2-4: the alias-feature target they chose."""
 
-PLANS = {1: STEP4, 2: ROUND2}
+PLANS = {1: STEP4, 2: ALIAS_TARGET}
 
 
 def write_page(docs: Path, outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int],
