@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from fairseq2.gang import Gang, ReduceOperation
 from torch import Tensor
 from torch.nn import Linear, Module
 
@@ -104,6 +105,21 @@ class AapeSslModel(Module):
 
         self.teacher.requires_grad_(False)
 
+        self._dp_gang: Gang | None = None
+
+    def bind_data_parallel_gang(self, gang: Gang) -> None:
+        """Set by the pre-training recipe: the ``subband`` alias targets are standardised with
+        the statistics of the whole batch, summed over the ranks of ``gang``, in training steps.
+        (Validation keeps each rank's own: ranks may run different numbers of validation
+        batches there, and a collective would wait for the others.)"""
+        self._dp_gang = gang if gang.size > 1 else None
+
+    def _sum_over_ranks(self, x: Tensor) -> Tensor:
+        assert self._dp_gang is not None
+        x = x.contiguous()
+        self._dp_gang.all_reduce(x, ReduceOperation.SUM)
+        return x
+
     def train(self, mode: bool = True) -> AapeSslModel:
         """Trainers call ``model.train()`` on everything; the teacher stays in eval mode."""
         super().train(mode)
@@ -123,6 +139,8 @@ class AapeSslModel(Module):
 
         target_config = self.config.targets
 
+        synced = self._dp_gang is not None and torch.is_grad_enabled()
+
         with torch.no_grad():
             teacher_out = self.teacher(x, return_layers=True, layer_output=target_config.source)
 
@@ -136,7 +154,9 @@ class AapeSslModel(Module):
             alias = None
             if self.alias_head is not None:
                 assert teacher_out.alias is not None
-                alias = alias_targets(teacher_out.alias, target_config.alias_norm)  # (B, S*P, A)
+                alias = alias_targets(  # (B, S*P, A)
+                    teacher_out.alias, target_config.alias_norm, sum_over_ranks=self._sum_over_ranks if synced else None
+                )
 
         grid = teacher_out.grid
 

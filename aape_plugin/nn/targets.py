@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -50,7 +53,9 @@ def clip_target(layers: list[Tensor], num_layers: int, *, skip_tokens: int = 1) 
     return _layer_normed_mean([layer_normed_summary(layer) for layer in _top_layers(layers, num_layers)])
 
 
-def alias_targets(alias: Tensor, norm: str = "patch", eps: float = 1e-5) -> Tensor:
+def alias_targets(
+    alias: Tensor, norm: str = "patch", eps: float = 1e-5, *, sum_over_ranks: Callable[[Tensor], Tensor] | None = None
+) -> Tensor:
     """Targets from the stem's aliasing features (``targets.alias_features``). They are
     root-mean-square band powers, positive and of wide range: first their log, then
 
@@ -65,6 +70,9 @@ def alias_targets(alias: Tensor, norm: str = "patch", eps: float = 1e-5) -> Tens
     clip mean would remove exactly it.
 
     :param alias: ``(B, S, P, A)`` (``subband`` needs the grid), or ``(B, N, A)`` for ``patch``.
+    :param sum_over_ranks: for ``subband``, sums a tensor over the data-parallel ranks (an
+        all-reduce): the statistics are then those of the whole batch, whatever the number of
+        processes it is split over, as with synchronised batch norm.
     :returns: ``(B, S*P, A)`` float.
     """
     logged = alias.float().clamp_min(1e-6).log()
@@ -73,12 +81,29 @@ def alias_targets(alias: Tensor, norm: str = "patch", eps: float = 1e-5) -> Tens
     elif norm == "subband":
         if logged.dim() != 4:
             raise ValueError(f"`subband` alias targets need features on the (subband, patch) grid, (B, S, P, A), but got {tuple(alias.shape)}.")
-        mean = logged.mean(dim=(0, 2), keepdim=True)
-        std = logged.std(dim=(0, 2), keepdim=True, unbiased=False)
+        mean, std = _subband_moments(logged, sum_over_ranks)
         out = (logged - mean) / (std + eps)
     else:
         raise ValueError(f"`norm` must be 'patch' or 'subband', but is {norm!r}.")
     return out.flatten(1, 2) if out.dim() == 4 else out
+
+
+def _subband_moments(logged: Tensor, sum_over_ranks: Callable[[Tensor], Tensor] | None) -> tuple[Tensor, Tensor]:
+    """Mean and standard deviation of ``(B, S, P, A)`` over clips and patches, ``(1, S, 1, A)``.
+
+    From the count, sum and sum of squares (in float64, so that the difference of the two
+    moments loses nothing): these three add up over ranks, so one all-reduce of a small tensor
+    gives the statistics of the whole batch.
+    """
+    wide = logged.double()
+    count = torch.full_like(wide[0, :, 0], float(wide.size(0) * wide.size(2)))
+    moments = torch.stack([count, wide.sum(dim=(0, 2)), wide.square().sum(dim=(0, 2))])  # (3, S, A)
+    if sum_over_ranks is not None:
+        moments = sum_over_ranks(moments)
+    n, total, squares = moments.unbind(0)
+    mean = total / n
+    std = (squares / n - mean.square()).clamp_min(0.0).sqrt()
+    return mean.float()[None, :, None], std.float()[None, :, None]
 
 
 def _top_layers(layers: list[Tensor], num_layers: int) -> list[Tensor]:

@@ -243,6 +243,7 @@ class AapePretrainRecipe(Recipe):
         components = context.resolver.resolve(ComponentManager)
         criterion = components.create_component(AapeCriterion, config.criterion.name, config.criterion.config)
         criterion.bind_max_rows(section.batch_size * model.config.masking.num_clones)
+        model.bind_data_parallel_gang(context.gangs.dp)
 
         ema = resolve_ema(config.ema, config.regime.num_steps)
 

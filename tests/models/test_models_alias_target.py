@@ -53,6 +53,32 @@ def test_subband_targets_drop_the_subbands_fixed_pattern_and_keep_what_differs_b
         alias_targets(alias.flatten(1, 2), "subband")
 
 
+def test_subband_statistics_summed_over_ranks_are_those_of_the_whole_batch() -> None:
+    g = torch.Generator().manual_seed(1)
+    alias = torch.rand(6, 5, 7, 32, generator=g) * torch.rand(1, 5, 1, 32, generator=g) * 4 + 0.1
+    whole = alias_targets(alias, "subband")
+    first, second = alias[:2], alias[2:]  # two ranks with different numbers of clips
+
+    local: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def reduce(moments: torch.Tensor) -> torch.Tensor:
+            local[name] = moments.clone()
+            return moments
+        return reduce
+
+    alias_targets(first, "subband", sum_over_ranks=keep("first"))
+    alias_targets(second, "subband", sum_over_ranks=keep("second"))
+    # What an all-reduce (sum) gives every rank: its moments plus the other's.
+    synced = [
+        alias_targets(first, "subband", sum_over_ranks=lambda m: m + local["second"]),
+        alias_targets(second, "subband", sum_over_ranks=lambda m: m + local["first"]),
+    ]
+    torch.testing.assert_close(torch.cat(synced), whole, atol=1e-5, rtol=1e-5)
+    # Each rank's own statistics give other targets.
+    assert (alias_targets(first, "subband") - whole[:2]).abs().max() > 0.05
+
+
 def am_logmel(rate: float, seed: int) -> torch.Tensor:
     rng = np.random.default_rng(seed)
     carrier = noise_band(rng, 2.0, low_hz=500, high_hz=4000)

@@ -95,10 +95,12 @@ def test_two_ddp_processes_agree_with_one_on_the_first_step(tmp_path: Path) -> N
     a, b, c = (train_metrics(tmp_path / name)[0] for name in ("one", "two", "gathered"))
     assert a["Number of Examples"] == b["Number of Examples"] == c["Number of Examples"] == 16
     # Same 16 clips (rank r takes every other clip of the shared shuffle), same masks (seeded
-    # per clip), same initial weights: the per-clip losses agree.
+    # per clip), same initial weights: the per-clip losses agree. The alias-feature targets are
+    # standardised with statistics summed over the ranks, so theirs agrees too.
     for run in (b, c):
         assert run["Masked Token Loss"] == pytest.approx(a["Masked Token Loss"], rel=1e-4)
         assert run["CLS Global Loss"] == pytest.approx(a["CLS Global Loss"], rel=1e-4)
+        assert run["Alias Feature Loss"] == pytest.approx(a["Alias Feature Loss"], rel=1e-4)
     # By default the contrastive negatives are the clips on the same rank, so the term and the
     # gradient differ from one process; gathered across ranks (with gradient), both are those
     # of one process with the whole batch.
