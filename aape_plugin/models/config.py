@@ -198,7 +198,8 @@ class TargetConfig:
     """How the aliasing features become targets (:func:`aape_plugin.nn.targets.alias_targets`):
     ``patch`` (LayerNorm per patch; most of what is left is the subband's fixed pattern) or
     ``subband`` (each feature standardised per subband over the batch: what differs between
-    clips and patches)."""
+    clips and patches; in training, the statistics are those of the whole batch, summed over
+    the data-parallel ranks)."""
 
 
 @dataclass(kw_only=True)
