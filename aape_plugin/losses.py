@@ -43,7 +43,8 @@ class AapeCriterionConfig:
 
     alias_weight: float = 1.0
     """Weight of the MSE between the alias head's predictions and the teacher stem's aliasing
-    features at masked positions. Applies only to a model built with
+    features at masked positions (with ``targets.alias_visible``, the mean of that MSE and the
+    one at the visible positions). Applies only to a model built with
     ``targets.alias_features: true`` (otherwise there is no such term)."""
 
     gather_negatives: bool = False
@@ -158,6 +159,9 @@ class AapeCriterion:
         alias = None
         if output.predicted_alias is not None and output.target_alias is not None:
             alias = F.mse_loss(output.predicted_alias.float(), output.target_alias.float())
+            if output.predicted_visible_alias is not None and output.target_visible_alias is not None:
+                visible = F.mse_loss(output.predicted_visible_alias.float(), output.target_visible_alias.float())
+                alias = 0.5 * (alias + visible)
             total = total + c.alias_weight * alias
 
         return AapeLoss(total=total, patch=patch, global_=global_, contrastive=contrastive, alias=alias)

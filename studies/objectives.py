@@ -57,6 +57,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "alias_subband_light": (model_overrides(targets="alias_features: true, alias_norm: subband"), "criterion.config.alias_weight=0.3"),
     # Round 4: a heavier weight.
     "alias_subband_heavy": (model_overrides(targets="alias_features: true, alias_norm: subband"), "criterion.config.alias_weight=3"),
+    # Round 5: the student's own output tokens also predict the targets at the visible patches.
+    "alias_visible": (model_overrides(targets="alias_features: true, alias_norm: subband, alias_visible: true"),),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""
 

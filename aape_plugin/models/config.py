@@ -201,6 +201,13 @@ class TargetConfig:
     clips and patches; in training, the statistics are those of the whole batch, summed over
     the data-parallel ranks)."""
 
+    alias_visible: bool = False
+    """With ``alias_features``: the student's own output tokens at the visible positions also
+    predict the aliasing targets there (a second head), and the alias term is the mean of the
+    two MSEs. The predictor can rebuild the masked targets from what it is given; this asks the
+    encoder's output, the representation a probe or a fine-tuned head reads, to keep the rates
+    itself (``docs/objectives.md``, round 5)."""
+
 
 @dataclass(kw_only=True)
 class AapeConfig:

@@ -60,6 +60,13 @@ class SslOutput:
     target_alias: Tensor | None = None
     """``(B*M, n_masked, A)`` the teacher stem's aliasing features there (``targets.alias_targets``)."""
 
+    predicted_visible_alias: Tensor | None = None
+    """``(B*M, n_visible, A)`` the student's output tokens at the visible positions through the
+    visible alias head (``targets.alias_visible``; ``None`` otherwise)."""
+
+    target_visible_alias: Tensor | None = None
+    """``(B*M, n_visible, A)`` the teacher stem's aliasing features at the visible positions."""
+
 
 class AapeSslModel(Module):
     """Masked teacher-student model with multi-mask (Figure 1 of the paper).
@@ -102,6 +109,12 @@ class AapeSslModel(Module):
                     f"the stem is {config.encoder.stem.kind!r}; set `targets: {{alias_features: false}}` with it."
                 )
             self.alias_head = Linear(dim, config.encoder.stem.alias_dim)
+
+        self.visible_alias_head: Linear | None = None
+        if config.targets.alias_visible:
+            if self.alias_head is None:
+                raise ValueError("`targets.alias_visible` adds to the alias-feature target: set `targets.alias_features: true` with it.")
+            self.visible_alias_head = Linear(dim, config.encoder.stem.alias_dim)
 
         self.teacher.requires_grad_(False)
 
@@ -184,6 +197,12 @@ class AapeSslModel(Module):
             predicted_alias = self.alias_head(predicted)
             target_alias = alias.flatten(0, 1)[flat_index]
 
+        predicted_visible_alias = target_visible_alias = None
+        if self.visible_alias_head is not None and alias is not None:
+            predicted_visible_alias = self.visible_alias_head(student_out.patches)
+            visible_index = masks.clip_index.unsqueeze(1) * num_patches + masks.visible_index
+            target_visible_alias = alias.flatten(0, 1)[visible_index]
+
         return SslOutput(
             predicted_patches=predicted,
             target_patches=target_patches,
@@ -198,6 +217,8 @@ class AapeSslModel(Module):
             student_embeddings=student_out.patches.detach().mean(dim=1),
             predicted_alias=predicted_alias,
             target_alias=target_alias,
+            predicted_visible_alias=predicted_visible_alias,
+            target_visible_alias=target_visible_alias,
         )
 
     @torch.no_grad()

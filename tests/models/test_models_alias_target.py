@@ -156,3 +156,41 @@ def test_a_model_config_saved_before_the_option_means_the_objective_before(fairs
     config = converter.structure(saved, AapeConfig)
     assert not config.targets.alias_features and config.targets.alias_norm == "patch"
     create_aape_model(config)  # the plain stem builds: nothing asks it for alias features
+
+
+def test_visible_alias_targets_are_the_features_where_the_student_looks_and_train_its_output(real_logmel_batch: torch.Tensor) -> None:
+    torch.manual_seed(0)
+    config = ARCHS["aape_tiny"]()
+    config.targets.alias_visible = True
+    model, criterion = create_aape_model(config), AapeCriterion(AapeCriterionConfig())
+    x = real_logmel_batch[:2]
+    out = model(x, mask_seeds=[1, 2])
+    assert out.predicted_visible_alias is not None and out.target_visible_alias is not None
+    rows, n_visible = out.predicted_visible_alias.shape[:2]
+    n_masked = out.predicted_alias.shape[1]
+    grid = out.targets.shape[1]
+    assert n_visible + n_masked == grid
+    # Masked and visible positions together cover each clone's grid once: the two target sets
+    # are the whole clip's targets (the same for every clone of a clip), rearranged.
+    with torch.no_grad():
+        whole = alias_targets(model.teacher(x).alias, "subband")  # (B, N, A)
+    for row in range(rows):
+        both = torch.cat([out.target_alias[row], out.target_visible_alias[row]])
+        clip = whole[int(out.clip_index[row])]
+        torch.testing.assert_close(both.sort(dim=0).values, clip.sort(dim=0).values)
+    loss = criterion(out)
+    masked = ((out.predicted_alias - out.target_alias) ** 2).mean()
+    visible = ((out.predicted_visible_alias - out.target_visible_alias) ** 2).mean()
+    torch.testing.assert_close(loss.alias, 0.5 * (masked + visible))
+    # The visible term alone reaches the student's last block without the predictor.
+    visible.backward()
+    assert all(p.grad is None for p in model.predictor.parameters())
+    assert sum(float(p.grad.abs().sum()) for p in model.student.blocks.blocks[-1].parameters() if p.grad is not None) > 0
+
+
+def test_visible_alias_targets_need_the_alias_target() -> None:
+    config = ARCHS["aape_tiny"]()
+    config.targets.alias_features = False
+    config.targets.alias_visible = True
+    with pytest.raises(ValueError, match="alias_visible.*alias_features: true"):
+        create_aape_model(config)
