@@ -63,7 +63,8 @@ def summary_lines(results: dict[str, Any], budget_check: dict[str, Any] | None =
         text = f"- **Shift stability** (frame-token cosine under sub-patch shifts, AaPE minus plain): pre-trained {Interval(**pre).describe(1.0, 3)}"
         if rnd:
             text += f", random init {Interval(**rnd).describe(1.0, 3)}"
-        lines.append(text + ".")
+        lines.append(text + "; the alias branch is what moves, on steady tones; on noise carriers the sign flips "
+                     "(`docs/shift-stability.md`).")
     curve = results.get("curve", {})
     reached = results.get("long_runs", {})
     if reached:

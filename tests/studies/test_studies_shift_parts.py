@@ -38,3 +38,11 @@ def test_controlled_clips_are_named_by_rate_and_the_page_rebuilds_from_its_data(
     text = page(data)
     assert text.count("| aape_tiny alias minus aape_tiny standard | +0.000") == 3
     assert "at commit abc" in text
+
+
+def test_the_published_page_is_what_its_json_gives() -> None:
+    import json
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    assert page(json.loads((docs / "shift-parts.json").read_text())) == (docs / "shift-parts.md").read_text()
