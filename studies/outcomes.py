@@ -69,3 +69,14 @@ def load(data: Mapping[str, object]) -> dict[str, dict[str, Outcome]]:
         out[name] = {task: Outcome(v["valid"], v["test"], list(clips[task]), unpack_bits(v["correct"], len(clips[task])))
                      for task, v in per_task.items()}
     return out
+
+
+def with_reused(measured: Mapping[str, Mapping[str, object]], reused: Mapping[str, Mapping[str, Outcome]],
+                wanted: set[str] | None = None) -> dict[str, Mapping[str, object]]:
+    """``measured`` plus the stored outcomes of ``reused`` it lacks (those of ``wanted`` names
+    only, when given): a later reading compares new models with models whose runs were scored
+    and published before (the same test clips; :func:`store` refuses to pair any other)."""
+    out: dict[str, Mapping[str, object]] = {name: per_task for name, per_task in reused.items()
+                                            if name not in measured and (wanted is None or name in wanted)}
+    out.update(measured)
+    return out

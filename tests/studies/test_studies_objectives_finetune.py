@@ -115,3 +115,18 @@ def test_the_published_page_is_what_its_stored_outcomes_give(tmp_path: Path, pag
         assert objectives_main(["--test", "--docs", str(docs), "--from-docs", "--seeds", "1", "2", "3", *round_]) == 0
     assert (docs / f"{page}.md").read_text() == (DOCS / f"{page}.md").read_text()
     assert (docs / f"{page}.json").read_text() == (DOCS / f"{page}.json").read_text()
+
+
+def test_round_5_reuses_the_stored_fine_tuning_of_the_models_it_does_not_run() -> None:
+    from pathlib import Path
+
+    from studies.common import MODULATION_TASKS
+    from studies.objectives_finetune import ALIAS_VISIBLE, reused_readings
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    found, chosen = reused_readings(docs, ALIAS_VISIBLE, {}, {})
+    for label in ("alias_subband, 3000 steps", "aape_tiny random init", "vit_tiny, 3000 steps"):
+        for seed in (1, 2, 3):
+            assert set(MODULATION_TASKS) <= set(found[f"{label}, seed {seed}"]), label
+        assert set(MODULATION_TASKS) <= set(chosen[label])
+    assert not any(key.startswith(("frozen_lambda", "alias_visible")) for key in found)
