@@ -106,9 +106,12 @@ def measure(root: Path, runs: list[VariantRun], seeds: list[int]) -> dict[str, d
     return {name: {task: score.valid for task, score in scores.items()} for name, scores in probe_scores(root, runs, seeds).items()}
 
 
-def probe_scores(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init: bool = True) -> dict[str, dict[str, ProbeScore]]:
+def probe_scores(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init: bool = True,
+                 sklearn_check: bool = False) -> dict[str, dict[str, ProbeScore]]:
     """The stored (or new) probe results per encoder name and task (with ``random_init``, also
-    those of both architectures' random initialisations of ``seeds``)."""
+    those of both architectures' random initialisations of ``seeds``; with ``sklearn_check``,
+    each probe also fits scikit-learn's logistic regression, tuned on validation, on the same
+    features: ``ProbeScore.sklearn_test``)."""
     stats = load_pool_stats()
     prober = Prober(StudySettings(), root / "measurements", tasks=(*MODULATION_TASKS, *TASKS))
     encoders: list[tuple[str, torch.nn.Module, int]] = []
@@ -123,7 +126,7 @@ def probe_scores(root: Path, runs: list[VariantRun], seeds: list[int], *, random
     out = {}
     for name, encoder, frames in encoders:
         key = {"kind": "aape", "weights": weights_digest(encoder), "stats": [stats.mean, stats.std]}
-        scores = prober.probe(name, EncoderEmbedder(encoder, stats, num_frames=frames), key, per_class=None)
+        scores = prober.probe(name, EncoderEmbedder(encoder, stats, num_frames=frames), key, per_class=None, sklearn_check=sklearn_check)
         if scores is not None:
             out[name] = scores
     return out
@@ -341,6 +344,16 @@ def table(scores: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def sklearn_table(scores: Mapping[str, Mapping[str, ProbeScore]]) -> str:
+    tasks = (*MODULATION_TASKS, *TASKS)
+    lines = ["| encoder | " + " | ".join(SHORT[t] for t in tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
+    for name, per_task in scores.items():
+        cells = [f"{100 * per_task[t].test:.1f} / " + ("-" if per_task[t].sklearn_test is None else f"{100 * per_task[t].sklearn_test:.1f}")
+                 for t in tasks]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_test_page(args: argparse.Namespace, *, ensure_measured: bool) -> str:
     from studies.outcomes import load, store
     from aape_plugin.data.study_corpus import study_dir
@@ -381,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--round", type=int, choices=sorted(PLANS), default=1,
                         help="with --test: which reading of docs/objectives.md (1: step 4, 2: the alias-feature target of "
                              "rounds 2-4, 3: the encoder's own alias target of round 5)")
+    parser.add_argument("--sklearn-check", action="store_true",
+                        help="with --measure-only: also fit scikit-learn's logistic regression on the same features and "
+                             "print both test accuracies (is the probe converged?)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
 
@@ -402,6 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.test:
         text = write_test_page(args, ensure_measured=True)
         say("test accuracy %, converged probe, all labels; paired differences, points [95% interval over seeds and clips]:\n" + text)
+        return 0
+    if args.sklearn_check:
+        checked = probe_scores(args.out, runs, args.seeds, sklearn_check=True)
+        say("test accuracy %, the study's probe / scikit-learn's logistic regression (each tuned on validation):\n"
+            + sklearn_table(checked))
         return 0
     scores = measure(args.out, runs, args.seeds)
     (args.out / "validation.json").write_text(json.dumps(scores, indent=1) + "\n")
