@@ -35,8 +35,11 @@ def model_overrides(*, stem: str | None = None, targets: str) -> str:
     return "model.config_overrides={" + ", ".join(parts) + "}"
 
 
-NO_ALIAS = "alias_features: false"
+NO_ALIAS = "alias_features: false, alias_visible: false"
 """The objective before round 2 (the recipe's default since rounds 2-4 is the alias target)."""
+
+SUBBAND = "alias_features: true, alias_norm: subband, alias_visible: false"
+"""Rounds 3-4's alias target: at the masked patches only (round 5 added the visible ones)."""
 
 TRAINED_LAMBDA = "optimizer.config.lambda_lr_scale=1"
 
@@ -50,14 +53,15 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "balanced_fusion": (TRAINED_LAMBDA, model_overrides(stem="fusion_balance: true", targets=NO_ALIAS)),
     "offsets_balanced": (TRAINED_LAMBDA, model_overrides(stem="pole_mode: offsets, fusion_balance: true", targets=NO_ALIAS)),
     # Round 2 (docs/objectives.md): a target that includes the alias stream.
-    "alias_target": (model_overrides(targets="alias_features: true, alias_norm: patch"),),
-    "alias_target_trained": (TRAINED_LAMBDA, model_overrides(targets="alias_features: true, alias_norm: patch")),
+    "alias_target": (model_overrides(targets="alias_features: true, alias_norm: patch, alias_visible: false"),),
+    "alias_target_trained": (TRAINED_LAMBDA, model_overrides(targets="alias_features: true, alias_norm: patch, alias_visible: false")),
     # Round 3: the same target without the subband's fixed pattern (the recipe's default since).
-    "alias_subband": (model_overrides(targets="alias_features: true, alias_norm: subband"),),
-    "alias_subband_light": (model_overrides(targets="alias_features: true, alias_norm: subband"), "criterion.config.alias_weight=0.3"),
+    "alias_subband": (model_overrides(targets=f"{SUBBAND}"),),
+    "alias_subband_light": (model_overrides(targets=f"{SUBBAND}"), "criterion.config.alias_weight=0.3"),
     # Round 4: a heavier weight.
-    "alias_subband_heavy": (model_overrides(targets="alias_features: true, alias_norm: subband"), "criterion.config.alias_weight=3"),
-    # Round 5: the student's own output tokens also predict the targets at the visible patches.
+    "alias_subband_heavy": (model_overrides(targets=f"{SUBBAND}"), "criterion.config.alias_weight=3"),
+    # Round 5: the student's own output tokens also predict the targets at the visible patches
+    # (the recipe's default since).
     "alias_visible": (model_overrides(targets="alias_features: true, alias_norm: subband, alias_visible: true"),),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""
@@ -101,9 +105,10 @@ def runs_of(steps: int, seeds: list[int], variants: list[str] | None = None) -> 
     return [VariantRun(v, steps, s) for s in seeds for v in chosen]
 
 
-def measure(root: Path, runs: list[VariantRun], seeds: list[int]) -> dict[str, dict[str, float]]:
+def measure(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init: bool = True) -> dict[str, dict[str, float]]:
     """Validation accuracy of the converged probe (all labels) per encoder and task."""
-    return {name: {task: score.valid for task, score in scores.items()} for name, scores in probe_scores(root, runs, seeds).items()}
+    return {name: {task: score.valid for task, score in scores.items()}
+            for name, scores in probe_scores(root, runs, seeds, random_init=random_init).items()}
 
 
 def probe_scores(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init: bool = True,
@@ -394,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--round", type=int, choices=sorted(PLANS), default=1,
                         help="with --test: which reading of docs/objectives.md (1: step 4, 2: the alias-feature target of "
                              "rounds 2-4, 3: the encoder's own alias target of round 5)")
+    parser.add_argument("--no-random-init", action="store_true", help="with --measure-only: leave out the random initialisations")
     parser.add_argument("--sklearn-check", action="store_true",
                         help="with --measure-only: also fit scikit-learn's logistic regression on the same features and "
                              "print both test accuracies (is the probe converged?)")
@@ -424,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         say("test accuracy %, the study's probe / scikit-learn's logistic regression (each tuned on validation):\n"
             + sklearn_table(checked))
         return 0
-    scores = measure(args.out, runs, args.seeds)
+    scores = measure(args.out, runs, args.seeds, random_init=not args.no_random_init)
     (args.out / "validation.json").write_text(json.dumps(scores, indent=1) + "\n")
     say("validation accuracy %, converged probe, all labels:\n" + table(scores))
     return 0

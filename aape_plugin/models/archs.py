@@ -15,10 +15,12 @@ from aape_plugin.models.config import AapeConfig
 
 
 def aape_config() -> AapeConfig:
-    """The defaults with the alias-feature target on (``docs/objectives.md``, rounds 2-4)."""
+    """The defaults with the alias-feature target on, predicted at the masked patches and by the
+    encoder's own tokens at the visible ones (``docs/objectives.md``, rounds 2-5)."""
     config = AapeConfig()
     config.targets.alias_features = True
     config.targets.alias_norm = "subband"
+    config.targets.alias_visible = True
     return config
 
 
@@ -64,7 +66,7 @@ def plain(make: Callable[[], AapeConfig]) -> Callable[[], AapeConfig]:
     def make_plain() -> AapeConfig:
         config = make()
         config.encoder.stem.kind = "plain"
-        config.targets.alias_features = False  # no alias branch to predict
+        config.targets.alias_features = config.targets.alias_visible = False  # no alias branch to predict
         return config
 
     make_plain.__doc__ = f"{make.__doc__} Plain conv stem (no AaPE)."

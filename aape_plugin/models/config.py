@@ -202,11 +202,13 @@ class TargetConfig:
     the data-parallel ranks)."""
 
     alias_visible: bool = False
-    """With ``alias_features``: the student's own output tokens at the visible positions also
-    predict the aliasing targets there (a second head), and the alias term is the mean of the
-    two MSEs. The predictor can rebuild the masked targets from what it is given; this asks the
-    encoder's output, the representation a probe or a fine-tuned head reads, to keep the rates
-    itself (``docs/objectives.md``, round 5)."""
+    """With ``alias_features`` (ignored without it): the student's own output tokens at the
+    visible positions also predict the aliasing targets there (a second head), and the alias
+    term is the mean of the two MSEs. The predictor can rebuild the masked targets from what it
+    is given; this asks the encoder's output, the representation a probe or a fine-tuned head
+    reads, to keep the rates itself. The ``aape_*`` archs turn it on, since validation chose it
+    (``docs/objectives.md``, round 5); the field's own default, ``false``, is what run folders
+    saved before it existed mean."""
 
 
 @dataclass(kw_only=True)

@@ -110,10 +110,10 @@ class AapeSslModel(Module):
                 )
             self.alias_head = Linear(dim, config.encoder.stem.alias_dim)
 
+        # ``alias_visible`` refines the alias-feature target: without it there is nothing to refine
+        # (so ``targets: {alias_features: false}`` alone turns the whole term off).
         self.visible_alias_head: Linear | None = None
-        if config.targets.alias_visible:
-            if self.alias_head is None:
-                raise ValueError("`targets.alias_visible` adds to the alias-feature target: set `targets.alias_features: true` with it.")
+        if self.alias_head is not None and config.targets.alias_visible:
             self.visible_alias_head = Linear(dim, config.encoder.stem.alias_dim)
 
         self.teacher.requires_grad_(False)

@@ -14,8 +14,10 @@ from aape_plugin.nn.targets import alias_targets
 
 
 def alias_model(**criterion: float) -> tuple[torch.nn.Module, AapeCriterion]:
+    """``aape_tiny`` with the alias target at the masked patches only (``alias_visible`` off)."""
     config = ARCHS["aape_tiny"]()
     config.targets.alias_features = True
+    config.targets.alias_visible = False
     return create_aape_model(config), AapeCriterion(AapeCriterionConfig(**criterion))
 
 
@@ -152,10 +154,16 @@ def test_a_model_config_saved_before_the_option_means_the_objective_before(fairs
 
     converter = get_dependency_resolver().resolve(ValueConverter)
     saved = converter.unstructure(ARCHS["vit_tiny"]())
-    del saved["targets"]["alias_features"], saved["targets"]["alias_norm"]  # as run folders saved it
+    del saved["targets"]["alias_features"], saved["targets"]["alias_norm"], saved["targets"]["alias_visible"]  # as run folders saved it
     config = converter.structure(saved, AapeConfig)
-    assert not config.targets.alias_features and config.targets.alias_norm == "patch"
+    assert not config.targets.alias_features and config.targets.alias_norm == "patch" and not config.targets.alias_visible
     create_aape_model(config)  # the plain stem builds: nothing asks it for alias features
+    # A run folder of rounds 3-4 (the alias target at masked patches, before round 5) stays that.
+    saved = converter.unstructure(ARCHS["aape_tiny"]())
+    del saved["targets"]["alias_visible"]
+    config = converter.structure(saved, AapeConfig)
+    assert config.targets.alias_features and not config.targets.alias_visible
+    assert create_aape_model(config).visible_alias_head is None
 
 
 def test_visible_alias_targets_are_the_features_where_the_student_looks_and_train_its_output(real_logmel_batch: torch.Tensor) -> None:
@@ -188,9 +196,11 @@ def test_visible_alias_targets_are_the_features_where_the_student_looks_and_trai
     assert sum(float(p.grad.abs().sum()) for p in model.student.blocks.blocks[-1].parameters() if p.grad is not None) > 0
 
 
-def test_visible_alias_targets_need_the_alias_target() -> None:
+def test_visible_alias_targets_are_the_aape_default_and_turn_off_with_the_alias_target(real_logmel_batch: torch.Tensor) -> None:
+    assert ARCHS["aape_tiny"]().targets.alias_visible and not ARCHS["vit_tiny"]().targets.alias_visible
     config = ARCHS["aape_tiny"]()
-    config.targets.alias_features = False
-    config.targets.alias_visible = True
-    with pytest.raises(ValueError, match="alias_visible.*alias_features: true"):
-        create_aape_model(config)
+    config.targets.alias_features = False  # the paper's objective: no alias term at all
+    model = create_aape_model(config)
+    assert model.alias_head is None and model.visible_alias_head is None
+    out = model(real_logmel_batch[:2], mask_seeds=[1, 2])
+    assert out.predicted_visible_alias is None and AapeCriterion(AapeCriterionConfig())(out).alias is None
