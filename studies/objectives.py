@@ -367,9 +367,12 @@ def write_test_page(args: argparse.Namespace, *, ensure_measured: bool) -> str:
     docs: Path | None = args.docs
     outcomes_file = docs / f"{plan.outcomes}.json" if docs is not None else None
     if ensure_measured:
-        scores: Mapping[str, Mapping[str, Any]] = test_scores(args.out, args.steps, args.seeds, plan, docs)
+        measured = test_scores(args.out, args.steps, args.seeds, plan, docs)
+        # Through the stored form: clips named relative to the corpus, as the reused readings name them.
+        stored = store(measured, corpus=study_dir().resolve())
+        scores: Mapping[str, Mapping[str, Any]] = load(stored)
         if outcomes_file is not None:
-            outcomes_file.write_text(json.dumps(store(scores, corpus=study_dir().resolve()), indent=1) + "\n")
+            outcomes_file.write_text(json.dumps(stored, indent=1) + "\n")
     else:
         if outcomes_file is None:
             raise SystemExit("--from-docs needs --docs")
