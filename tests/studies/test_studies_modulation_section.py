@@ -52,3 +52,11 @@ def test_the_later_rounds_rule_needs_a_modulation_gain_over_frozen_lambda() -> N
     assert screen_table(screen, "frozen_lambda", MODULATION_GAIN)[1] == "alias_subband"
     published = json.loads((DOCS / "objectives-alias-screen.json").read_text())
     assert screen_table(published, "frozen_lambda", MODULATION_GAIN)[1] == "alias_subband"
+
+
+def test_the_published_round_5_screen_picks_the_encoders_own_alias_target() -> None:
+    from studies.modulation_section import MODULATION_GAIN
+
+    published = json.loads((DOCS / "objectives-visible-screen.json").read_text())
+    assert screen_table(published, "alias_subband", MODULATION_GAIN)[1] == "alias_visible"
+    assert screen_table(published, "alias_subband", 0.06)[1] == "alias_subband"  # +5.1 points is not more than 6
