@@ -101,52 +101,37 @@ def section(docs: Path) -> str:
                 f"The rule of round 5 (five-task mean within {100 * FIVE_TASK_MARGIN:.0f} point of `alias_subband`, modulation mean",
                 f"more than {100 * MODULATION_GAIN:.0f} point above it) picks **`{chosen}`**, today's default of the `aape_*` archs.",
                 "(The `alias_subband` rows are its runs of rounds 3-4.)"]
-    probe_file = docs / "objectives-outcomes.json"
-    if probe_file.is_file():
-        from studies.objectives import test_report
+    from studies import objectives, objectives_finetune
 
-        text, _ = test_report(load(json.loads(probe_file.read_text())), 3000, [1, 2, 3])
-        out += ["", "### Test: the probe (all labels; pre-training seeds 1-3, `docs/objectives-test.md`)", "", text]
-    else:
-        out += ["", "The probe on test is not published yet (`docs/objectives-test.md`)."]
-    alias_probe = docs / "objectives-alias-outcomes.json"
-    if alias_probe.is_file():
-        from studies.objectives import ALIAS_TARGET
-        from studies.objectives import test_report as alias_report
-
-        text, _ = alias_report(load(json.loads(alias_probe.read_text())), 3000, [1, 2, 3], ALIAS_TARGET)
-        out += ["", "### Test, rounds 2-4: the probe (`docs/objectives-alias-test.md`)", "", text]
-    visible_probe = docs / "objectives-visible-outcomes.json"
-    if visible_probe.is_file():
-        from studies.objectives import ALIAS_VISIBLE
-        from studies.objectives import test_report as visible_report
-
-        text, _ = visible_report(load(json.loads(visible_probe.read_text())), 3000, [1, 2, 3], ALIAS_VISIBLE)
-        out += ["", "### Test, round 5: the probe (`docs/objectives-visible-test.md`)", "", text]
-    finetune_file = docs / "objectives-finetune-outcomes.json"
-    if finetune_file.is_file():
-        from studies.objectives_finetune import SETTINGS, report
-
-        text, _ = report(load(json.loads(finetune_file.read_text())), SETTINGS.finetune_seeds)
-        out += ["", "### Test: fine-tuning with 10 clips per class (`docs/objectives-finetune.md`)", "", text]
-    else:
-        out += ["", "Low-label fine-tuning on test is not published yet (`docs/objectives-finetune.md`)."]
-    alias_finetune = docs / "objectives-alias-finetune-outcomes.json"
-    if alias_finetune.is_file():
-        from studies.objectives_finetune import ALIAS_TARGET as FINETUNE_ALIAS_TARGET
-        from studies.objectives_finetune import SETTINGS as FINETUNE_SETTINGS
-        from studies.objectives_finetune import report as finetune_report
-
-        text, _ = finetune_report(load(json.loads(alias_finetune.read_text())), FINETUNE_SETTINGS.finetune_seeds, FINETUNE_ALIAS_TARGET)
-        out += ["", "### Test, rounds 2-4: fine-tuning with 10 clips per class (`docs/objectives-alias-finetune.md`)", "", text]
-    visible_finetune = docs / "objectives-visible-finetune-outcomes.json"
-    if visible_finetune.is_file():
-        from studies.objectives_finetune import ALIAS_VISIBLE as FINETUNE_ALIAS_VISIBLE
-        from studies.objectives_finetune import SETTINGS as FINETUNE_SETTINGS
-        from studies.objectives_finetune import report as finetune_report
-
-        text, _ = finetune_report(load(json.loads(visible_finetune.read_text())), FINETUNE_SETTINGS.finetune_seeds, FINETUNE_ALIAS_VISIBLE)
-        out += ["", "### Test, round 5: fine-tuning with 10 clips per class (`docs/objectives-visible-finetune.md`)", "", text]
+    probe_readings = (
+        (objectives.STEP4, "### Test: the probe (all labels; pre-training seeds 1-3, `docs/objectives-test.md`)",
+         "The probe on test is not published yet (`docs/objectives-test.md`)."),
+        (objectives.ALIAS_TARGET, "### Test, rounds 2-4: the probe (`docs/objectives-alias-test.md`)", None),
+        (objectives.ALIAS_VISIBLE, "### Test, round 5: the probe (`docs/objectives-visible-test.md`)", None),
+    )
+    for plan, heading, missing in probe_readings:
+        stored = docs / f"{plan.outcomes}.json"
+        if stored.is_file():
+            text, _ = objectives.test_report(load(json.loads(stored.read_text())), 3000, [1, 2, 3], plan)
+            out += ["", heading, "", text]
+        elif missing:
+            out += ["", missing]
+    finetune_readings = (
+        (objectives_finetune.STEP4, "### Test: fine-tuning with 10 clips per class (`docs/objectives-finetune.md`)",
+         "Low-label fine-tuning on test is not published yet (`docs/objectives-finetune.md`)."),
+        (objectives_finetune.ALIAS_TARGET,
+         "### Test, rounds 2-4: fine-tuning with 10 clips per class (`docs/objectives-alias-finetune.md`)", None),
+        (objectives_finetune.ALIAS_VISIBLE,
+         "### Test, round 5: fine-tuning with 10 clips per class (`docs/objectives-visible-finetune.md`)", None),
+    )
+    for finetune_plan, heading, missing in finetune_readings:
+        stored = docs / f"{finetune_plan.outcomes}.json"
+        if stored.is_file():
+            text, _ = objectives_finetune.report(load(json.loads(stored.read_text())), objectives_finetune.SETTINGS.finetune_seeds,
+                                                 finetune_plan)
+            out += ["", heading, "", text]
+        elif missing:
+            out += ["", missing]
     modulation_file = docs / "modulation.json"
     if modulation_file.is_file():
         data = json.loads(modulation_file.read_text())

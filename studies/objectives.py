@@ -56,10 +56,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "alias_target": (model_overrides(targets="alias_features: true, alias_norm: patch, alias_visible: false"),),
     "alias_target_trained": (TRAINED_LAMBDA, model_overrides(targets="alias_features: true, alias_norm: patch, alias_visible: false")),
     # Round 3: the same target without the subband's fixed pattern (the recipe's default since).
-    "alias_subband": (model_overrides(targets=f"{SUBBAND}"),),
-    "alias_subband_light": (model_overrides(targets=f"{SUBBAND}"), "criterion.config.alias_weight=0.3"),
+    "alias_subband": (model_overrides(targets=SUBBAND),),
+    "alias_subband_light": (model_overrides(targets=SUBBAND), "criterion.config.alias_weight=0.3"),
     # Round 4: a heavier weight.
-    "alias_subband_heavy": (model_overrides(targets=f"{SUBBAND}"), "criterion.config.alias_weight=3"),
+    "alias_subband_heavy": (model_overrides(targets=SUBBAND), "criterion.config.alias_weight=3"),
     # Round 5: the student's own output tokens also predict the targets at the visible patches
     # (the recipe's default since).
     "alias_visible": (model_overrides(targets="alias_features: true, alias_norm: subband, alias_visible: true"),),
@@ -267,12 +267,9 @@ def test_scores(root: Path, steps: int, seeds: list[int], plan: TestPlan = STEP4
     measured here."""
     if not plan.reuses:
         return probe_scores(root, [*runs_of(steps, seeds, list(plan.variants)), plan.long_run], seeds)
-    from studies.outcomes import load, with_reused
+    from studies.outcomes import load_readings, with_reused
 
-    folder = docs or Path(__file__).resolve().parents[1] / "docs"
-    reused: dict[str, Any] = {}
-    for name in plan.reuses:
-        reused.update(load(json.loads((folder / f"{name}.json").read_text())))
+    reused, _ = load_readings(docs or Path(__file__).resolve().parents[1] / "docs", plan.reuses)
     wanted = {f"{m}, {steps} steps, seed {s}" for m in plan.variants for s in seeds} | \
         {f"{arch} random init, seed {s}" for arch in ("aape_tiny", REFERENCE) for s in seeds}
     fresh = [v for v in plan.variants if not any(f"{v}, {steps} steps, seed {s}" in reused for s in seeds)]

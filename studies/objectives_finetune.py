@@ -368,14 +368,9 @@ def reused_readings(docs: Path, plan: FinetunePlan, found: Mapping[str, Mapping[
                     chosen: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> tuple[dict[str, Mapping[str, Any]], dict[str, Any]]:
     """``found`` and ``chosen`` completed from the plan's stored readings, for the models of its
     :attr:`FinetunePlan.order` they lack."""
-    from studies.outcomes import load, with_reused
+    from studies.outcomes import load_readings, with_reused
 
-    stored_outcomes: dict[str, Any] = {}
-    stored_choices: dict[str, Any] = {}
-    for name in plan.reuses:
-        data = json.loads((docs / f"{name}.json").read_text())
-        stored_outcomes.update(load(data))
-        stored_choices.update(data.get("choices", {}))
+    stored_outcomes, stored_choices = load_readings(docs, plan.reuses)
     wanted = {key for key in stored_outcomes if key.rsplit(", seed ", 1)[0] in plan.order}
     merged_choices = {label: c for label, c in stored_choices.items() if label in plan.order and label not in chosen}
     merged_choices.update(chosen)

@@ -71,6 +71,20 @@ def load(data: Mapping[str, object]) -> dict[str, dict[str, Outcome]]:
     return out
 
 
+def load_readings(docs: Path, names: tuple[str, ...]) -> tuple[dict[str, dict[str, Outcome]], dict[str, object]]:
+    """The stored outcomes of the readings ``DOCS/<name>.json``, and the learning-rate choices
+    stored beside them (fine-tuning readings have some; probe readings none)."""
+    import json
+
+    outcomes: dict[str, dict[str, Outcome]] = {}
+    choices: dict[str, object] = {}
+    for name in names:
+        data = json.loads((docs / f"{name}.json").read_text())
+        outcomes.update(load(data))
+        choices.update(data.get("choices", {}))
+    return outcomes, choices
+
+
 def with_reused(measured: Mapping[str, Mapping[str, object]], reused: Mapping[str, Mapping[str, Outcome]],
                 wanted: set[str] | None = None) -> dict[str, Mapping[str, object]]:
     """``measured`` plus the stored outcomes of ``reused`` it lacks (those of ``wanted`` names
