@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from studies.common import MODULATION_TASKS
-from studies.shift_parts import PARTS, WINDOWS, controlled_clips, mean_interval, page, rate_of, report
+from studies.shift_parts import PARTS, WINDOWS, compact, controlled_clips, expand, mean_interval, page, rate_of, report
 
 
 def test_the_rate_is_read_from_the_clip_name_and_a_name_without_one_is_refused() -> None:
@@ -33,8 +33,13 @@ def test_controlled_clips_are_named_by_rate_and_the_page_rebuilds_from_its_data(
     assert all(len(w) == 16000 and np.abs(w).max() == pytest.approx(0.1) for w in waves)
     clips = ["a_4hz.wav", "b_38hz.wav"]
     rows = {f"{a} {p}": {"c": {"clips": clips, "cosine": [0.5, 0.7]}} for a, ps in PARTS.items() for p in ps}
-    data = {"command": "python -m studies.shift_parts --seeds 1", "commit": "abc", "seeds": [1], "controlled": rows,
-            **{f"corpus, window {w}": rows for w in WINDOWS}}
+    stored = compact(rows)
+    assert stored["clips"] == {"c": clips} and expand(stored) == rows  # the clip list once, and back
+    other = {**rows, "vit_tiny output": {"c": {"clips": clips[::-1], "cosine": [0.5, 0.7]}}}
+    with pytest.raises(ValueError, match="vit_tiny output measured other clips"):
+        compact(other)
+    data = {"command": "python -m studies.shift_parts --seeds 1", "commit": "abc", "seeds": [1], "controlled": stored,
+            **{f"corpus, window {w}": stored for w in WINDOWS}}
     text = page(data)
     assert text.count("| aape_tiny alias minus aape_tiny standard | +0.000") == 3
     assert "at commit abc" in text
