@@ -23,7 +23,7 @@ from studies.finetuning import (CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneRes
                                 late_gain, lr_grid, seed_results)
 from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
 from studies.probing import ProbeScore, measurement_hours
-from studies.summary import update_generated_blocks
+from studies.summary import IN_SHORT, update_generated_blocks
 
 ProbeGroup = list[dict[str, ProbeScore]]
 
@@ -93,6 +93,11 @@ def few_label_steps_text(settings: StudySettings) -> str:
     longer = ", ".join(f"{steps} for {SHORT[task]}" for task, steps in settings.low_label_steps)
     return f"{default} steps" + (f" ({longer}: at least 40\nepochs)" if longer else "")
 
+
+PRETRAINING = ("the `study` preset as it stood for these runs (2026-11): Lambda Encoder trained, no alias-feature target, i.e. "
+               "the paper's objective; the preset's frozen Lambda Encoder and alias-feature target came later (`docs/objectives.md`)")
+"""What the runs under ``runs/study/`` were pre-trained with (the page's heading says it): change it
+with the preset when the study is run again."""
 
 CURVE_COLUMNS = [f"probe, {r}" for r in REGIMES] + [f"fine-tuning, {r}" for r in CURVE_REGIMES]
 """What the length curve measures at each checkpoint (its table's columns and its figure's panels)."""
@@ -222,9 +227,11 @@ log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f}
     # ---- in short
     short = in_short(results, docs)
     m = machine()
-    text = f"""# Results: where pre-training pays, and how it grows (study corpus, CPU scale)
+    text = f"""# Results: AaPE and the plain stem on the study corpus (CPU scale)
 
-Command: `make study` (= `python -m studies.study`), which rewrites this page, `docs/results.json`
+## The five-task study ({m['date'][:10]}): where pre-training pays, and how it grows
+
+Pre-trained with {PRETRAINING}. Command: `make study` (= `python -m studies.study`), which rewrites this page, `docs/results.json`
 and `docs/figures/study_*.png` from the runs and measurements under `runs/study/` (everything
 resumes). Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; {m['date']}. Budget on this
 machine so far: {pretrain_h:.1f} h of pre-training, {finetune_h:.1f} h of fine-tuning (from the runs' logs) and
@@ -239,9 +246,9 @@ corpus' unlabelled pool (`make study-corpus`: 4.5 h of real audio from Debian pa
 source of any validation or test group): {len(settings.main_seeds)} seeds x {settings.main_steps} steps per stem, and one
 {settings.long_steps}-step run per stem for the length curve. Five tasks with 302-920 test clips each, every split
 by source (instrument, voice, kit, word): see `docs/data.md`. Every choice (learning rates,
-checkpoints, penalties) was made on validation splits; test splits were scored once.
+checkpoints, penalties) was made on validation splits, before each model's test score was read.
 
-## In short
+{IN_SHORT}
 
 {chr(10).join(short)}
 
@@ -255,9 +262,13 @@ at small scale, not the paper's claims at its scale.
     from studies.modulation_section import section, splice
 
     text = splice(text, section(docs))  # the objective study's section, from what docs/ publishes
+    from studies import findings
+
+    text = findings.splice(text, findings.section(docs))  # the current findings first, from the same
     (docs / "results.md").write_text(text)
     (docs / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     update_generated_blocks(results, docs.parent)
+    findings.write_all(docs, docs.parent / "README.md")
     print(text)
     return results
 

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from studies.summary import BEGIN, QUOTED_IN, published_block, quoted_blocks
+from studies.summary import BEGIN, IN_SHORT, QUOTED_IN, published_block, quoted_blocks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ def test_quoted_study_numbers_are_generated_from_results_json() -> None:
 
 def test_results_page_states_what_results_json_holds() -> None:
     page = (REPO / "docs" / "results.md").read_text()
-    in_short = page.split("## In short\n\n", 1)[1].split("\n\n", 1)[0]
+    in_short = page.split(f"{IN_SHORT}\n\n", 1)[1].split("\n\n", 1)[0]
     assert in_short.splitlines() == published_block(REPO / "docs").splitlines()[1:-1], "run studies.summary.refresh_in_short"
 
 
