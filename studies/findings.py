@@ -15,7 +15,6 @@ page.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -119,9 +118,12 @@ def interval(outcomes: Mapping[str, Mapping[str, Outcome]], finding: Finding, ta
 
 def measured(docs: Path) -> list[tuple[Finding, dict[str, Interval | None]]]:
     """Every finding's interval per column, from the stored outcomes in ``docs``."""
+    readings: dict[tuple[str, ...], dict[str, dict[str, Outcome]]] = {}
     out = []
     for finding in FINDINGS:
-        outcomes, _ = load_readings(docs, finding.readings)
+        if finding.readings not in readings:
+            readings[finding.readings] = load_readings(docs, finding.readings)[0]
+        outcomes = readings[finding.readings]
         out.append((finding, {column: interval(outcomes, finding, tasks) for column, tasks in COLUMNS.items()}))
     return out
 
@@ -137,9 +139,9 @@ def table(rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]], pages: 
     return "\n".join(lines)
 
 
-def section(docs: Path) -> str:
-    """The current-findings section of ``docs/results.md``."""
-    rows = measured(docs)
+def section(docs: Path, rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]] | None = None) -> str:
+    """The current-findings section of ``docs/results.md`` (``rows``: :func:`measured`, when at hand)."""
+    rows = measured(docs) if rows is None else rows
     return "\n".join([
         BEGIN, "## In short: the `study` preset on the study corpus",
         "",
@@ -184,15 +186,15 @@ def splice(page: str, text: str) -> str:
     return title + "\n\n" + text + "\n" + body
 
 
-def readme_block(docs: Path) -> str:
-    return "\n".join([README_BEGIN, table(measured(docs), "docs/"), README_END])
+def readme_block(docs: Path, rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]] | None = None) -> str:
+    return "\n".join([README_BEGIN, table(measured(docs) if rows is None else rows, "docs/"), README_END])
 
 
-def update_readme(readme: Path, docs: Path) -> None:
+def update_readme(readme: Path, docs: Path, rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]] | None = None) -> None:
     text = readme.read_text()
     pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.DOTALL)
     if README_BEGIN in text:
-        readme.write_text(pattern.sub(lambda _: readme_block(docs), text))
+        readme.write_text(pattern.sub(lambda _: readme_block(docs, rows), text))
 
 
 def quoted_block(readme: Path) -> str | None:
@@ -200,110 +202,17 @@ def quoted_block(readme: Path) -> str | None:
     return None if match is None else match.group(0)
 
 
-# ----------------------------------------------------------------------------------------- figures
-
-
-def _pyplot():  # type: ignore[no-untyped-def]
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_intervals(docs: Path, rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]]) -> str:
-    """One panel per column, one line per finding: the estimate and its 95% interval, the tie band shaded."""
-    from aape_plugin.eval.bootstrap import TIE_MARGIN
-
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(COLUMNS), figsize=(3.0 * len(COLUMNS), 0.45 * len(rows) + 1.6), sharey=True,
-                             constrained_layout=True)
-    ys = np.arange(len(rows))[::-1]
-    for ax, column in zip(axes, COLUMNS):
-        ax.axvspan(-100 * TIE_MARGIN, 100 * TIE_MARGIN, color="0.85", label="tie margin (±2 points)")
-        ax.axvline(0.0, color="black", lw=0.8)
-        for y, (finding, cells) in zip(ys, rows):
-            found = cells[column]
-            if found is None:
-                continue
-            colour = "tab:green" if finding.fine_tuned else "tab:red" if finding.a.startswith(PAPER) else "tab:blue"
-            ax.errorbar(100 * found.estimate, y, xerr=[[100 * (found.estimate - found.low)], [100 * (found.high - found.estimate)]],
-                        fmt="o", color=colour, capsize=3, ms=4)
-        ax.set_title(column, fontsize=9)
-        ax.set_xlabel("points (95% interval)", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0].set_yticks(ys, [f.label.replace("`", "") + ("" if f.fine_tuned else " (probe)") for f, _ in rows], fontsize=7)
-    axes[-1].legend(fontsize=6, loc="upper right")
-    fig.suptitle("aape_tiny on the study corpus' test splits: a minus b, test accuracy points", fontsize=10)
-    return _save(fig, docs, "findings_intervals.png")
-
-
-def plot_erosion(docs: Path) -> str | None:
-    """Per modulation task, test accuracy along pre-training: one run of the round-1 frozen
-    objective at its checkpoints (encoder output and the alias branch's features,
-    ``docs/modulation.json``), the study preset (seeds 1-3 at 3k, one run at 30k) and ``vit_tiny``."""
-    stem_file = docs / "modulation.json"
-    if not stem_file.is_file():
-        return None
-    rows = {(r["encoder"], r["part"]): r for r in json.loads(stem_file.read_text())["rows"]}
-    outcomes, _ = load_readings(docs, PROBE[1:])
-    steps = ["init", "1k", "3k", "10k", "30k"]
-    along = ["aape_tiny, random init seed 1"] + [f"aape_tiny frozen Lambda Encoder, 30k run at {s}" for s in steps[1:]]
-
-    def mean(model: str, seeds: Sequence[int], task: str) -> list[float]:
-        return [100 * outcomes[f"{model}, seed {s}"][task].test for s in seeds]
-
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(MODULATION_TASKS), figsize=(4.2 * len(MODULATION_TASKS), 3.6), sharey=True, constrained_layout=True)
-    x = np.arange(len(steps))
-    for ax, task in zip(axes, MODULATION_TASKS):
-        for part, style, name in (("output", "o-", "encoder output"), ("alias", "s--", "alias branch's features")):
-            ys = [100 * rows[(e, part)][task]["test"] if (e, part) in rows else np.nan for e in along]
-            ax.plot(x, ys, style, color="tab:orange", label=f"frozen Lambda Encoder, no alias target (one run): {name}")
-        study = [mean(RANDOM, SEEDS, task), mean(f"{STUDY_PRESET}, 3000 steps", SEEDS, task), mean(f"{STUDY_PRESET}, 30000 steps", (1,), task)]
-        at = [0, 2, 4]
-        ax.errorbar(at, [np.mean(v) for v in study], yerr=[[np.mean(v) - min(v) for v in study], [max(v) - np.mean(v) for v in study]],
-                    fmt="o-", color="tab:blue", capsize=3, label="study preset, encoder output (seeds 1-3; 30k: one run)")
-        vit = [mean("vit_tiny random init", SEEDS, task), mean("vit_tiny, 3000 steps", SEEDS, task)]
-        ax.errorbar([0, 2], [np.mean(v) for v in vit], yerr=[[np.mean(v) - min(v) for v in vit], [max(v) - np.mean(v) for v in vit]],
-                    fmt="o:", color="0.4", capsize=3, label="vit_tiny, encoder output (seeds 1-3)")
-        ax.axhline(100 / 7, color="black", lw=0.6, ls=":")
-        ax.set_xticks(x, steps)
-        ax.set_title(SHORT[task], fontsize=9)
-        ax.set_xlabel("pre-training steps")
-    axes[0].set_ylabel("test accuracy % (probe; chance 14.3)")
-    axes[1].legend(fontsize=6, loc="lower right")
-    fig.suptitle("Modulation rates along pre-training (bars: range over seeds)", fontsize=10)
-    return _save(fig, docs, "findings_modulation_erosion.png")
-
-
-def plot_length_curve(docs: Path) -> str | None:
-    """The length curve of ``docs/results.json`` (the study page's figure), redrawn from it."""
-    from studies.common import StudySettings
-    from studies.report import plot_curve
-
-    results = json.loads((docs / "results.json").read_text())
-    return plot_curve(docs, results.get("curve", {}), StudySettings())
-
-
-def _save(fig, docs: Path, name: str) -> str:  # type: ignore[no-untyped-def]
-    import matplotlib.pyplot as plt
-
-    (docs / "figures").mkdir(parents=True, exist_ok=True)
-    fig.savefig(docs / "figures" / name, dpi=110)
-    plt.close(fig)
-    return name
-
-
 def write_all(docs: Path, readme: Path | None) -> list[str]:
     """The section of ``docs/results.md``, the README's table and the figures; the figures' names."""
+    rows = measured(docs)
     page = docs / "results.md"
     if page.is_file():
-        page.write_text(splice(page.read_text(), section(docs)))
+        page.write_text(splice(page.read_text(), section(docs, rows)))
     if readme is not None and readme.is_file():
-        update_readme(readme, docs)
-    figures = [plot_intervals(docs, measured(docs)), plot_erosion(docs), plot_length_curve(docs)]
+        update_readme(readme, docs, rows)
+    from studies.figures import plot_erosion, plot_intervals, plot_length_curve
+
+    figures = [plot_intervals(docs, rows), plot_erosion(docs), plot_length_curve(docs)]
     return [f for f in figures if f]
 
 
