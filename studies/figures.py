@@ -34,9 +34,12 @@ def _pyplot():  # type: ignore[no-untyped-def]
     return plt
 
 
-def plot_intervals(docs: Path, rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]]) -> str:
+def plot_intervals(docs: Path, rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]]) -> str | None:
     """One panel per column, one line per finding: the estimate and its 95% interval, the tie band shaded."""
     from aape_plugin.eval.bootstrap import TIE_MARGIN
+
+    if not rows:
+        return None
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(COLUMNS), figsize=(3.0 * len(COLUMNS), 0.45 * len(rows) + 1.6), sharey=True,
@@ -66,7 +69,7 @@ def plot_erosion(docs: Path) -> str | None:
     objective at its checkpoints (encoder output and the alias branch's features,
     ``docs/modulation.json``), the study preset (seeds 1-3 at 3k, one run at 30k) and ``vit_tiny``."""
     stem_file = docs / "modulation.json"
-    if not stem_file.is_file():
+    if not stem_file.is_file() or not all((docs / f"{name}.json").is_file() for name in PROBE[1:]):
         return None
     rows = {(r["encoder"], r["part"]): r for r in json.loads(stem_file.read_text())["rows"]}
     outcomes, _ = load_readings(docs, PROBE[1:])
@@ -102,6 +105,8 @@ def plot_erosion(docs: Path) -> str | None:
 
 def plot_length_curve(docs: Path) -> str | None:
     """The length curve of ``docs/results.json`` (the study page's figure), redrawn from it."""
+    if not (docs / "results.json").is_file():
+        return None
     results = json.loads((docs / "results.json").read_text())
     return plot_curve(docs, results.get("curve", {}), StudySettings())
 

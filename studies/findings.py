@@ -121,6 +121,8 @@ def measured(docs: Path) -> list[tuple[Finding, dict[str, Interval | None]]]:
     readings: dict[tuple[str, ...], dict[str, dict[str, Outcome]]] = {}
     out = []
     for finding in FINDINGS:
+        if not all((docs / f"{name}.json").is_file() for name in finding.readings):
+            continue  # not published (here) yet
         if finding.readings not in readings:
             readings[finding.readings] = load_readings(docs, finding.readings)[0]
         outcomes = readings[finding.readings]
