@@ -23,11 +23,16 @@ def test_the_published_findings_are_what_the_stored_outcomes_give() -> None:
 
 
 def test_the_page_table_and_figures_rebuild_from_docs_alone(tmp_path: Path) -> None:
+    """``python -m studies.study --from-docs`` on a copy of the published data writes the
+    current section into a page that lacks it, the README's table and the figures."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    for name in ("results.md", "results.json", "modulation.json",
+    for name in ("results.md", "results.json", "budget-check.json", "modulation.json", "design.md",
                  *(f"{r}.json" for f in findings.FINDINGS for r in f.readings)):
         shutil.copy(DOCS / name, docs / name)
+    for name in ("objectives-screen.json", "objectives-alias-screen.json", "objectives-visible-screen.json",
+                 "objectives-finetune-outcomes.json", "objectives-alias-finetune-outcomes.json"):
+        shutil.copy(DOCS / name, docs / name)  # what the modulation section reads besides
     shutil.copy(REPO / "README.md", tmp_path / "README.md")
     page = (docs / "results.md").read_text()
     (docs / "results.md").write_text(page.split(findings.BEGIN)[0] + page.split(findings.END)[1].lstrip("\n"))  # no section yet
@@ -35,9 +40,12 @@ def test_the_page_table_and_figures_rebuild_from_docs_alone(tmp_path: Path) -> N
     (tmp_path / "README.md").write_text(readme.replace(findings.quoted_block(REPO / "README.md"),
                                                        f"{findings.README_BEGIN}\n{findings.README_END}"))
 
-    assert findings.main(["--docs", str(docs), "--readme", str(tmp_path / "README.md")]) == 0
+    from studies.study import main
+
+    assert main(["--from-docs", "--docs", str(docs)]) == 0  # what `make study` rewrites from docs/, without runs
     assert (docs / "results.md").read_text() == (DOCS / "results.md").read_text()
     assert (tmp_path / "README.md").read_text() == (REPO / "README.md").read_text()
+    assert (docs / "design.md").read_text() == (DOCS / "design.md").read_text()
     for name in ("findings_intervals.png", "findings_modulation_erosion.png", "study_length_curve.png"):
         drawn = (docs / "figures" / name).read_bytes()
         assert drawn[:8] == b"\x89PNG\r\n\x1a\n" and len(drawn) > 20_000, name
