@@ -120,3 +120,11 @@ def test_tie_is_said_only_of_an_interval_that_holds_zero_within_the_margin() -> 
     assert misused_ties("-0.002 [-0.014, +0.017], a tie within ±0.02") == []
     for page in [REPO / "README.md", *sorted(DOCS.glob("*.md"))]:
         assert misused_ties(page.read_text()) == [], page.name
+
+
+def test_the_documentation_index_lists_every_page_once() -> None:
+    index = (DOCS / "README.md").read_text()
+    linked = re.findall(r"^- \[([^\]]+)\]\(\1\): ", index, flags=re.MULTILINE)
+    pages = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md") if p.name != "README.md")
+    assert sorted(linked) == pages, "docs/README.md: one line per page, `- [page](page): what it is`"
+    assert [h for h in re.findall(r"^## (.+)$", index, flags=re.MULTILINE)] == ["User guide", "Reference", "Study"]
