@@ -80,7 +80,7 @@ def plot_erosion(docs: Path) -> str | None:
         return [100 * outcomes[f"{model}, seed {s}"][task].test for s in seeds]
 
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(MODULATION_TASKS), figsize=(4.2 * len(MODULATION_TASKS), 3.6), sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(1, len(MODULATION_TASKS), figsize=(4.2 * len(MODULATION_TASKS), 4.2), sharey=True, layout="constrained")
     x = np.arange(len(steps))
     for ax, task in zip(axes, MODULATION_TASKS):
         for part, style, name in (("output", "o-", "encoder output"), ("alias", "s--", "alias branch's features")):
@@ -98,7 +98,8 @@ def plot_erosion(docs: Path) -> str | None:
         ax.set_title(SHORT[task], fontsize=9)
         ax.set_xlabel("pre-training steps")
     axes[0].set_ylabel("test accuracy % (probe; chance 14.3)")
-    axes[1].legend(fontsize=6, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=2)
     fig.suptitle("Modulation rates along pre-training (bars: range over seeds)", fontsize=10)
     return _save(fig, docs, "findings_modulation_erosion.png")
 
