@@ -36,7 +36,7 @@ def model_overrides(*, stem: str | None = None, targets: str) -> str:
 
 
 NO_ALIAS = "alias_features: false, alias_visible: false"
-"""The objective before round 2 (the recipe's default since rounds 2-4 is the alias target)."""
+"""The objective before round 2: the paper's (the study preset's since rounds 2-4 is the alias target)."""
 
 SUBBAND = "alias_features: true, alias_norm: subband, alias_visible: false"
 """Rounds 3-4's alias target: at the masked patches only (round 5 added the visible ones)."""
@@ -44,8 +44,9 @@ SUBBAND = "alias_features: true, alias_norm: subband, alias_visible: false"
 TRAINED_LAMBDA = "optimizer.config.lambda_lr_scale=1"
 
 VARIANTS: dict[str, tuple[str, ...]] = {
-    # Each variant spells out everything the recipe's defaults have changed since it was run:
-    # the Lambda Encoder was trained by default in round 1, and there was no alias target.
+    # Each variant spells out everything the study preset has changed since it was run: the
+    # Lambda Encoder was trained in round 1 (the preset freezes it since), and there was no
+    # alias target (the preset's since rounds 2-5).
     "default": (TRAINED_LAMBDA, model_overrides(targets=NO_ALIAS)),
     "frozen_lambda": ("optimizer.config.lambda_lr_scale=0", model_overrides(targets=NO_ALIAS)),
     "slow_lambda": ("optimizer.config.lambda_lr_scale=0.1", model_overrides(targets=NO_ALIAS)),
@@ -55,13 +56,13 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # Round 2 (docs/objectives.md): a target that includes the alias stream.
     "alias_target": (model_overrides(targets="alias_features: true, alias_norm: patch, alias_visible: false"),),
     "alias_target_trained": (TRAINED_LAMBDA, model_overrides(targets="alias_features: true, alias_norm: patch, alias_visible: false")),
-    # Round 3: the same target without the subband's fixed pattern (the recipe's default since).
+    # Round 3: the same target without the subband's fixed pattern (the study preset's since).
     "alias_subband": (model_overrides(targets=SUBBAND),),
     "alias_subband_light": (model_overrides(targets=SUBBAND), "criterion.config.alias_weight=0.3"),
     # Round 4: a heavier weight.
     "alias_subband_heavy": (model_overrides(targets=SUBBAND), "criterion.config.alias_weight=3"),
     # Round 5: the student's own output tokens also predict the targets at the visible patches
-    # (the recipe's default since).
+    # (the study preset's since).
     "alias_visible": (model_overrides(targets="alias_features: true, alias_norm: subband, alias_visible: true"),),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""

@@ -1,7 +1,8 @@
 """Configuration of the AaPE model family (``aape``) and its encoder-only view (``aape_encoder``).
 
-Every field has the project's starting default (the ``aape_base`` arch, see ``docs/design.md``); the archs in
-:mod:`aape_plugin.models.archs` change what differs. Frequencies are in rad/frame and decays in
+Every field's default is the paper's method at ``aape_base`` scale (``docs/design.md``); the archs in
+:mod:`aape_plugin.models.archs` change the sizes. Options this project adds are off by default and
+say where they were measured. Frequencies are in rad/frame and decays in
 1/frame (one log-mel frame = 10 ms at the default front end).
 """
 
@@ -71,7 +72,11 @@ class StemConfig:
     """Upper edge of the SBLU band, rad/frame (``pi``: the frame Nyquist)."""
 
     adaptive: bool = True
-    """``False``: learned but input-independent decays/frequencies (ablation)."""
+    """``True`` (the paper): the Lambda Encoder estimates each patch's poles from the input.
+    ``False``: the fixed-pole arm: one pole set per subband, the same for every input and patch,
+    with the same band and initial spread (learned with the Lambda Encoder's learning rate, or
+    kept at the initial spread with ``optimizer.config.lambda_lr_scale: 0``). "Adaptive minus
+    fixed" is what the paper's input-dependent estimate adds."""
 
     context: Literal["clip", "patch"] = "clip"
     """What the aliasing analysis of a patch looks at: ``clip`` (the 129-tap high-pass and the
@@ -187,12 +192,14 @@ class TargetConfig:
 
     alias_features: bool = False
     """The predictor also predicts, at the masked positions, the teacher stem's aliasing features
-    (the AaPE stem only; a head of ``alias_dim`` outputs, weighted by the criterion's
-    ``alias_weight``). The layer-pooled targets need not carry what only the alias branch sees
-    (the modulation rates above the patch rate's Nyquist), and a student trained on them alone
-    lets it fade; this term asks the visible tokens to carry it. The ``aape_*`` archs turn it on
-    (with ``alias_norm: subband``), since validation chose it (``docs/objectives.md``, rounds
-    2-4); the field's own default, ``false``, is what run folders saved before it existed mean."""
+    (a head of ``alias_dim`` outputs, weighted by the criterion's ``alias_weight``). The
+    layer-pooled targets need not carry what only the alias branch sees (the modulation rates
+    above the patch rate's Nyquist), and a student trained on them alone lets it fade; this term
+    asks the visible tokens to carry it. An addition of this project, not the paper's: off in every
+    arch; the ``study`` and ``demo`` presets turn it on (with ``alias_norm: subband`` and
+    ``alias_visible``), chosen on validation with ``aape_tiny`` at 3,000 steps on the 4.5-hour
+    study corpus (``docs/objectives.md``, rounds 2-5). An AaPE-stem option: a plain stem trains
+    without it."""
 
     alias_norm: Literal["patch", "subband"] = "patch"
     """How the aliasing features become targets (:func:`aape_plugin.nn.targets.alias_targets`):
@@ -206,9 +213,8 @@ class TargetConfig:
     visible positions also predict the aliasing targets there (a second head), and the alias
     term is the mean of the two MSEs. The predictor can rebuild the masked targets from what it
     is given; this asks the encoder's output, the representation a probe or a fine-tuned head
-    reads, to keep the rates itself. The ``aape_*`` archs turn it on, since validation chose it
-    (``docs/objectives.md``, round 5); the field's own default, ``false``, is what run folders
-    saved before it existed mean."""
+    reads, to keep the rates itself. Off in every arch; the ``study`` and ``demo`` presets turn it
+    on (``docs/objectives.md``, round 5: ``aape_tiny``, 3,000 steps)."""
 
 
 @dataclass(kw_only=True)

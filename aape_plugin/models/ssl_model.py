@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,8 @@ from aape_plugin.nn.audio_encoder import AudioEncoder
 from aape_plugin.nn.masking import patch_masks
 from aape_plugin.nn.predictor import CrossAttentionPredictor
 from aape_plugin.nn.targets import alias_targets, clip_target, global_target, layer_pooled_targets
+
+log = logging.getLogger("aape_plugin.models")
 
 
 @dataclass
@@ -101,14 +104,15 @@ class AapeSslModel(Module):
         self.cls_head = Linear(dim, dim)
         self.contrastive_head = Linear(dim, config.contrastive_dim)
 
+        # The alias-feature target is an option of the AaPE stem: a plain stem has no aliasing
+        # features to predict, so it trains without the term (a preset such as ``study`` sets the
+        # option for both stems, and ``--model-arch vit_tiny`` gives its plain-stem reference).
         self.alias_head: Linear | None = None
-        if config.targets.alias_features:
-            if config.encoder.stem.kind != "aape":
-                raise ValueError(
-                    "`targets.alias_features` needs the AaPE stem (`encoder.stem.kind: aape`), but "
-                    f"the stem is {config.encoder.stem.kind!r}; set `targets: {{alias_features: false}}` with it."
-                )
+        if config.targets.alias_features and config.encoder.stem.kind == "aape":
             self.alias_head = Linear(dim, config.encoder.stem.alias_dim)
+        elif config.targets.alias_features:
+            log.info("`targets.alias_features` applies to the AaPE stem only; the %r stem trains without the alias term.",
+                     config.encoder.stem.kind)
 
         # ``alias_visible`` refines the alias-feature target: without it there is nothing to refine
         # (so ``targets: {alias_features: false}`` alone turns the whole term off).

@@ -31,6 +31,7 @@ from aape_plugin.eval.linear_eval import linear_evaluation, write_results
 from aape_plugin.eval.probe import ProbeSettings
 from aape_plugin.eval.protocol import limit_train, plan_rounds
 from aape_plugin.inference.embedder import Embedder, EncoderEmbedder, LogMelEmbedder
+from aape_plugin.inference.modulation_spectrum import ModulationSpectrumEmbedder
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder, new_encoder
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.feature_stats import resolve_feature_stats
@@ -45,9 +46,12 @@ log = logging.getLogger("aape_plugin.recipes")
 class EncoderSourceSection:
     """The representation evaluated."""
 
-    kind: Literal["aape", "logmel"] = "aape"
+    kind: Literal["aape", "logmel", "modspec"] = "aape"
     """``aape``: an encoder of the aape family; ``logmel``: the input-feature baseline (per-bin
-    mean and std of the log-mel), which shows what the representation adds."""
+    mean and std of the log-mel), which shows what the representation adds; ``modspec``: the
+    modulation-spectrum baseline (per mel band, the log power of its envelope in half-octave
+    bins above the patch rate's Nyquist, :mod:`aape_plugin.inference.modulation_spectrum`),
+    which shows how far a textbook feature gets on rate tasks."""
 
     checkpoint: str | None = None
     """A pre-training run folder (or its checkpoints / step_N folder), a .pt/.safetensors file
@@ -133,6 +137,9 @@ def build_embedder(source: EncoderSourceSection, task_stats: FeatureStats, devic
     if source.kind == "logmel":
         stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats
         return LogMelEmbedder(stats), {"kind": "logmel", "stats": [stats.mean, stats.std]}
+    if source.kind == "modspec":
+        stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats
+        return ModulationSpectrumEmbedder(stats), {"kind": "modspec", "stats": [stats.mean, stats.std]}
 
     if source.checkpoint is not None:
         loaded = load_encoder(source.checkpoint, weights=source.weights, step=source.step, arch=source.arch, device=device)

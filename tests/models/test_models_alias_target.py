@@ -132,13 +132,13 @@ def test_the_term_trains_the_students_blocks_through_the_visible_tokens(real_log
     assert all(p.grad is None for p in model.teacher.parameters())
 
 
-def test_alias_features_are_the_aape_archs_default_and_need_the_aape_stem() -> None:
-    assert ARCHS["aape_tiny"]().targets.alias_features and ARCHS["aape_base"]().targets.alias_norm == "subband"
-    assert not ARCHS["vit_tiny"]().targets.alias_features
+def test_the_alias_target_is_an_aape_stem_option_that_a_plain_stem_trains_without(caplog: pytest.LogCaptureFixture) -> None:
     config = ARCHS["vit_tiny"]()
-    config.targets.alias_features = True
-    with pytest.raises(ValueError, match="alias_features.*'plain'"):
-        create_aape_model(config)
+    config.targets.alias_features = config.targets.alias_visible = True
+    with caplog.at_level("INFO", logger="aape_plugin.models"):
+        model = create_aape_model(config)
+    assert model.alias_head is None and model.visible_alias_head is None
+    assert "applies to the AaPE stem only" in caplog.text
 
 
 def test_a_negative_alias_weight_is_named() -> None:
@@ -159,7 +159,9 @@ def test_a_model_config_saved_before_the_option_means_the_objective_before(fairs
     assert not config.targets.alias_features and config.targets.alias_norm == "patch" and not config.targets.alias_visible
     create_aape_model(config)  # the plain stem builds: nothing asks it for alias features
     # A run folder of rounds 3-4 (the alias target at masked patches, before round 5) stays that.
-    saved = converter.unstructure(ARCHS["aape_tiny"]())
+    rounds_3_4 = ARCHS["aape_tiny"]()
+    rounds_3_4.targets.alias_features, rounds_3_4.targets.alias_norm = True, "subband"
+    saved = converter.unstructure(rounds_3_4)
     del saved["targets"]["alias_visible"]
     config = converter.structure(saved, AapeConfig)
     assert config.targets.alias_features and not config.targets.alias_visible
@@ -169,7 +171,7 @@ def test_a_model_config_saved_before_the_option_means_the_objective_before(fairs
 def test_visible_alias_targets_are_the_features_where_the_student_looks_and_train_its_output(real_logmel_batch: torch.Tensor) -> None:
     torch.manual_seed(0)
     config = ARCHS["aape_tiny"]()
-    config.targets.alias_visible = True
+    config.targets.alias_features, config.targets.alias_norm, config.targets.alias_visible = True, "subband", True
     model, criterion = create_aape_model(config), AapeCriterion(AapeCriterionConfig())
     x = real_logmel_batch[:2]
     out = model(x, mask_seeds=[1, 2])
@@ -196,9 +198,9 @@ def test_visible_alias_targets_are_the_features_where_the_student_looks_and_trai
     assert sum(float(p.grad.abs().sum()) for p in model.student.blocks.blocks[-1].parameters() if p.grad is not None) > 0
 
 
-def test_visible_alias_targets_are_the_aape_default_and_turn_off_with_the_alias_target(real_logmel_batch: torch.Tensor) -> None:
-    assert ARCHS["aape_tiny"]().targets.alias_visible and not ARCHS["vit_tiny"]().targets.alias_visible
+def test_visible_alias_targets_turn_off_with_the_alias_target(real_logmel_batch: torch.Tensor) -> None:
     config = ARCHS["aape_tiny"]()
+    config.targets.alias_visible = True
     config.targets.alias_features = False  # the paper's objective: no alias term at all
     model = create_aape_model(config)
     assert model.alias_head is None and model.visible_alias_head is None
