@@ -22,8 +22,9 @@ from studies.common import ARCHS, FREQUENCY_TASKS, SHORT, TASKS, StudySettings
 from studies.finetuning import (CURVE_REGIMES, MAIN_STARTS, REGIMES, FinetuneResult, Start, cell_results, chosen_lr, curve_seeds,
                                 late_gain, lr_grid, seed_results)
 from studies.pretraining import HEALTH_KEYS, PretrainRun, health_at, train_hours, train_rows
+from studies.figures import CURVE_COLUMNS, plot_curve
 from studies.probing import ProbeScore, measurement_hours
-from studies.summary import update_generated_blocks
+from studies.summary import IN_SHORT, update_generated_blocks
 
 ProbeGroup = list[dict[str, ProbeScore]]
 
@@ -94,8 +95,11 @@ def few_label_steps_text(settings: StudySettings) -> str:
     return f"{default} steps" + (f" ({longer}: at least 40\nepochs)" if longer else "")
 
 
-CURVE_COLUMNS = [f"probe, {r}" for r in REGIMES] + [f"fine-tuning, {r}" for r in CURVE_REGIMES]
-"""What the length curve measures at each checkpoint (its table's columns and its figure's panels)."""
+PRETRAINING = ("the `study` preset as it stood for these runs (2026-11): Lambda Encoder trained, no alias-feature target, i.e. "
+               "the paper's objective; the preset's frozen Lambda Encoder and alias-feature target came later (`docs/objectives.md`)")
+"""What the runs under ``runs/study/`` were pre-trained with (the page's heading says it): change it
+with the preset when the study is run again."""
+
 
 
 # ------------------------------------------------------------------------------------------ report
@@ -222,9 +226,11 @@ log-mel, all labels): largest test difference {checks['sklearn_max_points']:.2f}
     # ---- in short
     short = in_short(results, docs)
     m = machine()
-    text = f"""# Results: where pre-training pays, and how it grows (study corpus, CPU scale)
+    text = f"""# Results: AaPE and the plain stem on the study corpus (CPU scale)
 
-Command: `make study` (= `python -m studies.study`), which rewrites this page, `docs/results.json`
+## The five-task study ({m['date'][:10]}): where pre-training pays, and how it grows
+
+Pre-trained with {PRETRAINING}. Command: `make study` (= `python -m studies.study`), which rewrites this page, `docs/results.json`
 and `docs/figures/study_*.png` from the runs and measurements under `runs/study/` (everything
 resumes). Machine: {m['cpu']}, {m['cpu_count']} cores, torch {m['torch']}; {m['date']}. Budget on this
 machine so far: {pretrain_h:.1f} h of pre-training, {finetune_h:.1f} h of fine-tuning (from the runs' logs) and
@@ -239,9 +245,9 @@ corpus' unlabelled pool (`make study-corpus`: 4.5 h of real audio from Debian pa
 source of any validation or test group): {len(settings.main_seeds)} seeds x {settings.main_steps} steps per stem, and one
 {settings.long_steps}-step run per stem for the length curve. Five tasks with 302-920 test clips each, every split
 by source (instrument, voice, kit, word): see `docs/data.md`. Every choice (learning rates,
-checkpoints, penalties) was made on validation splits; test splits were scored once.
+checkpoints, penalties) was made on validation splits, before each model's test score was read.
 
-## In short
+{IN_SHORT}
 
 {chr(10).join(short)}
 
@@ -255,9 +261,13 @@ at small scale, not the paper's claims at its scale.
     from studies.modulation_section import section, splice
 
     text = splice(text, section(docs))  # the objective study's section, from what docs/ publishes
+    from studies import findings
+
+    text = findings.splice(text, findings.section(docs))  # the current findings first, from the same
     (docs / "results.md").write_text(text)
     (docs / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     update_generated_blocks(results, docs.parent)
+    findings.write_all(docs, docs.parent / "README.md")
     print(text)
     return results
 
@@ -485,52 +495,6 @@ seeds; the random initialisations are those of the same seed numbers):
 {chr(10).join(lines)}
 """
     return text, data
-
-
-def plot_curve(docs: Path, data: dict[str, Any], settings: StudySettings) -> str | None:
-    """Gap to random against steps (log axis), one panel per protocol, health alongside."""
-    if not any(len(p) > 2 for points in data.values() for p in points):
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = CURVE_COLUMNS
-    fig, axes = plt.subplots(1, len(panels) + 1, figsize=(4 * (len(panels) + 1), 3.6), constrained_layout=True)
-    colours = {"aape_tiny": "tab:red", "vit_tiny": "tab:blue"}
-    for ax, key in zip(axes, panels):
-        for arch, points in data.items():
-            xs = [p["step"] for p in points if key in p]
-            if not xs:
-                continue
-            est = [100 * p[key]["estimate"] for p in points if key in p]
-            lo = [100 * p[key]["low"] for p in points if key in p]
-            hi = [100 * p[key]["high"] for p in points if key in p]
-            ax.plot(xs, est, "o-", color=colours[arch], label=arch)
-            ax.fill_between(xs, lo, hi, color=colours[arch], alpha=0.15)
-        ax.axhline(0.0, color="black", lw=0.8)
-        ax.set_xscale("log")
-        ax.set_title(key, fontsize=9)
-        ax.set_xlabel("pre-training steps")
-        ax.set_ylabel("gap to random init (points)")
-    ax = axes[-1]
-    for arch, points in data.items():
-        xs = [p["step"] for p in points if p["health"]]
-        ax.plot(xs, [p["health"]["Teacher Rank"] for p in points if p["health"]], "o-", color=colours[arch], label=f"{arch} teacher rank")
-        ax.plot(xs, [10 * p["health"]["Target Clip Spread"] for p in points if p["health"]], "s--", color=colours[arch],
-                label=f"{arch} target spread x10")
-    ax.set_xscale("log")
-    ax.set_title("representation health", fontsize=9)
-    ax.set_xlabel("pre-training steps")
-    ax.legend(fontsize=6)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"Gap to random initialisation along one {settings.long_steps:,}-step run per stem (95% intervals over test clips)", fontsize=10)
-    name = "study_length_curve.png"
-    (docs / "figures").mkdir(parents=True, exist_ok=True)
-    fig.savefig(docs / "figures" / name, dpi=110)
-    plt.close(fig)
-    return name
 
 
 def finetune_hours(root: Path) -> float:

@@ -18,6 +18,7 @@ from what exists; everything resumes (finished runs, embeddings and measurements
     python -m studies.study --train-only    # pre-training and fine-tuning runs only
     python -m studies.study --no-train      # measure and report what exists (beside --train-only)
     python -m studies.study --report-only   # rewrite the page from what is already measured
+    python -m studies.study --from-docs     # rewrite what docs/ alone gives: summaries, sections, figures
 
 On a machine that cannot run everything soon, the budget check (``aape_tiny`` pre-trained for
 30,000 steps against its random initialisation, both fine-tuned 3x longer) goes first with two
@@ -174,6 +175,23 @@ def measure(root: Path, settings: StudySettings, *, threads: int, measure_new: b
     return found
 
 
+def rewrite_from_docs(docs: Path) -> None:
+    """The parts of ``DOCS/results.md``, the README and the design notes that the published data
+    give, and the figures, without the runs (the rest of the page reports runs that may not be here)."""
+    import json
+
+    from studies import findings
+    from studies.modulation_section import section, splice
+    from studies.summary import refresh_in_short, update_generated_blocks
+
+    refresh_in_short(docs)
+    page = docs / "results.md"
+    page.write_text(splice(page.read_text(), section(docs)))
+    update_generated_blocks(json.loads((docs / "results.json").read_text()), docs.parent)
+    figures = findings.write_all(docs, docs.parent / "README.md")
+    say(f"{page}: summary, modulation section and current findings rewritten from {docs}; figures: {', '.join(figures)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -189,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--no-train", action="store_true", help="measure and report what exists; start no run")
     mode.add_argument("--report-only", action="store_true",
                       help="rewrite the page from the measurements already stored (minutes); start and measure nothing")
+    mode.add_argument("--from-docs", action="store_true",
+                      help="rewrite only what the published data in DOCS give (no runs needed): the five-task summary, "
+                           "the modulation section, the current findings, the README's table and the figures")
     parser.add_argument("--lane", choices=LANES, default="all",
                         help="only the long pre-training runs, everything else (two invocations side by side), or only "
                              "what the budget check needs but the long runs (the decisive comparison first; its page is "
@@ -198,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if args.from_docs:
+        rewrite_from_docs(args.docs)
+        return 0
     ensure_fairseq2()
     settings = StudySettings()
     root = args.out

@@ -14,7 +14,9 @@ from typing import Any
 from aape_plugin.eval.bootstrap import Interval
 
 BEGIN, END = "<!-- study-summary:begin -->", "<!-- study-summary:end -->"
-QUOTED_IN = ("README.md", "docs/design.md")
+QUOTED_IN = ("docs/design.md",)
+IN_SHORT = "### In short: the five-task study"
+"""The heading of the study's own summary in ``docs/results.md`` (below the current findings)."""
 
 
 def _claim(section: dict[str, Any], what: str) -> str | None:
@@ -175,12 +177,12 @@ def published_block(docs: Path) -> str:
 
 
 def refresh_in_short(docs: Path) -> None:
-    """Rewrites the bullet points under ``## In short`` of ``docs/results.md`` from the published
+    """Rewrites the bullet points under :data:`IN_SHORT` of ``docs/results.md`` from the published
     data (the rest of the page reports runs that may no longer exist here)."""
     page = (docs / "results.md").read_text()
-    head, rest = page.split("## In short\n\n", 1)
+    head, rest = page.split(f"{IN_SHORT}\n\n", 1)
     old = rest.split("\n\n", 1)[1]
-    (docs / "results.md").write_text(head + "## In short\n\n" + "\n".join(published_block(docs).splitlines()[1:-1]) + "\n\n" + old)
+    (docs / "results.md").write_text(head + f"{IN_SHORT}\n\n" + "\n".join(published_block(docs).splitlines()[1:-1]) + "\n\n" + old)
 
 
 def update_generated_blocks(results: dict[str, Any], repo: Path) -> None:

@@ -18,6 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
+TIE_MARGIN = 0.02
+"""How close to zero both ends of an interval must lie for the difference to be called a tie (2
+points of accuracy; 0.02 of a cosine): a wider interval that holds zero is inconclusive."""
+
+
 @dataclass(frozen=True)
 class Interval:
     """A difference (``a - b``, in score units) and its bootstrap percentile interval."""
@@ -31,13 +36,21 @@ class Interval:
         return self.low > 0.0 or self.high < 0.0
 
     def describe(self, scale: float = 100.0, digits: int = 1) -> str:
-        """``+1.2 [+0.4, +2.0]`` (points), with ``a tie`` when the interval contains zero."""
-        verdict = "" if self.excludes_zero else ", a tie"
+        """``+1.2 [+0.4, +2.0]`` (points); an interval that contains zero is ``a tie within ±2
+        points`` when its ends, as printed, also lie within :data:`TIE_MARGIN` of zero, and
+        ``inconclusive`` when they reach further (it shows neither a difference nor its absence)."""
         # A bound that excludes zero but rounds to it gets the digits that show its side.
         while digits < 3 and any(v != 0.0 and round(scale * v, digits) == 0.0 for v in (self.low, self.high)):
             digits += 1
         f = f"{{:+.{digits}f}}"
-        return f"{f.format(scale * self.estimate)} [{f.format(scale * self.low)}, {f.format(scale * self.high)}]{verdict}"
+        low, high = f.format(scale * self.low), f.format(scale * self.high)
+        if self.excludes_zero:
+            verdict = ""
+        elif max(-float(low), float(high)) <= scale * TIE_MARGIN + 1e-9:
+            verdict = f", a tie within ±{scale * TIE_MARGIN:g}" + (" points" if scale == 100.0 else "")
+        else:
+            verdict = ", inconclusive"
+        return f"{f.format(scale * self.estimate)} [{low}, {high}]{verdict}"
 
     def as_dict(self) -> dict[str, float]:
         return {"estimate": self.estimate, "low": self.low, "high": self.high}

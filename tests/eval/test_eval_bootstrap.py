@@ -17,6 +17,16 @@ def test_a_clear_difference_excludes_zero_and_a_tie_does_not() -> None:
     assert tie.estimate == 0.0 and not tie.excludes_zero and "a tie" in tie.describe()
 
 
+def test_an_interval_that_holds_zero_is_a_tie_only_within_two_points_as_printed() -> None:
+    assert Interval(0.003, -0.01, 0.015).describe() == "+0.3 [-1.0, +1.5], a tie within ±2 points"
+    assert Interval(0.008, -0.004, 0.0199).describe() == "+0.8 [-0.4, +2.0], a tie within ±2 points"  # as printed
+    assert Interval(0.008, -0.004, 0.0211).describe() == "+0.8 [-0.4, +2.1], inconclusive"
+    assert Interval(-0.034, -0.277, 0.209).describe() == "-3.4 [-27.7, +20.9], inconclusive"
+    assert Interval(-0.008, -0.035, 0.019).describe(1.0, 3) == "-0.008 [-0.035, +0.019], inconclusive"
+    assert Interval(-0.002, -0.014, 0.017).describe(1.0, 3) == "-0.002 [-0.014, +0.017], a tie within ±0.02"
+    assert Interval(0.045, 0.033, 0.057).describe() == "+4.5 [+3.3, +5.7]"
+
+
 def test_pairing_makes_a_small_consistent_gain_significant() -> None:
     """B is A with 8 of 400 wrong clips fixed: +2 points on the same clips. Paired, the interval
     is tight; an unpaired comparison of two 70%-accurate models on 400 clips would be +-6."""

@@ -82,15 +82,3 @@ def test_a_reading_reuses_only_the_stored_models_it_lacks_and_the_published_ones
         assert a == "alias_visible"
         names = [f"{b}, seed {s}" if b == RANDOM_AAPE else f"{b}, 3000 steps, seed {s}" for s in (1, 2, 3)]
         assert all(n in stored for n in names), names
-
-
-def test_the_readmes_round_5_numbers_are_the_generated_pages() -> None:
-    import re
-
-    repo = Path(__file__).resolve().parents[2]
-    readme = (repo / "README.md").read_text()
-    part = readme.split("3,000 steps with 3 pre-training seeds, under the linear probe:", 1)[1].split("Its five-task fine-tuning", 1)[0]
-    pages = "".join((repo / "docs" / f"objectives-visible-{name}.md").read_text() for name in ("test", "finetune"))
-    quoted = re.findall(r"[+-]\d+\.\d \[[+-]\d+\.\d, [+-]\d+\.\d\]", part)
-    assert len(quoted) == 13  # the table and the paragraph after it
-    assert [q for q in quoted if q not in pages] == []

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from studies.summary import BEGIN, QUOTED_IN, published_block, quoted_blocks
+from studies.summary import BEGIN, IN_SHORT, QUOTED_IN, published_block, quoted_blocks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,7 +17,7 @@ def test_quoted_study_numbers_are_generated_from_results_json() -> None:
 
 def test_results_page_states_what_results_json_holds() -> None:
     page = (REPO / "docs" / "results.md").read_text()
-    in_short = page.split("## In short\n\n", 1)[1].split("\n\n", 1)[0]
+    in_short = page.split(f"{IN_SHORT}\n\n", 1)[1].split("\n\n", 1)[0]
     assert in_short.splitlines() == published_block(REPO / "docs").splitlines()[1:-1], "run studies.summary.refresh_in_short"
 
 
@@ -33,8 +33,8 @@ def test_the_length_curve_line_quotes_the_last_measured_checkpoint_of_each_stem(
         "vit_tiny": [{"step": 1000, "health": {}, "probe, all labels": tie}, {"step": 3000, "health": {}}]}}
     (line,) = summary_lines(results)
     assert "10,000 (`aape_tiny`), 3,000 (`vit_tiny`)" in line
-    assert "`aape_tiny` at step 10,000: fine-tuning, 10 per class -1.0 [-3.0, +1.0], a tie, probe, all labels +2.1 [+0.4, +3.8]" in line
-    assert "`vit_tiny` at step 1,000: probe, all labels -1.0 [-3.0, +1.0], a tie" in line and "Teacher" not in line
+    assert "`aape_tiny` at step 10,000: fine-tuning, 10 per class -1.0 [-3.0, +1.0], inconclusive, probe, all labels +2.1 [+0.4, +3.8]" in line
+    assert "`vit_tiny` at step 1,000: probe, all labels -1.0 [-3.0, +1.0], inconclusive" in line and "Teacher" not in line
 
 
 def test_finished_long_runs_quote_the_growth_of_the_fine_tuning_gap_and_aape_against_plain_at_the_end() -> None:
@@ -53,7 +53,7 @@ def test_finished_long_runs_quote_the_growth_of_the_fine_tuning_gap_and_aape_aga
     (line,) = summary_lines(results)
     assert "both finished" in line and "so far" not in line
     assert "at steps 1,000, 30,000: `aape_tiny` -2.4 (1 seed), +3.4 (1 seed); `vit_tiny` +1.2 (1 seed), +6.2 (1 seed)" in line
-    assert "from step 30,000: -0.1 [-1.6, +1.4], a tie on the mean, +2.0 [+0.5, +3.5] on pitch and instrument" in line
+    assert "from step 30,000: -0.1 [-1.6, +1.4], a tie within ±2 points on the mean, +2.0 [+0.5, +3.5] on pitch and instrument" in line
 
     results["long_runs"]["vit_tiny"] = 12_000  # one run still going: say how far each is
     assert "so far at steps 30,000 (`aape_tiny`), 12,000 (`vit_tiny`)" in summary_lines(results)[0]
@@ -68,8 +68,8 @@ def test_a_fine_tuning_comparison_with_fewer_seeds_than_planned_says_so() -> Non
         test = {label: {"study_pitch": [0.5] * seeds} for label in ("aape_tiny, pre-trained", "aape_tiny, random init")}
         return {"settings": {"finetune_seeds": [1, 2, 3]}, "finetune": {"all labels": {"claims": claim, "test": test, "chosen_lr": {}}}}
 
-    assert summary_lines(results(1))[0].endswith("`aape_tiny` +0.1 [-1.1, +1.3], a tie (1 seed so far).")
-    assert summary_lines(results(3))[0].endswith("`aape_tiny` +0.1 [-1.1, +1.3], a tie.")
+    assert summary_lines(results(1))[0].endswith("`aape_tiny` +0.1 [-1.1, +1.3], a tie within ±2 points (1 seed so far).")
+    assert summary_lines(results(3))[0].endswith("`aape_tiny` +0.1 [-1.1, +1.3], a tie within ±2 points.")
 
 
 def test_the_budget_check_line_keeps_its_order_whatever_order_results_json_stores() -> None:
