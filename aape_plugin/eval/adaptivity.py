@@ -74,6 +74,9 @@ class Following:
     median_abs_interval: tuple[float, float]
     max_abs: float
     max_abs_interval: tuple[float, float]
+    median_abs_draws: list[float] = field(default_factory=list)
+    """The median |rho| of each bootstrap draw (the same draws for every encoder on these
+    clips), for paired differences."""
 
 
 @dataclass
@@ -95,6 +98,21 @@ class Measurement:
     decay_within_clip: float
     decay_across_clips: float
     following: list[Following] = field(default_factory=list)
+    versus_initialisation: dict[str, list[float]] = field(default_factory=dict)
+    """Per reference, ``[difference, lo, hi]``: this encoder's median |rho| minus the mean of
+    its random initialisations', with the 95% interval of the paired bootstrap (same draws)."""
+
+
+def paired_difference(measured: Measurement, initialisations: list[Measurement]) -> dict[str, list[float]]:
+    """:func:`Measurement.versus_initialisation` of ``measured``."""
+    out: dict[str, list[float]] = {}
+    for k, f in enumerate(measured.following):
+        base = np.mean([np.array(i.following[k].median_abs_draws) for i in initialisations], axis=0)
+        draws = np.array(f.median_abs_draws) - base
+        point = f.median_abs - float(np.mean([i.following[k].median_abs for i in initialisations]))
+        lo, hi = np.percentile(draws, [2.5, 97.5])
+        out[f.reference] = [round(point, 4), round(float(lo), 4), round(float(hi), 4)]
+    return out
 
 
 def lambda_encoder_trained(stem: AaPEPatchEmbed) -> bool:
@@ -175,7 +193,7 @@ def following(poles: Poles, reference: np.ndarray, name: str, draws: np.ndarray)
         return float(lo), float(hi)
 
     return Following(name, rho.round(4).tolist(), float(np.median(np.abs(rho))), interval(medians),
-                     float(np.abs(rho).max()), interval(maxima))
+                     float(np.abs(rho).max()), interval(maxima), [round(float(m), 5) for m in medians])
 
 
 def measure(name: str, trained: bool, poles: Poles, references: dict[str, np.ndarray], draws: np.ndarray) -> Measurement:
@@ -250,13 +268,17 @@ def run(checkpoints: list[str], *, dataset: str | None, split: str, audio: list[
         if references is None:
             references = references_for(logmels, labels, stem.patch_size, 100.0 / (2 * stem.patch_size))
         num_frames = loaded.config.encoder.num_frames
-        results.append(measure(checkpoint, lambda_encoder_trained(stem), estimate_poles(loaded.encoder, logmels, num_frames, checkpoint),
-                               references, draws))
+        measured = measure(checkpoint, lambda_encoder_trained(stem), estimate_poles(loaded.encoder, logmels, num_frames, checkpoint),
+                           references, draws)
+        initialisations = []
         for seed in reference_seeds:
             torch.manual_seed(seed)
             fresh = create_encoder(loaded.config.encoder, drop_path=0.0).eval()
             name = f"{checkpoint}: random initialisation, seed {seed}"
-            results.append(measure(name, False, estimate_poles(fresh, logmels, num_frames, name), references, draws))
+            initialisations.append(measure(name, False, estimate_poles(fresh, logmels, num_frames, name), references, draws))
+        if initialisations:
+            measured.versus_initialisation = paired_difference(measured, initialisations)
+        results += [measured, *initialisations]
     return {
         "data": {"dataset": dataset, "split": split if dataset else None, "audio": [str(p) for p in audio] if not dataset else [],
                  "clips": len(paths), "seconds": seconds},
@@ -278,12 +300,14 @@ def render(documents: list[dict[str, object]]) -> str:
         data = doc["data"]  # type: ignore[index]
         where = f"`{data['dataset']}` ({data['split']})" if data["dataset"] else ", ".join(f"`{a}`" for a in data["audio"])  # type: ignore[index]
         lines += [f"## {where}: {data['clips']} clips, first {data['seconds']:g} s", ""]  # type: ignore[index]
+        if doc.get("note"):  # type: ignore[union-attr]
+            lines += [str(doc["note"]), ""]  # type: ignore[index]
         refs = [f["reference"] for f in doc["measurements"][0]["following"]]  # type: ignore[index]
         head = "| encoder | Lambda Encoder | within a clip | across clips | decay within / across |"
         rule = "|---|---|---|---|---|"
         for ref in refs:
-            head += f" {ref}: median abs rho | {ref}: max abs rho |"
-            rule += "---|---|"
+            head += f" {ref}: median abs rho | {ref}: max abs rho | {ref}: median abs rho minus initialisations' (paired) |"
+            rule += "---|---|---|"
         lines += [head, rule]
         for m in doc["measurements"]:  # type: ignore[union-attr]
             state = "trained" if m["lambda_trained"] else "at initialisation"
@@ -293,6 +317,8 @@ def render(documents: list[dict[str, object]]) -> str:
                 lo, hi = f["median_abs_interval"]
                 mlo, mhi = f["max_abs_interval"]
                 row += f" {f['median_abs']:.2f} [{lo:.2f}, {hi:.2f}] | {f['max_abs']:.2f} [{mlo:.2f}, {mhi:.2f}] |"
+                paired = m.get("versus_initialisation", {}).get(f["reference"])
+                row += f" {paired[0]:+.2f} [{paired[1]:+.2f}, {paired[2]:+.2f}] |" if paired else " |"
             lines.append(row)
         lines.append("")
     return "\n".join(lines)
@@ -312,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="the measurement as JSON")
     parser.add_argument("--from-json", type=Path, nargs="+", default=[], help="render stored measurements instead of measuring")
     parser.add_argument("--page", type=Path, help="write the Markdown page here")
+    parser.add_argument("--note", help="a paragraph stored with the measurement and shown under its heading")
     args = parser.parse_args(argv)
     prog = parser.prog
 
@@ -331,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                                reference_seeds=args.reference_seeds, seconds=args.seconds)
             except EncoderLoadError as ex:
                 raise AdaptivityError(str(ex)) from None
+            if args.note:
+                document["note"] = args.note
             documents = [document]
             if args.out:
                 args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -107,3 +107,11 @@ def test_the_command_measures_a_checkpoint_and_rebuilds_its_page_from_the_json(t
     assert again.returncode == 0 and (tmp_path / "b.md").read_text() == (tmp_path / "a.md").read_text()
     missing = run_command("--checkpoint", "aape_tiny_demo", "--audio", str(tmp_path / "nothing.flac"))
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "nothing.flac is not a file" in missing.stderr
+
+
+def test_the_published_page_is_rendered_from_its_stored_measurements() -> None:
+    from aape_plugin.eval.adaptivity import render
+
+    docs = REPO / "docs"
+    documents = [json.loads(p.read_text()) for p in sorted((docs / "adaptivity").glob("*.json"))]
+    assert documents and (docs / "adaptivity.md").read_text() == render(documents)
