@@ -41,6 +41,9 @@ NO_ALIAS = "alias_features: false, alias_visible: false"
 SUBBAND = "alias_features: true, alias_norm: subband, alias_visible: false"
 """Rounds 3-4's alias target: at the masked patches only (round 5 added the visible ones)."""
 
+VISIBLE = "alias_features: true, alias_norm: subband, alias_visible: true"
+"""The study preset's alias target (round 5)."""
+
 TRAINED_LAMBDA = "optimizer.config.lambda_lr_scale=1"
 
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -63,7 +66,12 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "alias_subband_heavy": (model_overrides(targets=SUBBAND), "criterion.config.alias_weight=3"),
     # Round 5: the student's own output tokens also predict the targets at the visible patches
     # (the study preset's since).
-    "alias_visible": (model_overrides(targets="alias_features: true, alias_norm: subband, alias_visible: true"),),
+    "alias_visible": (model_overrides(targets=VISIBLE),),
+    # The study preset with the Lambda Encoder trained, as the paper trains it; and the fixed-pole
+    # arm (one learned pole set per subband, no input dependence) under the same schedule: what
+    # the input-dependent estimate adds is the difference between the two.
+    "trained_visible": (TRAINED_LAMBDA, model_overrides(targets=VISIBLE)),
+    "fixed_poles": (TRAINED_LAMBDA, model_overrides(stem="adaptive: false", targets=VISIBLE)),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""
 
