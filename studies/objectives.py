@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from aape_plugin.eval.embedding_cache import weights_digest
-from aape_plugin.inference.embedder import EncoderEmbedder
+from aape_plugin.inference.embedder import EncoderEmbedder, LogMelEmbedder
+from aape_plugin.inference.modulation_spectrum import ModulationSpectrumEmbedder
 from aape_plugin.inference.loading import ensure_fairseq2, load_encoder, new_encoder
 from studies.common import MODULATION_TASKS, SHORT, TASKS, Job, StudySettings, aape_command, run_jobs, say
 from studies.probing import Prober, ProbeScore, load_pool_stats
@@ -114,14 +115,16 @@ def runs_of(steps: int, seeds: list[int], variants: list[str] | None = None) -> 
     return [VariantRun(v, steps, s) for s in seeds for v in chosen]
 
 
-def measure(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init: bool = True) -> dict[str, dict[str, float]]:
-    """Validation accuracy of the converged probe (all labels) per encoder and task."""
+def measure(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init: bool = True,
+            baselines: bool = False) -> dict[str, dict[str, float]]:
+    """Validation accuracy of the converged probe (all labels) per encoder and task (with
+    ``baselines``, also the log-mel statistics and the modulation spectrum, no model)."""
     return {name: {task: score.valid for task, score in scores.items()}
-            for name, scores in probe_scores(root, runs, seeds, random_init=random_init).items()}
+            for name, scores in probe_scores(root, runs, seeds, random_init=random_init, baselines=baselines).items()}
 
 
 def probe_scores(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init: bool = True,
-                 sklearn_check: bool = False) -> dict[str, dict[str, ProbeScore]]:
+                 sklearn_check: bool = False, baselines: bool = False) -> dict[str, dict[str, ProbeScore]]:
     """The stored (or new) probe results per encoder name and task (with ``random_init``, also
     those of both architectures' random initialisations of ``seeds``; with ``sklearn_check``,
     each probe also fits scikit-learn's logistic regression, tuned on validation, on the same
@@ -138,6 +141,12 @@ def probe_scores(root: Path, runs: list[VariantRun], seeds: list[int], *, random
             loaded = load_encoder(run.folder(root), weights="teacher")
             encoders.append((f"{run.variant}, {run.steps} steps, seed {run.seed}", loaded.encoder, loaded.config.encoder.num_frames))
     out = {}
+    if baselines:  # the no-model rows: what the input features alone give the same probe
+        for name, embedder, kind in (("log-mel statistics", LogMelEmbedder(stats), "logmel"),
+                                     ("modulation spectrum", ModulationSpectrumEmbedder(stats), "modspec")):
+            scores = prober.probe(name, embedder, {"kind": kind, "stats": [stats.mean, stats.std]}, per_class=None, sklearn_check=sklearn_check)
+            if scores is not None:
+                out[name] = scores
     for name, encoder, frames in encoders:
         key = {"kind": "aape", "weights": weights_digest(encoder), "stats": [stats.mean, stats.std]}
         scores = prober.probe(name, EncoderEmbedder(encoder, stats, num_frames=frames), key, per_class=None, sklearn_check=sklearn_check)
@@ -415,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --measure-only: also fit scikit-learn's logistic regression on the same features and "
                              "print both test accuracies (is the probe converged?)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--baselines", action="store_true",
+                        help="with the validation measurement: also the no-model rows (log-mel statistics, modulation spectrum)")
     args = parser.parse_args(argv)
 
     if args.from_docs:
@@ -441,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         say("test accuracy %, the study's probe / scikit-learn's logistic regression (each tuned on validation):\n"
             + sklearn_table(checked))
         return 0
-    scores = measure(args.out, runs, args.seeds, random_init=not args.no_random_init)
+    scores = measure(args.out, runs, args.seeds, random_init=not args.no_random_init, baselines=args.baselines)
     (args.out / "validation.json").write_text(json.dumps(scores, indent=1) + "\n")
     say("validation accuracy %, converged probe, all labels:\n" + table(scores))
     return 0
