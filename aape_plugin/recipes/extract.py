@@ -82,8 +82,26 @@ class ExtractConfig:
     common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
 
 
+MAX_PATHS_BYTES = 90_000_000
+"""The clip paths are stored in the file's header, which safetensors refuses beyond 100 MB."""
+
+
 class TimestampHopError(RecipeError):
     """``timestamp_hop_ms`` does not divide the encoder's patch (one line, exit code 2)."""
+
+
+class SplitTooLargeError(RecipeError):
+    """A split's paths do not fit in a safetensors header (one line, exit code 2)."""
+
+
+def check_paths_fit(split: str, entries: list[ClipEntry], limit: int = MAX_PATHS_BYTES) -> None:
+    """Refuses, before anything is embedded, a split whose paths the file could not hold."""
+    size = len(json.dumps([str(e.path) for e in entries]).encode())
+    if size > limit:
+        raise SplitTooLargeError(
+            f"The {len(entries)} paths of split {split!r} take {size / 1e6:.1f} MB, more than the {limit / 1e6:g} MB the "
+            f"safetensors header holds beside the embeddings; extract it in parts (sub-folders, or `dataset.splits`)."
+        )
 
 
 class ExtractTask(SimpleTask):
@@ -122,6 +140,8 @@ class ExtractTask(SimpleTask):
         except ValueError as ex:
             raise TimestampHopError(str(ex)) from None
 
+        for split, entries in jobs.items():
+            check_paths_fit(split, entries)
         gangs = context.gangs
         for split, entries in jobs.items():
             options = AudioReaderOptions(batch_size=config.dataset.batch_size, num_frames=1, crop="none", shuffle=False,

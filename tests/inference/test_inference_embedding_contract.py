@@ -205,3 +205,17 @@ def test_the_hop_option_moves_both_to_the_same_grid(folder: Path, model: hear.He
     err = one_line_error(refused)
     assert "`timestamp_hop_ms` must divide the 160 ms patch into whole 10 ms frames: one of 10, 20, 40, 80, 160, but is 50" in err
     assert not (tmp_path / "bad" / "files.safetensors").exists()
+
+
+def test_a_split_whose_paths_the_header_cannot_hold_is_refused_before_embedding() -> None:
+    from aape_plugin.data.clips import ClipEntry
+    from aape_plugin.recipes.extract import MAX_PATHS_BYTES, SplitTooLargeError, check_paths_fit
+
+    entries = [ClipEntry(p) for p in KEYWORDS[:3]]
+    check_paths_fit("files", entries)  # the demo clips fit
+    size = len(json.dumps([str(p) for p in KEYWORDS[:3]]))
+    check_paths_fit("files", entries, limit=size)
+    with pytest.raises(SplitTooLargeError, match=rf"^The 3 paths of split 'files' take .* MB, more than the .* MB the safetensors "
+                                                 rf"header holds beside the embeddings; extract it in parts"):
+        check_paths_fit("files", entries, limit=size - 1)
+    assert MAX_PATHS_BYTES < 100_000_000  # safetensors refuses headers above 100 MB
