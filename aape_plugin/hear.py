@@ -4,43 +4,44 @@
     model = hear.load_model("aape_tiny_demo")          # or a run folder, or a checkpoint file
     scene = hear.get_scene_embeddings(audio, model)    # audio: (n_sounds, n_samples) at 16 kHz
     frames, timestamps_ms = hear.get_timestamp_embeddings(audio, model)
+    one = hear.embed_file("clip.wav", model)           # any file: decoded, down-mixed, resampled
 
 Scene embeddings are the probe's clip embeddings (per time patch, the frequency tokens
 concatenated, averaged over the clip). Timestamp embeddings are the same per-patch vectors,
-but every ``timestamp_hop_ms`` (default 40 ms, HEAR suggests 50 ms or less) rather than every
-patch (160 ms = 16 frames of 10 ms): the log-mel is encoded once per sub-patch shift (4 times
-at 40 ms) and the shifted copies' patches are interleaved, so every embedding is computed,
-none interpolated. The hop must divide the patch: 10, 20, 40, 80 or 160 ms. Embedding ``m``
-covers the 16 frames centred on ``m * hop + 5`` ms (the first one reaches 7 frames before
-the clip, filled with the normalised mean): timestamps are exactly regular and start at the
-clip's beginning. They run while they lie inside the clip (at least one). The measured cost
-is in ``docs/benchmarks.md``.
+but every ``timestamp_hop_ms`` (default 40 ms): 10, 20, 40, 80 or 160 ms, at ``5 + m * hop``
+ms, computed, not interpolated (:mod:`aape_plugin.inference.timestamps`, the grid
+``aape_extract`` writes too). The measured cost is in ``docs/benchmarks.md``.
 
-Input: float audio ``(n_sounds, n_samples)`` at 16 kHz, finite; integer or non-finite audio
-and other shapes are refused. Any length works, from one sample (shorter than half a 25 ms
-window it is padded with silence, and a warning says so) to minutes (encoded in windows of the
-model's input length). Outputs are float32, and each sound's embeddings do not depend on the
-other sounds of the batch.
+Input: float audio ``(n_sounds, n_samples)``, mono, at ``model.sample_rate`` (16 kHz), finite.
+An array cannot say its rate: audio at another rate gives wrong embeddings without an error,
+so resample first (``torchaudio.functional.resample(audio, rate, 16000)``), or pass
+``sample_rate=`` to have a mismatch refused, or embed files with :func:`embed_file`, which
+decodes, down-mixes and resamples. Integer or non-finite audio, other shapes, and sounds
+shorter than one 25 ms analysis window (400 samples; an ``(n_samples, n_channels)`` array
+would otherwise be taken as sounds of a few samples) are refused with one line that says what
+was expected. Any longer length works (minutes are encoded in windows of the model's input
+length). Outputs are float32, and each sound's embeddings do not depend on the other sounds of
+the batch.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-
 import torch
-import torch.nn.functional as F
 from fairseq2.device import detect_default_device
 from torch import Tensor
 from torch.nn import Module
 
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.inference.embedder import EncoderEmbedder
+from aape_plugin.inference.files import FileEmbeddings, embed_file
 from aape_plugin.inference.loading import ensure_fairseq2, load_encoder
+from aape_plugin.inference.timestamps import DEFAULT_HOP_MS, num_shifts, timestamp_embeddings
+from aape_plugin.inference.timestamps import timestamps_ms as grid_ms
 
-log = logging.getLogger("aape_plugin.hear")
+__all__ = ["HearModel", "load_model", "get_scene_embeddings", "get_timestamp_embeddings", "timestamps_ms", "embed_file",
+           "FileEmbeddings"]
 
-DEFAULT_TIMESTAMP_HOP_MS = 40.0
+DEFAULT_TIMESTAMP_HOP_MS = DEFAULT_HOP_MS
 
 
 class HearModel(Module):
@@ -52,17 +53,10 @@ class HearModel(Module):
         super().__init__()
         self.embedder = embedder
         self.encoder = embedder.encoder
-        patch_frames = embedder.encoder.patch_size
-        frame_ms = 1000.0 / embedder.features.frames_per_second
-        valid = [patch_frames // n * frame_ms for n in range(1, patch_frames + 1) if patch_frames % n == 0]
-        if not any(math.isclose(timestamp_hop_ms, v) for v in valid):
-            raise ValueError(
-                f"`timestamp_hop_ms` must divide the {patch_frames * frame_ms:g} ms patch into whole "
-                f"{frame_ms:g} ms frames: one of {', '.join(f'{v:g}' for v in sorted(valid))}, but is {timestamp_hop_ms}."
-            )
-        self.timestamp_hop_ms = float(timestamp_hop_ms)
-        self.shifts = round(patch_frames * frame_ms / self.timestamp_hop_ms)
+        self.shifts = num_shifts(embedder, timestamp_hop_ms)
         """Encoder passes per window: the patch divided by the hop."""
+        self.timestamp_hop_ms = float(timestamp_hop_ms)
+        self.sample_rate = embedder.sample_rate
 
     @property
     def scene_embedding_size(self) -> int:
@@ -102,19 +96,40 @@ def load_model(
     return HearModel(embedder, timestamp_hop_ms)
 
 
-def _check_audio(audio: Tensor) -> Tensor:
-    """The audio as float32, or an error that says what is wrong with it."""
+def _check_audio(audio: Tensor, model: HearModel, sample_rate: int | None) -> Tensor:
+    """The audio as float32 on the CPU, or an error that says what is wrong with it and what
+    was expected."""
+    rate = model.sample_rate
     if not isinstance(audio, Tensor):
         raise TypeError(f"`audio` must be a torch.Tensor of shape (n_sounds, n_samples), but is a {type(audio).__name__}.")
+    if sample_rate is not None and sample_rate != rate:
+        raise ValueError(
+            f"`audio` is at {sample_rate} Hz, but the model takes {rate} Hz; resample it first "
+            f"(torchaudio.functional.resample(audio, {sample_rate}, {rate})), or embed the file with hear.embed_file."
+        )
     if not audio.is_floating_point():
         raise TypeError(
             f"`audio` must hold floating-point samples in [-1, 1], but is {audio.dtype}; convert integer PCM "
             f"first (e.g. int16: audio.float() / 32768)."
         )
+    expected = f"`audio` must be (n_sounds, n_samples), mono at {rate // 1000 if rate % 1000 == 0 else rate / 1000:g} kHz"
+    shape = tuple(audio.shape)
+    if audio.dim() == 1:
+        raise ValueError(f"{expected}, but has shape {shape}; for one sound, pass audio.unsqueeze(0).")
     if audio.dim() != 2:
-        raise ValueError(f"`audio` must be (n_sounds, n_samples) at 16 kHz, but has shape {tuple(audio.shape)}.")
-    if audio.size(0) == 0 or audio.size(1) == 0:
-        raise ValueError(f"`audio` must hold at least one sound of at least one sample, but has shape {tuple(audio.shape)}.")
+        raise ValueError(
+            f"{expected}, but has shape {shape}; down-mix multichannel sounds first, e.g. audio.mean(dim=1) "
+            f"for (n_sounds, n_channels, n_samples)."
+        )
+    if audio.size(0) == 0:
+        raise ValueError(f"{expected}, with at least one sound, but has shape {shape}.")
+    window = model.embedder.features.win_length
+    if audio.size(1) < window:
+        raise ValueError(
+            f"{expected}, but has shape {shape}: sounds of {audio.size(1)} sample(s), shorter than one "
+            f"{1000 * window / rate:g} ms analysis window ({window} samples); an (n_samples, n_channels) array "
+            f"must be down-mixed and made one row first: audio.mean(dim=1).unsqueeze(0)."
+        )
     audio = audio.detach().to("cpu", torch.float32)
     finite = torch.isfinite(audio).all(dim=1)
     if not finite.all():
@@ -123,18 +138,12 @@ def _check_audio(audio: Tensor) -> Tensor:
     return audio
 
 
-def _warn_if_short(audio: Tensor, model: HearModel) -> None:
-    needed = model.embedder.features.min_reflect_samples
-    if audio.size(1) < needed:
-        log.warning("The sounds hold %d sample(s), fewer than the %d the STFT needs to mirror their edges; "
-                    "they are padded with silence.", audio.size(1), needed)
-
-
 @torch.no_grad()
-def get_scene_embeddings(audio: Tensor, model: HearModel) -> Tensor:
-    """``(n_sounds, scene_embedding_size)`` float32."""
-    audio = _check_audio(audio)
-    _warn_if_short(audio, model)
+def get_scene_embeddings(audio: Tensor, model: HearModel, *, sample_rate: int | None = None) -> Tensor:
+    """``(n_sounds, scene_embedding_size)`` float32.
+
+    :param sample_rate: the rate of ``audio``, when known: refused unless it is the model's."""
+    audio = _check_audio(audio, model, sample_rate)
     clip, _ = model.embedder.embed_waves(audio)
     return clip.float()
 
@@ -142,38 +151,17 @@ def get_scene_embeddings(audio: Tensor, model: HearModel) -> Tensor:
 def timestamps_ms(num_samples: int, model: HearModel) -> Tensor:
     """``(n_timestamps,)`` float64: ``5 + m * hop`` ms for every ``m`` whose value lies inside a
     clip of ``num_samples`` samples (at least one)."""
-    embedder = model.embedder
-    frame_ms = 1000.0 / embedder.features.frames_per_second
-    duration_ms = 1000.0 * num_samples / model.sample_rate
-    first = frame_ms / 2
-    count = max(1, math.floor((duration_ms - first) / model.timestamp_hop_ms + 1e-9) + 1)
-    return first + torch.arange(count, dtype=torch.float64) * model.timestamp_hop_ms
+    return grid_ms(model.embedder, num_samples, model.timestamp_hop_ms)
 
 
 @torch.no_grad()
-def get_timestamp_embeddings(audio: Tensor, model: HearModel) -> tuple[Tensor, Tensor]:
+def get_timestamp_embeddings(audio: Tensor, model: HearModel, *, sample_rate: int | None = None) -> tuple[Tensor, Tensor]:
     """``(n_sounds, n_timestamps, timestamp_embedding_size)`` float32 embeddings and the
-    timestamps in ms ``(n_sounds, n_timestamps)`` float32 (see the module docstring)."""
-    audio = _check_audio(audio)
-    _warn_if_short(audio, model)
-    embedder = model.embedder
-    p = embedder.encoder.patch_size
-    step = p // model.shifts  # frames between successive embeddings
+    timestamps in ms ``(n_sounds, n_timestamps)`` float32 (see the module docstring).
+
+    :param sample_rate: the rate of ``audio``, when known: refused unless it is the model's."""
+    audio = _check_audio(audio, model, sample_rate)
     stamps = timestamps_ms(audio.size(1), model)
-    count = stamps.numel()
-
-    mel = embedder.normalised_logmel(audio).unsqueeze(1)  # (N, 1, F, T)
-    # 7 frames of the normalised mean before the clip centre embedding m on frame m * step
-    # (the 16 frames m*step-7 ... m*step+8); after it, enough for the last patch of every copy.
-    lead = p // 2 - 1
-    per_copy = math.ceil(count / model.shifts)
-    mel = F.pad(mel, (lead, max(0, per_copy * p + model.shifts * step - lead - mel.size(-1))))
-
-    frames = torch.zeros(audio.size(0), count, embedder.frame_dim)
-    for k in range(min(model.shifts, count)):
-        needed = len(range(k, count, model.shifts))
-        copy = mel[..., k * step : k * step + needed * p]
-        _, copy_frames, _ = embedder.embed_logmel(copy, torch.full((audio.size(0),), copy.size(-1)))
-        frames[:, k :: model.shifts] = copy_frames[:, :needed]
-
+    mel = model.embedder.normalised_logmel(audio).unsqueeze(1)  # (N, 1, F, T)
+    frames = timestamp_embeddings(model.embedder, mel, stamps.numel(), model.timestamp_hop_ms)
     return frames.float(), stamps.float().unsqueeze(0).expand(audio.size(0), -1).contiguous()

@@ -32,6 +32,8 @@ class AudioBatch(SupportsDeviceTransfer):
     """Unreadable clips skipped while this batch was assembled (see the log for which)."""
 
     extras: dict[str, Tensor] = field(default_factory=dict)
+    """From the readers: ``num_samples`` ``(B,)`` each clip's samples at the model's rate (after
+    cropping), ``source_rates`` ``(B,)`` each file's own rate."""
 
     def to(self, device: Device, *, non_blocking: bool = False) -> None:
         self.features = self.features.to(device, non_blocking=non_blocking)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from aape_plugin.data.audio import AudioInfo, AudioReadError, decode_span, resample, to_mono_float
-from aape_plugin.data.clip_report import report_short
+from aape_plugin.data.clip_report import report_resampled, report_short
 from aape_plugin.data.features import LogMel, LogMelConfig
 from aape_plugin.data.stats import FeatureStats
 
@@ -76,12 +76,15 @@ class ClipLoader:
         return example
 
     def features(self, example: dict[str, Any]) -> dict[str, Any]:
-        """Stage 2: to float mono, resample, log-mel, normalise, crop or pad (``example["features"]``)."""
+        """Stage 2: to float mono, resample, log-mel, normalise, crop or pad (``example["features"]``;
+        also ``["num_samples"]`` after resampling and cropping, and the file's ``["source_rate"]``)."""
         if not example["ok"]:
             return example
 
         try:
-            example["features"], example["num_frames"] = self._features(example["path"], example.pop("wave"), example.pop("rate"))
+            example["source_rate"] = example.pop("rate")
+            example["features"], example["num_frames"], example["num_samples"] = self._features(
+                example["path"], example.pop("wave"), example["source_rate"])
         except AudioReadError as ex:
             example["ok"], example["reason"] = False, ex.reason
         except Exception as ex:
@@ -107,9 +110,11 @@ class ClipLoader:
 
         return decode_span(path, span)
 
-    def _features(self, path: str, wave: torch.Tensor, rate: int) -> tuple[torch.Tensor, int]:
+    def _features(self, path: str, wave: torch.Tensor, rate: int) -> tuple[torch.Tensor, int, int]:
         cfg = self.features_config
 
+        if rate != cfg.sample_rate:
+            report_resampled(path, rate, cfg.sample_rate)
         wave = resample(to_mono_float(wave), rate, cfg.sample_rate)
 
         if self.crop != "none":
@@ -131,4 +136,4 @@ class ClipLoader:
             else:
                 mel = F.pad(mel, (0, self.num_frames - mel.size(1)))
 
-        return mel.unsqueeze(0).contiguous(), valid
+        return mel.unsqueeze(0).contiguous(), valid, wave.numel()

@@ -55,3 +55,16 @@ def report_truncated(path: Path | str, num_samples: int, announced: int) -> None
             "%s holds %d samples where its header announces %d (truncated file?); using what is there.",
             path, num_samples, announced,
         )
+
+
+def report_resampled(path: Path | str, rate: int, target: int) -> None:
+    """Clips at another rate than the model's are resampled: said once per rate (the first clip
+    named), as a warning when they are upsampled, since they hold nothing above half their rate
+    where the model's mel bands reach half of ``target``."""
+    if not _first_time("rate", str(rate)):
+        return
+    if rate < target:
+        log.warning("Clips at %d Hz (first: %s) are upsampled to %d Hz: they hold nothing above %g Hz, where the model's "
+                    "mel bands reach %g Hz.", rate, path, target, rate / 2, target / 2)
+    else:
+        log.info("Clips at %d Hz (first: %s) are resampled to %d Hz.", rate, path, target)

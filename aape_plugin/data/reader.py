@@ -242,6 +242,8 @@ def create_audio_reader(
             "labels": label_tensor,
             "indices": torch.tensor([ex["index"] for ex in batch], dtype=torch.int64),
             "num_skipped": skipped,
+            "extras": {"num_samples": torch.tensor([ex["num_samples"] for ex in batch], dtype=torch.int64),
+                       "source_rates": torch.tensor([ex["source_rate"] for ex in batch], dtype=torch.int64)},
         }
 
     builder = read_sequence(examples)

@@ -7,9 +7,11 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 from torch.nn import Module
+
+from aape_plugin.safetensors_files import save_safetensors
 
 
 class EmbeddingCache:
@@ -37,9 +39,7 @@ class EmbeddingCache:
     def put(self, key: dict[str, object], tensors: dict[str, Tensor]) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = self.digest(key)
-        tmp = self.folder / f".{name}.tmp"
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
-        tmp.replace(self.folder / f"{name}.safetensors")  # atomic: a crash leaves no half file
+        save_safetensors(tensors, self.folder / f"{name}.safetensors")  # atomic: a crash leaves no half file
         (self.folder / f"{name}.json").write_text(json.dumps(key, indent=1, sort_keys=True, default=str) + "\n")
         return self.folder / f"{name}.safetensors"
 

@@ -7,7 +7,8 @@ own length, so that its embeddings do not depend on the other clips of a batch (
 neighbour would otherwise add padding the encoder attends to). Per time patch, the frequency
 tokens are concatenated (``S x D``: 5 x 768 = 3840 for ViT-B, as M2D is probed in EVAR); the
 clip embedding is their mean over the clip's valid time patches, optionally followed by the
-mean CLS token. :class:`LogMelEmbedder` is the input-feature baseline: per-bin mean and
+mean CLS token. Frame embeddings finer than a patch, with their timestamps, are
+:mod:`aape_plugin.inference.timestamps`. :class:`LogMelEmbedder` is the input-feature baseline: per-bin mean and
 standard deviation of the normalised log-mel over time.
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,16 +24,6 @@ from torch import Tensor
 from aape_plugin.data.features import LogMel, LogMelConfig
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.nn.audio_encoder import AudioEncoder
-
-
-@dataclass
-class FrameEmbeddings:
-    embeddings: Tensor
-    """``(T', E)``: one embedding per time step."""
-
-    timestamps: Tensor
-    """``(T',)``: centre of each time step, seconds from the start of the clip."""
-
 
 
 class Embedder(ABC):
@@ -89,13 +79,6 @@ class Embedder(ABC):
         frames = torch.full((mel.size(0),), mel.size(-1), dtype=torch.int64)
         clip, frame, _ = self.embed_logmel(mel, frames)
         return clip, frame
-
-    def timestamps(self, count: int) -> Tensor:
-        """Centres of the first ``count`` time steps, in seconds: the mean time of the frames
-        each one covers (frame ``t`` of the centred STFT is at ``t`` hops), so the first step
-        of 16 frames of 10 ms is at 75 ms."""
-        frame = 1.0 / self.features.frames_per_second
-        return (torch.arange(count, dtype=torch.float64) + 0.5) * self.frame_hop_seconds - 0.5 * frame
 
 
 class EncoderEmbedder(Embedder):

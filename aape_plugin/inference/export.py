@@ -13,17 +13,15 @@ import json
 import sys
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from aape_plugin.inference.loading import load_encoder
+from aape_plugin.safetensors_files import save_safetensors
 
 
 def export_encoder(run: Path, out: Path, *, weights: str = "teacher", step: int | None = None) -> dict[str, object]:
     loaded = load_encoder(run, weights=weights, step=step)  # type: ignore[arg-type]
     state = {f"encoder.{k}": v.detach().contiguous() for k, v in loaded.encoder.state_dict().items()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(out), metadata={"arch_source": run.name, "weights": weights})
-    out.chmod(0o644)
+    save_safetensors(state, out, metadata={"arch_source": run.name, "weights": weights})
     info: dict[str, object] = {"source": loaded.description, "parameters": sum(v.numel() for v in state.values())}
     if loaded.stats is not None:
         info["feature_stats"] = {"mean": loaded.stats.mean, "std": loaded.stats.std}

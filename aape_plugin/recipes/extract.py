@@ -3,14 +3,13 @@
     fairseq2 recipe run aape_extract OUT --config input_dir=/my/audio model.checkpoint=RUN
     fairseq2 recipe run aape_extract OUT --config dataset.name=demo_pitch model.checkpoint=aape_tiny_demo
 
-Writes, per split (``files`` for a folder), ``OUT/<split>.safetensors`` with ``clip``
-``(N, D)``, ``frames`` ``(M, E)`` (all clips' frame embeddings, concatenated),
-``frame_offsets`` ``(N + 1,)`` (clip ``i`` owns ``frames[offsets[i]:offsets[i+1]]``) and
-``timestamps`` ``(M,)`` (seconds from each clip's start), and ``OUT/<split>.json`` with the
-clip paths in row order (the order of the clip list) and the clips skipped as unreadable
-(path -> reason). Whole clips are embedded (no cropping). Under torchrun each rank embeds its
-shard on its own device; rank 0 alone gathers the rows (into host memory, one rank's shard at a
-time) and writes each clip once.
+Writes, per split (``files`` for a folder), ``OUT/<split>.safetensors``: the embeddings of the
+HEAR API on the same grid (:mod:`aape_plugin.inference.timestamps`; timestamps in
+milliseconds, every ``timestamp_hop_ms``), with the clip paths, the unit and the hop in its
+metadata, and ``OUT/<split>.json``, the same metadata for reading without safetensors. The
+format is ``docs/embeddings.md``. Whole clips are embedded (no cropping), each at its own
+length. Under torchrun each rank embeds its shard on its own device; rank 0 alone gathers the
+rows (into host memory, one rank's shard at a time) and writes each clip once.
 """
 
 from __future__ import annotations
@@ -24,10 +23,10 @@ from pathlib import Path
 import torch
 from fairseq2.recipe import Recipe, RecipeContext
 from fairseq2.recipe.config import CommonSection, GangSection
+from fairseq2.recipe.error import RecipeError
 from fairseq2.runtime.dependency import DependencyContainer
 from fairseq2.task import Task
 from fairseq2.utils.validation import ValidationResult
-from safetensors.torch import save_file
 
 from aape_plugin.data.audioset import AUDIO_SUFFIXES
 from aape_plugin.data.clips import ClipEntry
@@ -36,13 +35,19 @@ from aape_plugin.data.reader import AudioReaderOptions, create_audio_reader
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.eval.gather import gather_objects, gather_rows
 from aape_plugin.inference.loading import EncoderLoadError
+from aape_plugin.inference.timestamps import DEFAULT_HOP_MS, num_shifts, timestamp_embeddings, timestamps_ms
 from aape_plugin.recipes.dataset_opener import open_dataset_section
 from aape_plugin.recipes.linear_probe import EncoderSourceSection, build_embedder
 from aape_plugin.recipes.sections import AudioDatasetSection
 from aape_plugin.recipes.simple_task import SimpleTask
 from aape_plugin.recipes.user_errors import register_user_errors
+from aape_plugin.safetensors_files import save_safetensors
 
 log = logging.getLogger("aape_plugin.recipes")
+
+FORMAT = "aape_extract/2"
+"""``format`` in the metadata of every file: version 2 has timestamps in milliseconds on the
+HEAR grid (version 1, unnamed, had seconds at patch centres, 160 ms apart)."""
 
 
 @dataclass(kw_only=True)
@@ -68,9 +73,35 @@ class ExtractConfig:
 
     dataset: ExtractDatasetSection = field(default_factory=ExtractDatasetSection)
 
+    timestamp_hop_ms: float = DEFAULT_HOP_MS
+    """Spacing of the frame embeddings, as the HEAR API's: 10, 20, 40, 80 or 160 ms (the patch;
+    160 / hop encoder passes per window). Timestamps are ``5 + m * hop`` ms."""
+
     gang: GangSection = field(default_factory=GangSection)
 
     common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
+
+
+MAX_PATHS_BYTES = 90_000_000
+"""The clip paths are stored in the file's header, which safetensors refuses beyond 100 MB."""
+
+
+class TimestampHopError(RecipeError):
+    """``timestamp_hop_ms`` does not divide the encoder's patch (one line, exit code 2)."""
+
+
+class SplitTooLargeError(RecipeError):
+    """A split's paths do not fit in a safetensors header (one line, exit code 2)."""
+
+
+def check_paths_fit(split: str, entries: list[ClipEntry], limit: int = MAX_PATHS_BYTES) -> None:
+    """Refuses, before anything is embedded, a split whose paths the file could not hold."""
+    size = len(json.dumps([str(e.path) for e in entries]).encode())
+    if size > limit:
+        raise SplitTooLargeError(
+            f"The {len(entries)} paths of split {split!r} take {size / 1e6:.1f} MB, more than the {limit / 1e6:g} MB the "
+            f"safetensors header holds beside the embeddings; extract it in parts (sub-folders, or `dataset.splits`)."
+        )
 
 
 class ExtractTask(SimpleTask):
@@ -103,7 +134,14 @@ class ExtractTask(SimpleTask):
         embedder, key = build_embedder(config.model, stats or FeatureStats(mean=0.0, std=1.0), device)
         if config.model.kind == "aape" and stats is None and embedder.stats.mean == 0.0 and embedder.stats.std == 1.0:
             raise EncoderLoadError("The encoder does not say which log-mel statistics it was trained with; set `dataset.stats_file`.")
+        hop = config.timestamp_hop_ms
+        try:
+            num_shifts(embedder, hop)
+        except ValueError as ex:
+            raise TimestampHopError(str(ex)) from None
 
+        for split, entries in jobs.items():
+            check_paths_fit(split, entries)
         gangs = context.gangs
         for split, entries in jobs.items():
             options = AudioReaderOptions(batch_size=config.dataset.batch_size, num_frames=1, crop="none", shuffle=False,
@@ -111,44 +149,58 @@ class ExtractTask(SimpleTask):
                                          sync_mode="until_last")
             reader = create_audio_reader(entries, gangs, embedder.features, embedder.stats, options, name=split)
             # Each rank embeds its shard; empty first pieces give the shapes of an empty shard.
-            clips, counts, indices = [torch.empty(0, embedder.clip_dim)], [torch.empty(0, dtype=torch.int64)], [torch.empty(0, dtype=torch.int64)]
+            empty = torch.empty(0, dtype=torch.int64)
+            clips, counts, indices, samples, rates = [torch.empty(0, embedder.clip_dim)], [empty], [empty], [empty], [empty]
             frames = [torch.empty(0, embedder.frame_dim)]
             for group in reader:
                 for batch in group:
+                    num_samples = batch.extras["num_samples"]
+                    stamps = torch.tensor([len(timestamps_ms(embedder, int(n), hop)) for n in num_samples])
                     # Clips of one length at a time: no clip sees another's padding, so its
-                    # embeddings do not depend on the clips it was batched with.
-                    for length in batch.num_frames.unique().tolist():
-                        rows = (batch.num_frames == length).nonzero().squeeze(1)
-                        clip, frame, valid = embedder.embed_logmel(batch.features[rows, ..., :length], batch.num_frames[rows])
-                        clips.append(clip)
-                        counts.append(valid.long())
+                    # embeddings do not depend on the clips it was batched with, and are those
+                    # the HEAR API gives for it alone.
+                    for length, count in torch.stack([batch.num_frames.cpu(), stamps], 1).unique(dim=0).tolist():
+                        rows = ((batch.num_frames.cpu() == length) & (stamps == count)).nonzero().squeeze(1)
+                        mel = batch.features[rows, ..., :length]
+                        clip, _, _ = embedder.embed_logmel(mel, batch.num_frames[rows])
+                        clips.append(clip.float().cpu())
+                        frames.extend(timestamp_embeddings(embedder, mel, count, hop).unbind(0))
+                        counts.append(torch.full((len(rows),), count, dtype=torch.int64))
                         indices.append(batch.indices[rows])
-                        frames.extend(frame[i, : int(valid[i])] for i in range(len(rows)))
+                        samples.append(num_samples[rows])
+                        rates.append(batch.extras["source_rates"][rows])
                     self._step_nr += 1
             # Rank 0 alone collects the rows (one rank's shard at a time, into host memory): the
             # others never hold more than their own shard.
-            per_clip = gather_rows(gangs.dp, {"clip": torch.cat(clips), "count": torch.cat(counts), "indices": torch.cat(indices)}, to="first")
+            per_clip = gather_rows(gangs.dp, {"clip": torch.cat(clips), "count": torch.cat(counts), "indices": torch.cat(indices),
+                                              "num_samples": torch.cat(samples), "source_rates": torch.cat(rates)}, to="first")
             gathered_frames = gather_rows(gangs.dp, {"frames": torch.cat(frames)}, to="first")
             skipped = {path: why for part in gather_objects(gangs.dp, reader.skipped) for path, why in part.items()}  # type: ignore[attr-defined]
             if per_clip is None or gathered_frames is None:
                 continue
-            all_frames = gathered_frames["frames"]
             # Frames come in the clips' (rank) order: cut them per clip, then put clips in list order.
-            pieces = all_frames.split(per_clip["count"].tolist())
+            pieces = gathered_frames["frames"].split(per_clip["count"].tolist())
             order = torch.argsort(per_clip["indices"]).tolist()
-            count = per_clip["count"][order]
-            offsets = torch.cat([torch.zeros(1, dtype=torch.int64), count.cumsum(0)])
-            stamps = [embedder.timestamps(int(n)) for n in count]
-            out = context.output_dir / f"{split}.safetensors"
-            save_file({"clip": per_clip["clip"][order].contiguous(), "frames": torch.cat([pieces[i] for i in order]),
-                       "frame_offsets": offsets, "timestamps": torch.cat([torch.empty(0, dtype=torch.float64), *stamps])}, str(out))
+            offsets = torch.cat([torch.zeros(1, dtype=torch.int64), per_clip["count"][order].cumsum(0)])
+            num_samples = per_clip["num_samples"][order]
+            stamps = torch.cat([torch.empty(0, dtype=torch.float64), *(timestamps_ms(embedder, int(n), hop) for n in num_samples)])
             paths = [str(entries[int(per_clip["indices"][i])].path) for i in order]
-            record: dict[str, object] = {"model": key, "paths": paths, "skipped": skipped}
+            about: dict[str, object] = {
+                "format": FORMAT, "split": split, "timestamp_unit": "ms", "timestamp_hop_ms": hop,
+                "first_timestamp_ms": 500.0 / embedder.features.frames_per_second, "sample_rate": embedder.sample_rate,
+                "model": key, "paths": paths, "skipped": skipped,
+            }
+            out = save_safetensors(
+                {"clip": per_clip["clip"][order], "frames": torch.cat([pieces[i] for i in order]), "frame_offsets": offsets,
+                 "timestamps_ms": stamps, "num_samples": num_samples, "source_rates": per_clip["source_rates"][order]},
+                context.output_dir / f"{split}.safetensors",
+                metadata={k: v if isinstance(v, str) else json.dumps(v) for k, v in about.items()},
+            )
             if device.type == "cuda":  # what rank 0's device needed (the others need less: no gathered rows)
-                record["peak_device_memory_bytes"] = torch.cuda.max_memory_allocated(device)
-            (context.output_dir / f"{split}.json").write_text(json.dumps(record, indent=1) + "\n")
-            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings of %r to %s; %d clip(s) skipped as unreadable.",
-                     len(paths), embedder.clip_dim, int(offsets[-1]), split, out, len(skipped))
+                about["peak_device_memory_bytes"] = torch.cuda.max_memory_allocated(device)
+            (context.output_dir / f"{split}.json").write_text(json.dumps(about, indent=1) + "\n")
+            log.info("Wrote %d clip embeddings (%d-d) and %d frame embeddings (every %g ms) of %r to %s; %d clip(s) skipped as unreadable.",
+                     len(paths), embedder.clip_dim, int(offsets[-1]), hop, split, out, len(skipped))
 
 
 class ExtractRecipe(Recipe):

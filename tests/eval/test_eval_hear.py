@@ -1,7 +1,8 @@
 """The HEAR API: exact, regular timestamps every 40 ms by default (computed, not interpolated),
-float32 outputs, checked input, degenerate lengths, and sounds independent of their batch."""
+float32 outputs, checked input (shapes, channels, stated rates), short sounds, and sounds
+independent of their batch."""
 
-import logging
+import time
 
 import pytest
 import torch
@@ -86,24 +87,26 @@ def test_the_embedder_ignores_the_padding_of_longer_neighbours(model: hear.HearM
         torch.testing.assert_close(alone_frames[0], frames[i, : valid[i]])
 
 
-@pytest.mark.parametrize("samples", [1, 10, 28, 800])
-def test_clips_shorter_than_a_window_are_padded_and_said_so(model: hear.HearModel, samples: int, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("samples", [400, 800])
+def test_sounds_of_one_window_or_more_are_embedded(model: hear.HearModel, samples: int) -> None:
     audio = real_audio(0.1)[:, :samples]
-    with caplog.at_level(logging.WARNING, logger="aape_plugin.hear"):
-        scene = hear.get_scene_embeddings(audio, model)
-        frames, stamps = hear.get_timestamp_embeddings(audio, model)
+    scene = hear.get_scene_embeddings(audio, model)
+    frames, stamps = hear.get_timestamp_embeddings(audio, model)
     assert torch.isfinite(scene).all() and torch.isfinite(frames).all()
     assert stamps.tolist() == [[5.0], [5.0]] if samples < 800 else stamps.tolist() == [[5.0, 45.0], [5.0, 45.0]]
-    padded = samples < 201
-    assert (f"hold {samples} sample(s), fewer than the 201" in caplog.text) == padded
+
+
+SHAPE = r"`audio` must be \(n_sounds, n_samples\), mono at 16 kHz"
 
 
 @pytest.mark.parametrize(
     "audio,error,message",
     [
-        (torch.zeros(16000), ValueError, r"must be \(n_sounds, n_samples\) at 16 kHz, but has shape \(16000,\)"),
-        (torch.zeros(1, 2, 16000), ValueError, r"must be \(n_sounds, n_samples\) at 16 kHz, but has shape \(1, 2, 16000\)"),
-        (torch.zeros(2, 0), ValueError, r"at least one sound of at least one sample, but has shape \(2, 0\)"),
+        (torch.zeros(16000), ValueError, SHAPE + r", but has shape \(16000,\); for one sound, pass audio.unsqueeze\(0\)\.$"),
+        (torch.zeros(1, 2, 16000), ValueError, SHAPE + r", but has shape \(1, 2, 16000\); down-mix multichannel sounds first, e.g\. audio.mean\(dim=1\)"),
+        (torch.zeros(2, 0), ValueError, SHAPE + r", but has shape \(2, 0\): sounds of 0 sample\(s\), shorter than one 25 ms analysis window"),
+        (torch.zeros(0, 800), ValueError, SHAPE + r", with at least one sound, but has shape \(0, 800\)"),
+        (torch.zeros(2, 399), ValueError, SHAPE + r", but has shape \(2, 399\): sounds of 399 sample\(s\), shorter than one 25 ms analysis window \(400 samples\)"),
         (torch.zeros(2, 16000, dtype=torch.int16), TypeError, r"floating-point samples in \[-1, 1\], but is torch.int16"),
         (torch.zeros(2, 16000, dtype=torch.int32), TypeError, r"convert integer PCM first"),
         (torch.tensor([[0.0] * 800, [0.0] * 799 + [float("nan")]]), ValueError, r"NaN or infinite samples \(sound\(s\) \[1\]\)"),
@@ -112,10 +115,37 @@ def test_clips_shorter_than_a_window_are_padded_and_said_so(model: hear.HearMode
     ],
 )
 def test_bad_input_is_refused_with_a_clear_error(model: hear.HearModel, audio: object, error: type, message: str) -> None:
-    with pytest.raises(error, match=message):
+    with pytest.raises(error, match=message) as refused:
         hear.get_scene_embeddings(audio, model)  # type: ignore[arg-type]
+    assert "\n" not in str(refused.value)
     with pytest.raises(error, match=message):
         hear.get_timestamp_embeddings(audio, model)  # type: ignore[arg-type]
+
+
+def test_a_stereo_array_is_refused_at_once_with_how_to_down_mix(model: hear.HearModel) -> None:
+    # (n_samples, 2), as soundfile.read returns a stereo file: not 16000 sounds of 2 samples.
+    left, right = real_audio(1.0)
+    stereo = torch.stack([left, right], dim=1)
+    for embed in (hear.get_scene_embeddings, hear.get_timestamp_embeddings):
+        started = time.perf_counter()
+        with pytest.raises(ValueError, match=SHAPE + r", but has shape \(16000, 2\): sounds of 2 sample\(s\).* audio.mean\(dim=1\).unsqueeze\(0\)") as refused:
+            embed(stereo, model)  # type: ignore[operator]
+        assert time.perf_counter() - started < 0.5 and "\n" not in str(refused.value)
+    # What the message says to do works: one sound, the mean of the channels.
+    torch.testing.assert_close(hear.get_scene_embeddings(stereo.mean(dim=1).unsqueeze(0), model),
+                               hear.get_scene_embeddings(((left + right) / 2)[None], model))
+
+
+def test_audio_of_a_stated_other_rate_is_refused(model: hear.HearModel) -> None:
+    audio = real_audio(0.5)
+    with pytest.raises(ValueError, match=r"`audio` is at 8000 Hz, but the model takes 16000 Hz; resample it first "
+                                         r"\(torchaudio.functional.resample\(audio, 8000, 16000\)\), or embed the file with hear.embed_file\.$"):
+        hear.get_scene_embeddings(audio, model, sample_rate=8000)
+    with pytest.raises(ValueError, match=r"`audio` is at 44100 Hz"):
+        hear.get_timestamp_embeddings(audio, model, sample_rate=44100)
+    # The model's own rate is the contract: stating it changes nothing.
+    assert torch.equal(hear.get_scene_embeddings(audio, model, sample_rate=16_000), hear.get_scene_embeddings(audio, model))
+    assert model.sample_rate == 16_000
 
 
 def test_float64_and_half_input_give_float32_output(model: hear.HearModel) -> None:

@@ -52,7 +52,7 @@ def test_two_process_extraction_writes_every_clip_once(tmp_path: Path) -> None:
     assert b == a == files  # each clip exactly once, in the order of the file list
 
     x, y = load_file(str(tmp_path / "one" / "files.safetensors")), load_file(str(tmp_path / "two" / "files.safetensors"))
-    assert torch.equal(x["frame_offsets"], y["frame_offsets"]) and torch.equal(x["timestamps"], y["timestamps"])
+    assert torch.equal(x["frame_offsets"], y["frame_offsets"]) and torch.equal(x["timestamps_ms"], y["timestamps_ms"])
     # A clip's embeddings do not depend on the clips it shares a batch (or a rank) with.
     torch.testing.assert_close(y["clip"], x["clip"], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(y["frames"], x["frames"], rtol=1e-5, atol=1e-5)

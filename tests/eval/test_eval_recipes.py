@@ -1,15 +1,14 @@
-"""Fine-tuning, extraction and the comparison report through the console script."""
+"""Fine-tuning and the comparison report through the console script (extraction:
+tests/inference/test_inference_embedding_contract.py)."""
 
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from aape_plugin.eval.report import comparison_table, load_results
 from studies.finetuning import read_finetune_result
-from tests.data.conftest import DEMO
 from tests.recipes.helpers import one_line_error, run_cli
 
 
@@ -70,23 +69,6 @@ def test_finetune_refuses_an_encoder_pre_trained_to_compute_differently(tmp_path
                    "--config", "model.config_overrides={encoder: {stem: {centre_tap: exact}}}")
     err = one_line_error(proc)
     assert "was pre-trained with encoder.stem.centre_tap='paper'" in err and "model.config_overrides" in err
-
-
-def test_extract_writes_clip_and_frame_embeddings_with_timestamps(tmp_path: Path) -> None:
-    out = tmp_path / "ex"
-    proc = run_cli("recipe", "run", "aape_extract", str(out), "--no-rich", "--config", f"input_dir={DEMO / 'drums'}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    data = load_file(str(out / "files.safetensors"))
-    paths = json.loads((out / "files.json").read_text())["paths"]
-    n = len(list((DEMO / "drums").glob("*.flac")))
-    assert data["clip"].shape == (n, 640) and len(paths) == n
-    offsets = data["frame_offsets"]
-    assert offsets[0] == 0 and offsets[-1] == data["frames"].shape[0] == data["timestamps"].shape[0]
-    first = slice(int(offsets[0]), int(offsets[1]))
-    # The centre of each 16-frame step: frame t is at t * 10 ms, so step i is at 75 + 160 i ms.
-    expected = 0.075 + 0.16 * torch.arange(int(offsets[1]), dtype=torch.float64)
-    torch.testing.assert_close(data["timestamps"][first].double(), expected)
-    assert data["frames"][first].mean(0).allclose(data["clip"][0], atol=1e-4)
 
 
 def test_report_merges_runs_into_one_table(tmp_path: Path) -> None:

@@ -18,8 +18,12 @@ def console_script(name: str) -> list[str]:
 
 def cpu_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of every process a test starts: on CPU whatever the machine (fairseq2's
-    device and no visible GPU), and a failing plugin registration fails."""
-    return {**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1", "FAIRSEQ2_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", **(extra or {})}
+    device and no visible GPU), a failing plugin registration fails, and the plugin is this
+    checkout's (console scripts do not put the working directory on ``sys.path``, so another
+    checkout installed in editable mode would be imported instead)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "FAIRSEQ2_EXTENSION_TRACE": "1", "FAIRSEQ2_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": path,
+            **(extra or {})}
 
 
 def fairseq2_command() -> list[str]:
