@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks import encoder, hear_hop, loader, loader_scaling, ssl_step, stem
+from benchmarks import encoder, fixed_poles, hear_hop, loader, loader_scaling, ssl_step, stem
 from benchmarks.common import machine, markdown_table
 
 DOCS = Path("docs/benchmarks")
@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         loader.main(["--out", str(DOCS / "loader.md")] + (["--repeats", str(r)] if r else []))
         loader_scaling.main(["--out", str(DOCS / "loader_scaling.md")] + (["--repeats", str(r)] if r else []))
         hear_hop.main(["--out", str(DOCS / "hear_hop.md")] + (["--repeats", str(r)] if r else []))
+        fixed_poles.main(["--out", str(DOCS / "fixed_poles.md")] + (["--repeats", str(r)] if r else []))
 
     res = {name: json.loads((DOCS / f"{name}.json").read_text()) for name in ("stem", "encoder", "ssl_step", "ssl_step_tiny", "loader", "loader_scaling", "hear_hop")}
     dates = sorted({r["machine"]["date"][:10] for r in res.values()})
