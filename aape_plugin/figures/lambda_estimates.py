@@ -188,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_boxes < 1:
         parser.error(f"--max-boxes must be at least 1, got {args.max_boxes}")
+    if args.seconds is not None and args.seconds <= 0:
+        parser.error(f"--seconds must be positive, got {args.seconds:g}")
 
     try:
         est = estimate(args.checkpoint, args.audio, args.seconds)

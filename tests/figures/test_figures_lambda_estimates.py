@@ -44,6 +44,9 @@ def test_a_clip_shorter_than_a_patch_or_a_missing_file_is_one_line(tmp_path: Pat
         # (fairseq2's progress display of a model load may leave an empty line before it)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.strip().startswith(expected), err
     assert not list(tmp_path.glob("f.*"))  # nothing written
+    with pytest.raises(SystemExit) as refused:  # argparse's one line, exit code 2
+        figure4.main(["--audio", str(NOTE), "--seconds", "0"])
+    assert refused.value.code == 2 and "--seconds must be positive, got 0" in capsys.readouterr().err
 
 
 def test_a_30_second_clip_is_drawn_with_pooled_patches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
