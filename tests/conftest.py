@@ -43,3 +43,16 @@ def short_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
     proc = run_cli("recipe", "run", "aape_pretrain", str(out), *SHORT_RUN_ARGS, "regime.num_steps=4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The ``quick`` preset's smoke run as a user starts it (10 steps on the demo data, nothing
+    overridden), inside a folder of runs like ``runs/demo``; read it, do not change it."""
+    from tests.recipes.helpers import run_cli
+
+    out = tmp_path_factory.mktemp("runs") / "pretrain-quick"
+    proc = run_cli("recipe", "run", "aape_pretrain", str(out), "--preset", "quick", "--no-rich")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (out / "stderr.log").write_text(proc.stderr)
+    return out

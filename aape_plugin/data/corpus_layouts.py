@@ -14,9 +14,42 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aape_plugin.data.clips import ClipEntry, ManifestError
+
+
+@dataclass(frozen=True)
+class LayoutFiles:
+    """What a layout reads under its root: the readers check these columns, and ``docs/data.md``
+    shows this table (:func:`layout_table`; a test keeps the page equal to it)."""
+
+    metadata: str
+    columns: tuple[str, ...]
+    """The metadata columns the reader needs (others are ignored); empty: no CSV."""
+    audio: str
+    splits: str
+
+
+LAYOUT_FILES: dict[str, LayoutFiles] = {
+    "esc50": LayoutFiles(metadata="meta/esc50.csv", columns=("filename", "fold", "category"), audio="audio/<filename>",
+                         splits="fold1 ... fold5 (from `fold`)"),
+    "us8k": LayoutFiles(metadata="metadata/UrbanSound8K.csv", columns=("slice_file_name", "fold", "class"),
+                        audio="audio/fold<fold>/<slice_file_name>", splits="fold1 ... fold10 (from `fold`)"),
+    "speech_commands": LayoutFiles(metadata="validation_list.txt, testing_list.txt", columns=(),
+                                   audio="<word>/<clip>.wav",
+                                   splits="valid, test (the lists), train (every other clip; `_background_noise_` is no class)"),
+}
+
+
+def layout_table() -> str:
+    """The Markdown table of :data:`LAYOUT_FILES` that ``docs/data.md`` shows."""
+    rows = ["| `layout` | metadata file(s) | columns it needs | audio | splits |", "|---|---|---|---|---|"]
+    for name, files in LAYOUT_FILES.items():
+        columns = ", ".join(f"`{c}`" for c in files.columns) or "none (one relative path per line)"
+        rows.append(f"| `{name}` | `{files.metadata.replace(', ', '`, `')}` | {columns} | `{files.audio}` | {files.splits} |")
+    return "\n".join(rows)
 
 
 def _rows(path: Path, required: list[str], example: str) -> list[tuple[int, dict[str, str]]]:
@@ -32,7 +65,7 @@ def _rows(path: Path, required: list[str], example: str) -> list[tuple[int, dict
 
 def read_esc50(root: Path) -> dict[str, list[ClipEntry]]:
     splits: dict[str, list[ClipEntry]] = {}
-    for n, row in _rows(root / "meta" / "esc50.csv", ["filename", "fold", "category"], f"{root}/meta/esc50.csv"):
+    for n, row in _rows(root / "meta" / "esc50.csv", list(LAYOUT_FILES["esc50"].columns), f"{root}/meta/esc50.csv"):
         splits.setdefault(f"fold{int(row['fold'])}", []).append(
             ClipEntry(root / "audio" / row["filename"], (row["category"],), None, f"{root}/meta/esc50.csv:{n}"))
     return dict(sorted(splits.items(), key=lambda kv: int(kv[0][4:])))
@@ -41,7 +74,7 @@ def read_esc50(root: Path) -> dict[str, list[ClipEntry]]:
 def read_us8k(root: Path) -> dict[str, list[ClipEntry]]:
     meta = root / "metadata" / "UrbanSound8K.csv"
     splits: dict[str, list[ClipEntry]] = {}
-    for n, row in _rows(meta, ["slice_file_name", "fold", "class"], f"{root}/metadata/UrbanSound8K.csv"):
+    for n, row in _rows(meta, list(LAYOUT_FILES["us8k"].columns), f"{root}/metadata/UrbanSound8K.csv"):
         fold = int(row["fold"])
         splits.setdefault(f"fold{fold}", []).append(
             ClipEntry(root / "audio" / f"fold{fold}" / row["slice_file_name"], (row["class"],), None, f"{meta}:{n}"))

@@ -18,7 +18,12 @@ curve is divided by its own peak. (Choosing the widths so that the raw peak grad
 near-impulse windows in discrete time and compares nothing useful.) Gradients are exact:
 forward-mode automatic differentiation through the kernel generators.
 
-Run: ``python -m aape_plugin.figures.window_gradients --out docs/figures/figure2_window_gradients.png``
+Frequencies are in rad/frame, the kernel's own unit (it runs along log-mel frames); each axis
+also shows Hz at the log-mel's 100 frames/s (``Hz = rad/frame x 100 / (2 pi)``), the unit of
+Figure 4 (:mod:`aape_plugin.figures.lambda_estimates`).
+
+Run: ``python -m aape_plugin.figures.window_gradients [--out figure2_window_gradients.png]`` (default:
+that file in the working directory).
 """
 
 from __future__ import annotations
@@ -35,11 +40,26 @@ import torch
 from torch import Tensor
 from torch.func import jvp
 
+from aape_plugin.data.features import LogMelConfig
 from aape_plugin.nn.sblu_kernel import sblu_frequency_response, sblu_kernel, sblu_tap_offsets
 
 Window: TypeAlias = Literal["two-sided", "one-sided", "gaussian"]
 
 WINDOWS: tuple[Window, ...] = ("two-sided", "one-sided", "gaussian")
+
+FRAMES_PER_SECOND = LogMelConfig().frames_per_second
+"""The log-mel frame rate (100/s) at which rad/frame is also given in Hz."""
+
+DEFAULT_OUT = Path("figure2_window_gradients.png")
+
+
+def to_hz(rad_per_frame: float | Tensor) -> float | Tensor:
+    """rad/frame at the log-mel frame rate, in Hz."""
+    return rad_per_frame * FRAMES_PER_SECOND / (2 * math.pi)
+
+
+def to_rad_per_frame(hz: float | Tensor) -> float | Tensor:
+    return hz * 2 * math.pi / FRAMES_PER_SECOND
 
 
 def window_kernel(window: Window, width: float, frequency: Tensor, num_taps: int) -> Tensor:
@@ -176,6 +196,16 @@ def far_gradient_summary(
 
 def draw(curves: Sequence[WindowCurves], frequency: float, out: Path) -> None:
     """Two panels as in the paper: spectra, and gradient magnitude vs. frequency offset."""
+    import matplotlib.pyplot as plt
+
+    fig = figure(curves, frequency)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def figure(curves: Sequence[WindowCurves], frequency: float):  # type: ignore[no-untyped-def]
+    """The matplotlib figure :func:`draw` saves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,18 +225,19 @@ def draw(curves: Sequence[WindowCurves], frequency: float, out: Path) -> None:
     ax_spec.axvline(frequency, color="gray", lw=0.8)
     ax_spec.set_xlabel("input frequency omega (rad/frame)")
     ax_spec.set_ylabel("|H(omega)| (peak = 1)")
-    ax_spec.set_title(f"Spectra, target beta = {frequency:.2f} rad/frame")
+    ax_spec.set_title(f"Spectra, target beta = {frequency:.2f} rad/frame ({to_hz(frequency):.1f} Hz)")
     ax_spec.legend(fontsize=8)
 
     ax_grad.set_xlabel("offset omega - beta (rad/frame)")
+    for ax, what in ((ax_spec, "omega"), (ax_grad, "omega - beta")):
+        top = ax.secondary_xaxis("top", functions=(to_hz, to_rad_per_frame))
+        top.set_xlabel(f"{what} (Hz at {FRAMES_PER_SECOND:g} log-mel frames/s)", fontsize=8)
     ax_grad.set_ylabel("|d|H|/d beta| (peak = 1)")
     ax_grad.set_ylim(1e-6, 2)
     ax_grad.set_title("Gradient magnitude w.r.t. frequency")
     ax_grad.legend(fontsize=8)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    return fig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m aape_plugin.figures.window_gradients",
         description="Reproduce the paper's Figure 2 from this project's SBLU kernel.",
     )
-    parser.add_argument("--out", type=Path, default=Path("docs/figures/figure2_window_gradients.png"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"the PNG (default: {DEFAULT_OUT} in the working directory)")
     parser.add_argument("--decay", type=float, default=0.1, help="two-sided alpha, 1/frame")
     parser.add_argument("--frequency", type=float, default=1.2, help="target beta, rad/frame")
     parser.add_argument("--num-taps", type=int, default=257)
@@ -231,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = far_gradient_summary(curves, args.frequency, min_offset=args.min_offset)
 
     args.out.with_suffix(".json").write_text(
-        json.dumps({"settings": vars(args) | {"out": str(args.out)}, "far_gradient": summary,
+        json.dumps({"settings": vars(args) | {"out": str(args.out)}, "units": "rad/frame",
+                    "frames_per_second": FRAMES_PER_SECOND, "frequency_hz": to_hz(args.frequency), "far_gradient": summary,
                     "widths": {c.window: c.width for c in curves}}, indent=2)
     )
 

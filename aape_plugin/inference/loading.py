@@ -160,6 +160,26 @@ def _run_layout(source: Path, step: int | None) -> tuple[Path, Path, Path | None
     return None
 
 
+MAX_RUNS_NAMED = 3
+"""Run folders an error names when it is given the folder above them."""
+
+
+def runs_inside(folder: Path, depth: int = 2) -> list[Path]:
+    """The pre-training run folders (with ``checkpoints/model.yaml``) in ``folder`` and up to
+    ``depth`` levels below it, sorted (``runs/demo`` holds ``runs/demo/pretrain-<digest>``)."""
+    found: list[Path] = []
+    try:
+        children = sorted(p for p in folder.iterdir() if p.is_dir())
+    except OSError:
+        return found
+    for child in children:
+        if (child / "checkpoints" / "model.yaml").is_file():
+            found.append(child)
+        elif depth > 1:
+            found += runs_inside(child, depth - 1)
+    return found
+
+
 def load_encoder(
     source: str | Path | AssetCard,
     *,
@@ -188,6 +208,14 @@ def load_encoder(
     if path.is_dir():
         layout = _run_layout(path, step)
         if layout is None:
+            inside = runs_inside(path)
+            if inside:
+                shown = ", ".join(str(r) for r in inside[:MAX_RUNS_NAMED])
+                more = f" and {len(inside) - MAX_RUNS_NAMED} more" if len(inside) > MAX_RUNS_NAMED else ""
+                raise EncoderLoadError(
+                    f"{path} is not a pre-training run but holds {'one' if len(inside) == 1 else len(inside)}: "
+                    f"{shown}{more}; give {'it' if len(inside) == 1 else 'one of them'} instead."
+                )
             raise EncoderLoadError(
                 f"{path} is not a pre-training run: expected {path}/checkpoints/model.yaml and "
                 f"{path}/checkpoints/step_N/model (the OUTPUT_DIR of `fairseq2 recipe run aape_pretrain`)."

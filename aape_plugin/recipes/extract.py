@@ -131,7 +131,7 @@ class ExtractTask(SimpleTask):
             raise AudioDataError("Set `input_dir` (a folder of audio) or `dataset.name` / `dataset.family`.")
 
         stats = FeatureStats.load(config.dataset.stats_file) if config.dataset.stats_file else None
-        embedder, key = build_embedder(config.model, stats or FeatureStats(mean=0.0, std=1.0), device)
+        embedder, key = build_embedder(config.model, lambda: stats or FeatureStats(mean=0.0, std=1.0), device)
         if config.model.kind == "aape" and stats is None and embedder.stats.mean == 0.0 and embedder.stats.std == 1.0:
             raise EncoderLoadError("The encoder does not say which log-mel statistics it was trained with; set `dataset.stats_file`.")
         hop = config.timestamp_hop_ms

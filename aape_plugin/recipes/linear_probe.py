@@ -13,6 +13,7 @@ is reported, for each seed and fold. Results: ``OUT/results.json`` and ``OUT/res
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -132,10 +133,15 @@ class LinearProbeConfig:
     common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
 
 
-def build_embedder(source: EncoderSourceSection, task_stats: FeatureStats, device: torch.device) -> tuple[Embedder, dict[str, Any]]:
-    """The embedder of ``source`` and a description of it (also the cache key's model part)."""
+def build_embedder(source: EncoderSourceSection, task_stats: Callable[[], FeatureStats],
+                   device: torch.device) -> tuple[Embedder, dict[str, Any]]:
+    """The embedder of ``source`` and a description of it (also the cache key's model part).
+
+    :param task_stats: the task's own log-mel statistics, asked for only when neither
+        ``source.stats_file`` nor the encoder says which statistics to use (computing them reads
+        up to thousands of clips)."""
     if source.kind == "logmel":
-        stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats
+        stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats()
         return LogMelEmbedder(stats), {"kind": "logmel", "stats": [stats.mean, stats.std]}
     if source.kind == "modspec":
         stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats
@@ -148,7 +154,14 @@ def build_embedder(source: EncoderSourceSection, task_stats: FeatureStats, devic
     else:
         raise EncoderLoadError("Set `model.checkpoint` (a run, file or card), or `model.arch` for a random encoder, or `model.kind=logmel`.")
 
-    stats = FeatureStats.load(source.stats_file) if source.stats_file else (loaded.stats or task_stats)
+    if source.stats_file:
+        stats = FeatureStats.load(source.stats_file)
+        log.info("Log-mel statistics: mean %.4f, std %.4f (model.stats_file %s).", stats.mean, stats.std, source.stats_file)
+    elif loaded.stats is not None:
+        stats = loaded.stats
+        log.info("Log-mel statistics: mean %.4f, std %.4f (the encoder's own, from %s).", stats.mean, stats.std, loaded.description)
+    else:
+        stats = task_stats()
     num_frames = source.num_frames or loaded.config.encoder.num_frames
     embedder = EncoderEmbedder(loaded.encoder, stats, num_frames=num_frames, with_cls=source.with_cls, device=device)
     # The weights' hash, not the file's name or date: a rewritten checkpoint is embedded again.
@@ -183,11 +196,14 @@ class LinearProbeTask(SimpleTask):
 
         train_splits = {p.split for r in rounds for p in (*r.train, *r.valid)}
 
-        task_stats = resolve_feature_stats(
-            stats_file=section.stats_file, dataset=dataset, split=sorted(train_splits)[0], output_dir=out,
-            gangs=context.gangs, features=LogMelConfig(), max_clips=section.stats_max_clips,
-        )
+        def task_stats() -> FeatureStats:
+            return resolve_feature_stats(
+                stats_file=section.stats_file, dataset=dataset, split=sorted(train_splits)[0], output_dir=out,
+                gangs=context.gangs, features=LogMelConfig(), max_clips=section.stats_max_clips,
+            )
 
+        # The task's statistics are resolved (and computed, when it has none) only for an
+        # embedder that uses them: an encoder normalises with the statistics it was trained with.
         embedder, model_key = build_embedder(config.model, task_stats, device)
         log.info("Evaluating %s on %s (%d round(s) x %d seed(s)).", model_key.get("source", model_key["kind"]), dataset.name, len(rounds), len(config.probe.run_seeds()))
 

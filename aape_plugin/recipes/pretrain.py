@@ -139,7 +139,8 @@ def validate_schedule(lr_scheduler: LRSchedulerSection | None, regime: RegimeSec
     if isinstance(config, CosineAnnealingLRConfig) and warmup is not None and warmup >= regime.num_steps:
         result.add_error(
             f"`lr_scheduler.config.num_warmup_steps` ({warmup}) must be smaller than `regime.num_steps` "
-            f"({regime.num_steps}); lower the warm-up with --config lr_scheduler.config.num_warmup_steps=N."
+            f"({regime.num_steps}); lower the warm-up with --config lr_scheduler.config.num_warmup_steps=N, or, for a smoke run, "
+            f"use --preset quick (10 steps on the demo data, its warm-up and checkpoint spacing to match)."
         )
     return result
 

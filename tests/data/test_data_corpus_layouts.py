@@ -46,3 +46,30 @@ def test_layout_files_missing_are_named(tmp_path: Path) -> None:
         read_esc50(tmp_path)
     with pytest.raises(ManifestError, match="validation_list.txt"):
         read_speech_commands(tmp_path)
+
+
+def test_docs_list_exactly_the_columns_each_layout_needs(tmp_path: Path) -> None:
+    from aape_plugin.data.corpus_layouts import CORPUS_LAYOUTS, LAYOUT_FILES, layout_table
+    from tests.recipes.helpers import REPO
+
+    # The page shows the table the readers check against, byte for byte, for every layout.
+    assert layout_table() in (REPO / "docs" / "data.md").read_text()
+    assert set(LAYOUT_FILES) == set(CORPUS_LAYOUTS)
+    # For each CSV layout, a file with the listed columns alone reads, and one without any of
+    # them is refused naming it: the table lists what the reader needs, no more, no less.
+    for layout, files in LAYOUT_FILES.items():
+        if not files.columns:
+            continue
+        values = {"filename": "0.flac", "slice_file_name": "0.flac", "fold": "1", "category": "dog", "class": "dog"}
+        for dropped in (None, *files.columns):
+            root = tmp_path / f"{layout}-{dropped}"
+            (root / Path(files.metadata).parent).mkdir(parents=True)
+            columns = [c for c in files.columns if c != dropped]
+            with open(root / files.metadata, "w", newline="") as f:
+                csv.writer(f).writerows([columns, [values[c] for c in columns]])
+            if dropped is None:
+                (entry,) = CORPUS_LAYOUTS[layout](root)["fold1"]
+                assert entry.labels == ("dog",) and entry.path.name == "0.flac"
+            else:
+                with pytest.raises(ManifestError, match=rf"the header lacks the column\(s\) \['{dropped}'\]"):
+                    CORPUS_LAYOUTS[layout](root)

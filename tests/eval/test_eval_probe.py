@@ -109,3 +109,27 @@ def test_test_data_never_selects() -> None:
     one = plan_rounds(["train", "test"], {"train": list("aabbccdd"), "test": list("abcd")}, folds=None, valid_fraction=0.25, seed=0)[0]
     assert one.valid[0].split == "train" and not set(one.valid[0].rows) & set(one.train[0].rows)
     assert fold_splits(["train", "fold10", "fold2", "3"]) == ["fold2", "3", "fold10"]
+
+
+def test_an_encoder_with_its_own_statistics_never_computes_the_tasks(caplog: pytest.LogCaptureFixture, fairseq2_initialised: None) -> None:
+    import logging
+
+    import yaml
+    from fairseq2.device import CPU
+
+    from aape_plugin.data.stats import FeatureStats
+    from aape_plugin.recipes.linear_probe import EncoderSourceSection, build_embedder
+    from tests.recipes.helpers import REPO
+
+    def refuse() -> FeatureStats:
+        raise AssertionError("the task's statistics were computed for an encoder that has its own")
+
+    with caplog.at_level(logging.INFO, logger="aape_plugin"):
+        _, key = build_embedder(EncoderSourceSection(checkpoint="aape_tiny_demo"), refuse, CPU)
+    card = yaml.safe_load((REPO / "assets" / "cards" / "aape_demo_model.yaml").read_text())["feature_stats"]
+    assert key["stats"] == [card["mean"], card["std"]]
+    assert "(the encoder's own, from asset aape_tiny_demo)" in caplog.text and "No log-mel statistics" not in caplog.text
+    # The log-mel baseline has no statistics of its own: it asks for the task's.
+    asked: list[int] = []
+    _, key = build_embedder(EncoderSourceSection(kind="logmel"), lambda: asked.append(1) or FeatureStats(mean=1.0, std=2.0), CPU)
+    assert asked == [1] and key["stats"] == [1.0, 2.0]
