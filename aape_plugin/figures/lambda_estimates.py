@@ -14,7 +14,7 @@ patches each box pools consecutive patches (the title says how many). Frequencie
 the log-mel's frame rate (100 frames/s: ``Hz = rad/frame x 100 / (2 pi)``), the unit of the
 task labels; decays in 1/frame. The title says whether the Lambda Encoder was trained in
 pre-training or kept at its initialisation (``optimizer.config.lambda_lr_scale`` of the run's
-``config.yaml``; "unknown" for an asset card or a file, which carry no run configuration).
+``config.yaml``; for an asset card or a file, which carry no run configuration, read from its weights).
 """
 
 from __future__ import annotations
@@ -43,16 +43,25 @@ class FigureError(Exception):
     """An input the figure cannot use; the message names it and what to do."""
 
 
-def lambda_training(checkpoint: str) -> str:
+def lambda_training(checkpoint: str, stem: AaPEPatchEmbed | None = None) -> str:
     """Whether the Lambda Encoder of ``checkpoint`` was trained in pre-training: ``trained
-    (lambda_lr_scale X)``, ``frozen at initialisation (lambda_lr_scale 0)`` or ``unknown (...)``,
-    from the run's ``config.yaml`` (``optimizer.config.lambda_lr_scale``; 0 keeps it frozen)."""
+    (lambda_lr_scale X)``, ``frozen at initialisation (lambda_lr_scale 0)`` from the run's
+    ``config.yaml`` (``optimizer.config.lambda_lr_scale``; 0 keeps it frozen). An asset card or
+    a file carries no run configuration: then its weights say it (``stem`` given; its
+    LayerNorms move from 1 and 0 with any training, :func:`aape_plugin.eval.adaptivity.lambda_encoder_trained`),
+    else ``unknown (...)``."""
     path = Path(checkpoint).expanduser()
-    if not path.is_dir():
-        return "unknown (an asset card or file carries no run configuration)"
-    # The run folder, its checkpoints folder, a step_N folder or its model folder.
-    run = next((f for f in (path, *list(path.parents)[:3]) if (f / "config.yaml").is_file() and (f / "checkpoints").is_dir()), None)
+    run = None
+    if path.is_dir():  # the run folder, its checkpoints folder, a step_N folder or its model folder
+        run = next((f for f in (path, *list(path.parents)[:3]) if (f / "config.yaml").is_file() and (f / "checkpoints").is_dir()), None)
     if run is None:
+        if stem is not None:
+            from aape_plugin.eval.adaptivity import lambda_encoder_trained
+
+            return ("trained (its weights moved from their initialisation)" if lambda_encoder_trained(stem)
+                    else "at initialisation (its weights never moved: frozen, or not pre-trained)")
+        if not path.is_dir():
+            return "unknown (an asset card or file carries no run configuration)"
         return "unknown (no config.yaml of a pre-training run)"
     config = yaml.safe_load((run / "config.yaml").read_text()) or {}
     optimizer = config.get("optimizer") or {}
@@ -111,7 +120,7 @@ def estimate(checkpoint: str, audio: list[Path], seconds: float | None = None) -
         "band_hz": (stem.lambda_encoder.min_frequency * fps / (2 * math.pi), stem.lambda_encoder.max_frequency * fps / (2 * math.pi)),
         "patch_seconds": p / fps,
         "frames_per_second": fps,
-        "lambda_encoder": lambda_training(checkpoint),
+        "lambda_encoder": lambda_training(checkpoint, stem),
     }
 
 

@@ -72,7 +72,8 @@ def test_the_figure_labels_its_colours_band_and_units(capsys: pytest.CaptureFixt
     legend = [t.get_text() for t in freq.get_legend().get_texts()]
     assert legend == ["band's lower edge 3.12 Hz (patch-rate Nyquist)", "band's upper edge 50 Hz (frame-rate Nyquist)"]
     assert freq.get_ylabel() == "frequency beta (Hz at 100 frames/s)"
-    assert "Lambda Encoder: unknown (an asset card or file carries no run configuration)" in mel.get_title()
+    # The shipped card carries no run configuration; its weights say the Lambda Encoder was trained.
+    assert "Lambda Encoder: trained (its weights moved from their initialisation)" in mel.get_title()
     # Figure 2 works in the kernel's rad/frame and shows the same Hz at the same frame rate.
     fig2 = figure2.figure(figure2.compute_curves(num_taps=65, num_points=201), 1.2)
     labels = [a.get_xlabel() for ax in fig2.axes for a in (ax, *ax.child_axes)]  # (the Hz axes are the top ones)
@@ -83,20 +84,27 @@ def test_the_figure_labels_its_colours_band_and_units(capsys: pytest.CaptureFixt
 
 def test_the_title_says_whether_the_lambda_encoder_was_trained(quick_run: Path, tmp_path: Path) -> None:
     assert figure4.lambda_training("aape_tiny_demo") == "unknown (an asset card or file carries no run configuration)"
-    # The quick preset keeps the pre-training default: the Lambda Encoder frozen at initialisation.
-    frozen = "frozen at initialisation (lambda_lr_scale 0)"
+    # The quick preset keeps the pre-training default, the paper's: the Lambda Encoder trained.
+    trained = "trained (lambda_lr_scale 1)"
     for source in (quick_run, quick_run / "checkpoints", quick_run / "checkpoints" / "step_10", quick_run / "checkpoints" / "step_10" / "model"):
-        assert figure4.lambda_training(str(source)) == frozen
+        assert figure4.lambda_training(str(source)) == trained
     est = figure4.estimate(str(quick_run), [NOTE])
     fig, _ = figure4.figure(est, "note")
-    assert f"Lambda Encoder: {frozen}" in fig.axes[0].get_title()
-    # The same run as if trained with the Lambda Encoder at a tenth of the learning rate.
-    trained = tmp_path / "trained"
-    (trained / "checkpoints").mkdir(parents=True)
+    assert f"Lambda Encoder: {trained}" in fig.axes[0].get_title()
+    # The same run as if the Lambda Encoder had been kept frozen, and at a tenth of the learning rate.
     config = (quick_run / "config.yaml").read_text()
-    assert "lambda_lr_scale: 0.0" in config
-    (trained / "config.yaml").write_text(config.replace("lambda_lr_scale: 0.0", "lambda_lr_scale: 0.1"))
-    assert figure4.lambda_training(str(trained)) == "trained (lambda_lr_scale 0.1)"
+    assert "lambda_lr_scale: 1.0" in config
+    for scale, expected in (("0.0", "frozen at initialisation (lambda_lr_scale 0)"), ("0.1", "trained (lambda_lr_scale 0.1)")):
+        run = tmp_path / scale
+        (run / "checkpoints").mkdir(parents=True)
+        (run / "config.yaml").write_text(config.replace("lambda_lr_scale: 1.0", f"lambda_lr_scale: {scale}"))
+        assert figure4.lambda_training(str(run)) == expected
+    # Without a run configuration the weights say it: a fresh encoder's never moved.
+    from aape_plugin.models.archs import ARCHS
+    from aape_plugin.models.factory import create_encoder
+
+    fresh = create_encoder(ARCHS["aape_tiny"]().encoder, drop_path=0.0).stem
+    assert figure4.lambda_training(str(tmp_path / "weights.safetensors"), fresh).startswith("at initialisation")
 
 
 def test_the_default_output_is_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
