@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.checkpoint_attacks import decompression_bomb
 from tests.recipes.helpers import REPO, cpu_env
 
@@ -101,9 +99,13 @@ def test_every_way_of_naming_a_checkpoint_is_checked(short_run: Path, tmp_path: 
     assert peak_kb < clean_kb + (BOMB_BYTES >> 11), f"peak {peak_kb >> 10} MiB, a clean load {clean_kb >> 10} MiB"
 
 
-@pytest.mark.parametrize("name", ["aape_tiny_demo"])
-def test_the_shipped_encoder_loads_through_the_checked_loader(name: str) -> None:
-    from aape_plugin.inference.loading import load_encoder
+def test_the_shipped_encoder_loads_through_the_checked_loader() -> None:
+    from fairseq2.io import SafetensorsLoader
+    from fairseq2.runtime.dependency import get_dependency_resolver
 
-    loaded = load_encoder(name)
-    assert loaded.description == f"asset {name}" and loaded.stats is not None
+    from aape_plugin.inference.loading import load_encoder
+    from aape_plugin.recipes.safe_checkpoints import CheckedSafetensorsLoader
+
+    loaded = load_encoder("aape_tiny_demo")
+    assert loaded.description == "asset aape_tiny_demo" and loaded.stats is not None
+    assert isinstance(get_dependency_resolver().resolve(SafetensorsLoader), CheckedSafetensorsLoader)
