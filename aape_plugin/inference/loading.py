@@ -24,6 +24,7 @@ must name that step, and with a file or an asset card it is refused.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,6 +219,10 @@ def _load_path(path: Path, source: str | Path, weights: str, step: int | None, a
             raise EncoderLoadError(f"{model_yaml} describes a {meta.get('model_family')!r} model, not an AaPE one.")
         config = _structure_config(meta["model_config"])
         config.downstream_encoder = weights
+        # fairseq2 skips what is not a regular file in a model folder; name it instead.
+        for folder, _, names in os.walk(step_dir / "model"):
+            for name in names:
+                refuse_irregular(Path(folder) / name)
         with expected_weights(weight_file_budget(config)):
             model = get_aape_encoder_hub().load_custom_model(step_dir / "model", config, device=device, restrict=True)
         stats = FeatureStats.load(stats_file) if stats_file else None

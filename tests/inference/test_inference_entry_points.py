@@ -85,7 +85,7 @@ def test_every_way_of_naming_a_checkpoint_is_checked(short_run: Path, tmp_path: 
         "checkpoint_path": (card("sub_path", f"file://{relative.parent}", checkpoint_path="encoder.pt"), relative, compressed),
         "{shard_idx} pattern": (card("shards", f"file://{native.parents[2]}/model.{{shard_idx}}.pt"), native, compressed),
         "model folder linked elsewhere": (str(linked_run), linked_run / "checkpoints" / "step_4" / "model" / "pp_00" / "tp_00" / "sdp_00.pt", compressed),
-        "FIFO in the model folder": (str(fifo_run), fifo_run / "checkpoints" / "step_4" / "model", "cannot be loaded as weights"),
+        "FIFO in the model folder": (str(fifo_run), fifo, "is a FIFO (named pipe), not a regular file"),
         "planted step folder": (str(planted_run), planted, "is not a checkpoint these recipes write"),
     }
     clean, clean_kb = attempt({"clean": str(short_run)})
