@@ -9,7 +9,13 @@
   ``torch.jit.load``, which runs the archive's code;
 * a compressed or encrypted record: torch never writes one, and a deflated record can expand a
   thousandfold (a decompression bomb);
-* records outside the file, overlapping ones, or more bytes than the budget allows.
+* records outside the file, overlapping ones, or more bytes than the budget allows;
+* an archive that does not start at the file's first byte: Python's ``zipfile`` then shifts
+  every offset by what precedes it, while torch's reader follows the stated offsets, so the two
+  would read different archives;
+* a ``byteorder`` record other than this machine's: torch would load every tensor byte-swapped.
+
+The checks and torch's load read the same bytes in memory (:mod:`.regular_file`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import io
 import re
 import struct
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,12 +50,9 @@ class Archive:
     storages: dict[str, int]
 
 
-def read_archive(source: Path | bytes, budget: FileBudget, name: Path | str) -> Archive:
-    """The archive of ``source`` (a path or the file's bytes), or :class:`UnsafeCheckpointError`."""
-    if isinstance(source, Path):
-        with open(source, "rb") as f:
-            return _read(f, source.stat().st_size, budget, name)
-    return _read(io.BytesIO(source), len(source), budget, name)
+def read_archive(data: bytes, budget: FileBudget, name: Path | str) -> Archive:
+    """The archive of a file's bytes ``data``, or :class:`UnsafeCheckpointError`."""
+    return _read(io.BytesIO(data), len(data), budget, name)
 
 
 def _read(f: BinaryIO, size: int, budget: FileBudget, name: Path | str) -> Archive:
@@ -67,8 +71,11 @@ def _read(f: BinaryIO, size: int, budget: FileBudget, name: Path | str) -> Archi
     try:
         archive = zipfile.ZipFile(f)
         infos = archive.infolist()
+        end = zipfile._EndRecData(f)  # type: ignore[attr-defined]  # noqa: SLF001
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as ex:
         raise refuse(f"is not a readable zip archive ({ex})") from None
+    if end is None or archive.start_dir != end[zipfile._ECD_OFFSET]:  # type: ignore[attr-defined]  # noqa: SLF001
+        raise refuse("has data before its zip archive (torch and Python's zipfile would read different archives)")
 
     if not infos:
         raise refuse("is an empty archive")
@@ -103,6 +110,14 @@ def _read(f: BinaryIO, size: int, budget: FileBudget, name: Path | str) -> Archi
     spans.sort()
     if any(b_start < a_end for (_, a_end), (b_start, _) in zip(spans, spans[1:])):
         raise refuse("has records that overlap (a zip trick torch.save never uses)")
+
+    if spans and min(info.header_offset for info in infos) != 0:
+        raise refuse("has data before its first record (torch.save starts the archive at the file's first byte)")
+    if "byteorder" in seen:
+        order = archive.read(f"{prefix}/byteorder") if archive.getinfo(f"{prefix}/byteorder").file_size <= 16 else b"?"
+        if order.decode("ascii", "replace") != sys.byteorder:
+            raise refuse(f"stores its tensors in {order.decode('ascii', 'replace')[:16]!r} byte order, not this machine's "
+                         f"({sys.byteorder}): they would load byte-swapped")
 
     if "data.pkl" not in seen:
         raise refuse("has no data.pkl record")

@@ -19,7 +19,10 @@ value itself for small scalars) instead of the values, and refuses, naming what 
 * a container changed after it was placed in another (the only way to make a cycle), nesting
   deeper than :data:`MAX_DEPTH`, or an expanded size (each shared reference counted again,
   tensors by the bytes of their view) above the file's budget: consumers that walk or copy the
-  structure then stay within it too.
+  structure then stay within it too;
+* more opcodes than the budget holds values (one per :data:`NODE_BYTES`): each opcode makes at
+  most one description, so the walk itself stays within a small multiple of the budget however
+  many values the pickle pushes and drops.
 
 Only after this does torch's own ``weights_only=True`` unpickler build the file.
 """
@@ -154,7 +157,11 @@ def check_pickle(data: bytes, storages: dict[str, int], max_expanded_bytes: int)
             place(value, target)
 
     protocol_seen = False
-    for opcode, arg, _ in _opcodes(data):
+    max_opcodes = max_expanded_bytes // NODE_BYTES
+    for count, (opcode, arg, _) in enumerate(_opcodes(data)):
+        if count > max_opcodes:
+            raise PickleRefused(f"has more than {max_opcodes} pickle opcodes, more values than its "
+                                f"{describe_bytes(max_expanded_bytes)} budget can hold")
         name = opcode.name
         if name == "PROTO":
             if arg != 2 or protocol_seen:

@@ -11,17 +11,20 @@
 * an asset card (its name, or a fairseq2 ``AssetCard``) of the ``aape_encoder`` or ``aape``
   family with a ``checkpoint``.
 
-Every ``.pt`` file is checked first (:mod:`aape_plugin.checkpoints`: a PyTorch zip archive of
-uncompressed records whose pickle holds only tensors and plain data, no larger than the model it
-is loaded into), then loaded with ``torch.load(weights_only=True)`` (fairseq2's ``restrict``):
-a checkpoint cannot run code, write files or expand past its model's size. A refused file is an
-:class:`EncoderLoadError` naming it, and an asset card cannot lift the restriction
-(``restrict: false`` is refused). ``step`` applies to run folders; with a ``step_N`` folder it
+Every file is read by the plugin's checked loaders, the ones fairseq2 itself uses in this process
+(:mod:`aape_plugin.recipes.safe_checkpoints`): whatever names it (a relative path in an asset
+card, any ``file:`` URI, ``checkpoint_path``, a shard pattern, a symbolic link), it is read once,
+only if it is a regular file, and a ``.pt`` file only after its archive and pickle are checked
+(:mod:`aape_plugin.checkpoints`: tensors and plain data, no larger than the model it is loaded
+into); a run's ``checkpoints`` folder is used only if it holds nothing but what the recipes
+write. A refused file is an :class:`EncoderLoadError` naming it, and an asset card cannot lift
+the restriction (``restrict: false`` is refused). ``step`` applies to run folders; with a ``step_N`` folder it
 must name that step, and with a file or an asset card it is refused.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,8 +64,15 @@ def _weights_only(what: str) -> Iterator[None]:
     from fairseq2.assets import AssetCardError
     from fairseq2.model_checkpoint import CorruptModelCheckpointError
 
+    from aape_plugin.checkpoints import UnsafeCheckpointError
+
     try:
         yield
+    except UnsafeCheckpointError as ex:
+        message = str(ex)
+        if str(ex.file) != what and message.startswith(f"{ex.file} "):
+            message = f"{ex.file} (from {what}) {message[len(str(ex.file)) + 1:]}"
+        raise EncoderLoadError(message) from None
     except (CorruptModelCheckpointError, AssetCardError) as ex:
         corrupt = ex
         while corrupt is not None and not isinstance(corrupt, CorruptModelCheckpointError):
@@ -126,6 +136,9 @@ def checkpoint_steps(checkpoint_dir: Path) -> list[int]:
     from fairseq2.gang import create_fake_gangs
     from fairseq2.runtime.dependency import get_dependency_resolver, wire_object
 
+    from aape_plugin.checkpoints.layout import check_checkpoint_dir
+
+    check_checkpoint_dir(checkpoint_dir)
     manager = wire_object(get_dependency_resolver(), StandardCheckpointManager, output_dir=checkpoint_dir.parent,
                           gangs=create_fake_gangs(CPU), checkpoint_dir=checkpoint_dir)
     return manager.get_step_numbers()
@@ -189,8 +202,6 @@ def load_encoder(
     device: torch.device | str = "cpu",
 ) -> LoadedEncoder:
     """The encoder of ``source`` in eval mode (see the module docstring for the sources)."""
-    from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
-
     from fairseq2.assets import AssetCard
 
     ensure_fairseq2()
@@ -204,6 +215,16 @@ def load_encoder(
         return _load_card(source, weights, device)
 
     path = Path(str(source)).expanduser()
+
+    with _weights_only(str(path)):
+        return _load_path(path, source, weights, step, arch, device)
+
+
+def _load_path(path: Path, source: str | Path, weights: str, step: int | None, arch: str | None,
+               device: torch.device) -> LoadedEncoder:
+    from aape_plugin.checkpoints.regular_file import refuse_irregular
+    from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
+    from aape_plugin.recipes.safe_checkpoints import expected_weights
 
     if path.is_dir():
         layout = _run_layout(path, step)
@@ -226,8 +247,11 @@ def load_encoder(
             raise EncoderLoadError(f"{model_yaml} describes a {meta.get('model_family')!r} model, not an AaPE one.")
         config = _structure_config(meta["model_config"])
         config.downstream_encoder = weights
-        check_weight_files(step_dir / "model", config, source=str(path))
-        with _weights_only(str(path)):
+        # fairseq2 skips what is not a regular file in a model folder; name it instead.
+        for folder, _, names in os.walk(step_dir / "model"):
+            for name in names:
+                refuse_irregular(Path(folder) / name)
+        with expected_weights(weight_file_budget(config)):
             model = get_aape_encoder_hub().load_custom_model(step_dir / "model", config, device=device, restrict=True)
         stats = FeatureStats.load(stats_file) if stats_file else None
         return LoadedEncoder(model.encoder.eval(), config, stats, f"{step_dir} ({weights})")
@@ -238,14 +262,14 @@ def load_encoder(
                                f"no steps: leave `step` unset, or give the run folder.")
 
     if path.suffix in (".pt", ".pth", ".safetensors"):
-        if not path.is_file():
+        if not path.exists():
             raise EncoderLoadError(f"The checkpoint file {path} does not exist.")
+        refuse_irregular(path)
         if arch is None:
             raise EncoderLoadError(f"Loading the file {path} needs the architecture: give `arch` (e.g. aape_base).")
         config = get_aape_hub().get_arch_config(arch)
         config.downstream_encoder = weights
-        check_weight_files(path, config, source=str(path))
-        with _weights_only(str(path)):
+        with expected_weights(weight_file_budget(config)):
             model = get_aape_encoder_hub().load_custom_model(path, config, device=device, restrict=True)
         return LoadedEncoder(model.encoder.eval(), config, None, f"{path} ({arch}, {weights})")
 
@@ -260,6 +284,7 @@ def _load_card(name_or_card: str | AssetCard, weights: str, device: torch.device
     from fairseq2.runtime.dependency import get_dependency_resolver
 
     from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
+    from aape_plugin.recipes.safe_checkpoints import expected_weights
 
     if isinstance(name_or_card, str):
         name = name_or_card
@@ -280,7 +305,6 @@ def _load_card(name_or_card: str | AssetCard, weights: str, device: torch.device
 
     family = card.field("model_family").as_(str)
     refuse_unrestricted_card(card)
-    _check_card_files(card, family, name)
     stats = None
     raw_stats = card.maybe_get_field("feature_stats")
     if raw_stats is not None:
@@ -289,37 +313,21 @@ def _load_card(name_or_card: str | AssetCard, weights: str, device: torch.device
     else:
         stats = _run_stats_near(card)
 
+    if family not in ("aape_encoder", "aape"):
+        raise EncoderLoadError(f"The asset card {name!r} is of the {family!r} family, not aape or aape_encoder.")
+    hub = get_aape_encoder_hub() if family == "aape_encoder" else get_aape_hub()
+    with _weights_only(f"asset card {name!r}"):
+        budget = weight_file_budget(hub.get_model_config(card))
     if family == "aape_encoder":
-        with _weights_only(f"asset card {name!r}"):
+        with _weights_only(f"asset card {name!r}"), expected_weights(budget):
             model = get_aape_encoder_hub().load_model(card, device=device)
         return LoadedEncoder(model.encoder.eval(), model.config, stats, f"asset {name}")
     if family == "aape":
-        with _weights_only(f"asset card {name!r}"):
+        with _weights_only(f"asset card {name!r}"), expected_weights(budget):
             ssl = get_aape_hub().load_model(card, device=device)
         encoder = ssl.teacher if weights == "teacher" else ssl.student
         return LoadedEncoder(encoder.eval(), ssl.config, stats, f"asset {name} ({weights})")
     raise EncoderLoadError(f"The asset card {name!r} is of the {family!r} family, not aape or aape_encoder.")
-
-
-def check_weight_files(location: Path, config: AapeConfig, *, source: str) -> None:
-    """Checks every ``.pt`` file at ``location`` (a file, or a checkpoint's folder of shards)
-    before fairseq2 reads it: an :class:`EncoderLoadError` names the first refused one. The
-    budget is the whole SSL model of ``config`` (student, teacher and predictor: the largest
-    state an AaPE weight file can hold), built on the meta device."""
-    from aape_plugin.checkpoints import UnsafeCheckpointError, check_file
-
-    files = sorted(location.rglob("*.pt")) + sorted(location.rglob("*.pth")) if location.is_dir() else [location]
-    budget = weight_file_budget(config)
-    for file in files:
-        if file.suffix == ".safetensors":
-            if file.stat().st_size > budget.max_bytes:
-                raise EncoderLoadError(f"{file} is larger than any {budget.basis} checkpoint; refusing to load it.")
-            continue
-        try:
-            check_file(file, budget)
-        except UnsafeCheckpointError as ex:
-            where = "" if str(file) == source else f" (from {source})"
-            raise EncoderLoadError(f"{file}{where} {ex.reason}; refusing to load it (nothing of it was built).") from None
 
 
 def weight_file_budget(config: AapeConfig) -> FileBudget:
@@ -332,23 +340,6 @@ def weight_file_budget(config: AapeConfig) -> FileBudget:
     size = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     params = sum(p.numel() for p in model.parameters())
     return model_budget(size, f"AaPE model of {params / 1e6:.1f}M parameters")
-
-
-def _check_card_files(card: object, family: str, name: str) -> None:
-    """The local files an asset card's ``checkpoint`` names, checked like any weight file."""
-    from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
-
-    field = card.maybe_get_field("checkpoint")  # type: ignore[attr-defined]
-    if field is None:
-        return
-    uri = str(field.as_(str))
-    if "://" in uri and not uri.startswith("file://"):
-        return  # fetched by fairseq2's asset downloader into its cache; not a local user file
-    location = Path(uri.removeprefix("file://")).expanduser()
-    if not location.exists():
-        return  # fairseq2 reports the missing file
-    hub = get_aape_encoder_hub() if family == "aape_encoder" else get_aape_hub()
-    check_weight_files(location, hub.get_model_config(card), source=f"asset card {name!r}")
 
 
 def refuse_unrestricted_card(card: object) -> None:

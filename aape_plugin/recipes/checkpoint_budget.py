@@ -20,6 +20,7 @@ from aape_plugin.checkpoints.budget import (
     optimizer_budget,
     trainer_budget,
 )
+from aape_plugin.checkpoints.layout import STEP_FOLDER
 
 STATE_KINDS = ("model", "optimizer", "trainer", "data_reader")
 """The folders of a fairseq2 ``step_N`` checkpoint, one per kind of state."""
@@ -33,12 +34,15 @@ class StateBudgets:
     optimizer: FileBudget
     trainer: FileBudget
     data_reader: FileBudget
+    max_step: int
+    """``regime.num_steps``: the latest step a trainer state of this run may hold."""
 
     def for_file(self, file: Path) -> FileBudget | None:
         """The budget of a file in a ``step_N/<kind>/...`` folder, or ``None`` for other files."""
-        for part in file.parts:
-            if part in STATE_KINDS:
-                return getattr(self, part)  # type: ignore[no-any-return]
+        parts = file.parts
+        for folder, kind in zip(parts, parts[1:]):
+            if STEP_FOLDER.fullmatch(folder) and kind in STATE_KINDS:
+                return getattr(self, kind)  # type: ignore[no-any-return]
         return None
 
 
@@ -53,7 +57,7 @@ def describe_model(arch: str | None, model: Module) -> str:
 
 
 def run_budgets(model: Module, *, arch: str | None, batch_size: int, num_frames: int, num_mel_bins: int,
-                num_prefetch: int, num_parallel_calls: int) -> StateBudgets:
+                num_prefetch: int, num_parallel_calls: int, num_steps: int) -> StateBudgets:
     """The budgets of a run that trains ``model`` (built on the meta device) and reads batches
     of ``batch_size`` crops of ``num_frames`` log-mel frames."""
     size, basis = state_bytes(model), describe_model(arch, model)
@@ -65,6 +69,7 @@ def run_budgets(model: Module, *, arch: str | None, batch_size: int, num_frames:
         trainer=trainer_budget(),
         data_reader=data_reader_budget(batch_size=batch_size, num_frames=num_frames, num_mel_bins=num_mel_bins,
                                        num_prefetch=num_prefetch, num_parallel_calls=num_parallel_calls, basis=reader),
+        max_step=num_steps,
     )
 
 

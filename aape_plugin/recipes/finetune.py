@@ -393,7 +393,7 @@ def finetune_budgets(resolver: DependencyResolver) -> StateBudgets:
     frames = features.num_frames(int(round(section.clip_seconds * features.sample_rate)))
     return run_budgets(model, arch=config.model.arch or config.model.name, batch_size=section.batch_size, num_frames=frames,
                        num_mel_bins=encoder.num_mel_bins, num_prefetch=section.num_prefetch,
-                       num_parallel_calls=section.num_parallel_calls)
+                       num_parallel_calls=section.num_parallel_calls, num_steps=config.regime.num_steps)
 
 
 class FinetuneRecipe(Recipe):

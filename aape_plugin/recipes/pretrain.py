@@ -176,7 +176,7 @@ def pretrain_budgets(resolver: DependencyResolver) -> StateBudgets:
     section = config.dataset
     return run_budgets(model, arch=config.model.arch or config.model.name, batch_size=section.batch_size,
                        num_frames=encoder.num_frames, num_mel_bins=encoder.num_mel_bins, num_prefetch=section.num_prefetch,
-                       num_parallel_calls=section.num_parallel_calls)
+                       num_parallel_calls=section.num_parallel_calls, num_steps=config.regime.num_steps)
 
 
 class AapePretrainRecipe(Recipe):

@@ -1,21 +1,27 @@
-"""Run folders that cannot run code, write files or exhaust memory when a recipe resumes them.
+"""Every checkpoint file fairseq2 loads in this process, read through one checked loader.
 
 fairseq2 0.8 loads a checkpoint's model state with ``torch.load(weights_only=True)`` but its
-trainer, optimiser and data-reader states with a full unpickler, so re-running a recipe on a
-run folder copied from someone else (or named by ``--checkpoint-dir``) could run whatever the
-folder's files hold. The AaPE recipes replace fairseq2's tensor-file loader and dumper:
+trainer, optimiser and data-reader states with a full unpickler, and asset cards, ``model.path``
+and ``load_encoder`` with whatever loader is registered. The plugin replaces fairseq2's
+tensor-file loader and safetensors loader in the container itself (so every entry point, every
+URI form of an asset card, ``checkpoint_path`` and shard patterns reach them), and the recipes
+replace the loader again with one that knows the run's budgets:
 
-* every state file is written with pickle protocol 2 (fairseq2 writes protocol 5 for the
-  non-model states, which torch's restricted unpickler cannot read), and holds only dicts,
-  lists, tuples, numbers, strings and tensors: the data reader buffers batches as dicts, and the
-  ``adamw_layer_decay`` optimiser saves FSDP shards as plain tensors;
-* every state file is read by :func:`aape_plugin.checkpoints.load_checked`: its zip archive and
+* every file is read once, whole, and only if it is a regular file (a FIFO, a device or a
+  directory is refused before it is opened; a symbolic link is followed and its target checked
+  the same); the checks and the load read those same bytes;
+* a ``.pt`` file is read by :func:`aape_plugin.checkpoints.load_checked`: its zip archive and
   its pickle are checked without building anything (against the budget this run's
   configuration implies for that kind of file), then torch's ``weights_only=True`` unpickler
-  builds it. A refusal is one line naming the file.
+  builds it; a ``.safetensors`` file is parsed from the same bytes by safetensors;
+* a file in a run's ``checkpoints/step_N`` folder is used only if that folder holds nothing but
+  what the recipes write (:mod:`aape_plugin.checkpoints.layout`), and a trainer or optimiser
+  state only if it makes sense (:mod:`aape_plugin.checkpoints.sense`);
+* every state file is written with pickle protocol 2 (fairseq2 writes protocol 5 for the
+  non-model states, which torch's restricted unpickler cannot read).
 
-``AAPE_TRUST_CHECKPOINTS=1`` restores fairseq2's own loader for a folder one trusts (for
-example one written before these checks existed).
+A refusal is one line naming the file. ``AAPE_TRUST_CHECKPOINTS=1`` restores fairseq2's own
+unpickler for a folder one trusts; the folder-layout and sense checks still apply.
 """
 
 from __future__ import annotations
@@ -23,60 +29,116 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from pickle import PicklingError
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from pickle import PicklingError
 from typing import final
 
 import torch
 from fairseq2.file_system import FileMode, FileSystem
-from fairseq2.io import CorruptFileError, DataNotPicklableError, TensorFileDumper, TensorFileDumpOptions, TensorFileLoader, TensorFileLoadOptions
+from fairseq2.io import (
+    CorruptFileError,
+    DataNotPicklableError,
+    SafetensorsLoader,
+    SafetensorsLoadOptions,
+    TensorFileDumper,
+    TensorFileDumpOptions,
+    TensorFileLoader,
+    TensorFileLoadOptions,
+)
 from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from typing_extensions import override
 
 from aape_plugin.checkpoints import UnsafeCheckpointError, load_checked
-from aape_plugin.checkpoints.budget import FileBudget, model_budget
+from aape_plugin.checkpoints.budget import SLACK, FileBudget
 from aape_plugin.checkpoints.errors import TRUST_VARIABLE
+from aape_plugin.checkpoints.layout import check_checkpoint_dir, step_folder_of
+from aape_plugin.checkpoints.regular_file import read_regular_file, refuse_irregular
+from aape_plugin.checkpoints.sense import check_optimizer_state, check_trainer_state
 from aape_plugin.recipes.checkpoint_budget import StateBudgets
 
 BudgetProvider = Callable[[DependencyResolver], StateBudgets]
 
-__all__ = ["TRUST_VARIABLE", "SafeTensorFileLoader", "UnsafeCheckpointError", "register_safe_checkpoints"]
+__all__ = ["TRUST_VARIABLE", "SafeTensorFileLoader", "UnsafeCheckpointError", "expected_weights", "register_checked_loaders",
+           "register_safe_checkpoints"]
+
+_EXPECTED: ContextVar[FileBudget | None] = ContextVar("aape_expected_weights", default=None)
+
+
+@contextmanager
+def expected_weights(budget: FileBudget) -> Iterator[None]:
+    """Weight files loaded inside this block (outside a recipe's run folder) are held to
+    ``budget``, e.g. the model ``load_encoder`` was asked for."""
+    token = _EXPECTED.set(budget)
+    try:
+        yield
+    finally:
+        _EXPECTED.reset(token)
+
+
+def _loose_budget(file: Path) -> FileBudget:
+    """A weight file of unknown model: it may build twice its own size (tied weights), no more."""
+    try:
+        size = os.stat(file).st_size
+    except OSError:
+        size = 0
+    return FileBudget(max_bytes=2 * size + SLACK, kind="model", basis="a weight file of a model not known in advance")
+
+
+def _read(file_system: FileSystem, file: Path, budget: FileBudget) -> bytes:
+    if file_system.is_local_path(file):
+        return read_regular_file(file, budget.max_bytes, kind=budget.kind, basis=budget.basis)
+    # Read no more than the budget allows (one byte more tells the checks it is too large).
+    with file_system.open(file) as f:
+        return f.read(budget.max_bytes + 1)  # type: ignore[no-any-return]
 
 
 @final
 class SafeTensorFileLoader(TensorFileLoader):
     """fairseq2's loader with every file checked first (:mod:`aape_plugin.checkpoints`)."""
 
-    def __init__(self, file_system: FileSystem, budgets: Callable[[], StateBudgets]) -> None:
+    def __init__(self, file_system: FileSystem, budgets: Callable[[], StateBudgets | None]) -> None:
         self._file_system = file_system
         self._budgets = budgets
 
     @override
     def load(self, file: Path, options: TensorFileLoadOptions | None = None) -> dict[str, object]:
         options = options or TensorFileLoadOptions()
-        local = self._file_system.is_local_path(file)
-        if os.environ.get(TRUST_VARIABLE) == "1":
-            return self._trusted(file, options, local)
-        budget = self._budget_of(file, options)
-        source: Path | bytes = file
-        if not local:
-            # Read no more than the budget allows (one byte more tells the checks it is too large).
-            with self._file_system.open(file) as f:
-                source = f.read(budget.max_bytes + 1)
-        return load_checked(source, budget, map_location=options.map_location, mmap=options.mmap and local, name=file)
-
-    def _budget_of(self, file: Path, options: TensorFileLoadOptions) -> FileBudget:
+        located = step_folder_of(file)
+        if located is not None:
+            check_checkpoint_dir(located[0])
         budgets = self._budgets()
-        budget = budgets.for_file(file)
+        budget = self._budget_of(file, budgets, options)
+        if os.environ.get(TRUST_VARIABLE) == "1":
+            state = self._trusted(file, options)
+        else:
+            data = _read(self._file_system, file, budget)
+            state = load_checked(data, budget, map_location=options.map_location, name=file)
+        if budgets is not None and located is not None and _EXPECTED.get() is None:
+            if budget.kind == "trainer":
+                check_trainer_state(state, file, folder_step=located[1], num_steps=budgets.max_step)
+            elif budget.kind == "optimizer":
+                check_optimizer_state(state, file)
+        return state
+
+    def _budget_of(self, file: Path, budgets: StateBudgets | None, options: TensorFileLoadOptions) -> FileBudget:
+        expected = _EXPECTED.get()
+        if expected is not None:
+            return expected
+        budget = budgets.for_file(file) if budgets is not None else None
         if budget is not None:
             return budget
         # A model file outside a checkpoint folder (`model.path`, an asset card's checkpoint).
-        if options.restrict:
+        if budgets is not None and options.restrict:
             return budgets.model
-        return model_budget(0, "an unrecognised state file")
+        return _loose_budget(file)
 
-    def _trusted(self, file: Path, options: TensorFileLoadOptions, local: bool) -> dict[str, object]:
+    def _trusted(self, file: Path, options: TensorFileLoadOptions) -> dict[str, object]:
+        local = self._file_system.is_local_path(file)
+        if local:
+            refuse_irregular(file)  # a FIFO or a device is refused even when trusted
         target: Path | io.BytesIO = file if local and options.mmap else io.BytesIO(self._file_system.cat(file))
         try:
             with warnings.catch_warnings():
@@ -84,6 +146,29 @@ class SafeTensorFileLoader(TensorFileLoader):
                 return torch.load(target, options.map_location, weights_only=options.restrict, mmap=options.mmap and local)  # type: ignore[arg-type, no-any-return]
         except (RuntimeError, EOFError) as ex:
             raise CorruptFileError(file) from ex
+
+
+@final
+class CheckedSafetensorsLoader(SafetensorsLoader):
+    """fairseq2's safetensors loader, reading a regular file once, within its budget (a
+    safetensors file holds no code; its header is checked against its size by safetensors)."""
+
+    def __init__(self, file_system: FileSystem) -> None:
+        self._file_system = file_system
+
+    @override
+    def load(self, file: Path, options: SafetensorsLoadOptions | None = None) -> dict[str, object]:
+        import safetensors.torch
+
+        options = options or SafetensorsLoadOptions()
+        data = _read(self._file_system, file, _EXPECTED.get() or _loose_budget(file))
+        try:
+            tensors = safetensors.torch.load(data)
+        except Exception as ex:  # safetensors raises its own SafetensorError for any damage
+            detail = str(ex).strip().splitlines()[0][:200] if str(ex).strip() else type(ex).__name__
+            raise UnsafeCheckpointError(file, f"is not a readable safetensors file ({detail})", trust_hint=False) from None
+        device = options.device or torch.device("cpu")
+        return {key: tensor.to(device) for key, tensor in tensors.items()}
 
 
 @final
@@ -103,19 +188,34 @@ class Protocol2TensorFileDumper(TensorFileDumper):
                 raise DataNotPicklableError() from ex
 
 
+def _replace(container: DependencyContainer, kls: type, provide: Callable[[DependencyResolver], object]) -> None:
+    """fairseq2 0.8 registers its own loaders before a plugin or a recipe runs and has no public
+    way to replace a provider, so the registration is replaced in place. The tamper tests in
+    ``tests/recipes/test_recipes_safe_resume.py`` fail if a fairseq2 release changes this."""
+    from fairseq2.runtime.dependency import _DependencyRegistration
+
+    registrations = container._registrations  # noqa: SLF001
+    key = (kls, None)
+    if key not in registrations:
+        raise RuntimeError(f"fairseq2 registers no {kls.__name__} here; the checked checkpoint loaders cannot be installed.")
+    registrations[key] = _DependencyRegistration(provide, None, singleton=True)
+
+
+def register_checked_loaders(container: DependencyContainer) -> None:
+    """Makes every tensor file and safetensors file fairseq2 loads in this process go through
+    :class:`SafeTensorFileLoader` and :class:`CheckedSafetensorsLoader` (the plugin's setup)."""
+    _replace(container, TensorFileLoader, lambda resolver: SafeTensorFileLoader(resolver.resolve(FileSystem), lambda: None))
+    _replace(container, SafetensorsLoader, lambda resolver: CheckedSafetensorsLoader(resolver.resolve(FileSystem)))
+
+
 def register_safe_checkpoints(container: DependencyContainer, budgets: BudgetProvider) -> None:
     """Makes the recipe's checkpoint manager (and ``model.path``) load through
-    :class:`SafeTensorFileLoader` and save through :class:`Protocol2TensorFileDumper`.
+    :class:`SafeTensorFileLoader` with the run's budgets, and save through
+    :class:`Protocol2TensorFileDumper`.
 
-    :param budgets: the run's :class:`StateBudgets`, computed once, on the first load, from the
-        resolved recipe configuration.
-
-    fairseq2 0.8 registers its own loader and dumper before a recipe's ``register`` runs and
-    has no public way to replace a provider, so the registrations are replaced in place. The
-    tamper tests in ``tests/recipes/test_recipes_safe_resume.py`` fail if a fairseq2 release
-    changes this.
+    :param budgets: the run's :class:`StateBudgets`, computed once, on the first load from a
+        run folder, from the resolved recipe configuration.
     """
-    from fairseq2.runtime.dependency import _DependencyRegistration
 
     def provide_loader(resolver: DependencyResolver) -> TensorFileLoader:
         cache: list[StateBudgets] = []
@@ -127,12 +227,6 @@ def register_safe_checkpoints(container: DependencyContainer, budgets: BudgetPro
 
         return SafeTensorFileLoader(resolver.resolve(FileSystem), lazy)
 
-    def provide_dumper(resolver: DependencyResolver) -> TensorFileDumper:
-        return Protocol2TensorFileDumper(resolver.resolve(FileSystem))
-
-    registrations = container._registrations  # noqa: SLF001
-    for kls, provide in ((TensorFileLoader, provide_loader), (TensorFileDumper, provide_dumper)):
-        key = (kls, None)
-        if key not in registrations:
-            raise RuntimeError(f"fairseq2 registers no {kls.__name__} here; the safe checkpoint files cannot be installed.")
-        registrations[key] = _DependencyRegistration(provide, None, singleton=True)
+    _replace(container, TensorFileLoader, provide_loader)
+    _replace(container, TensorFileDumper, lambda resolver: Protocol2TensorFileDumper(resolver.resolve(FileSystem)))
+    _replace(container, SafetensorsLoader, lambda resolver: CheckedSafetensorsLoader(resolver.resolve(FileSystem)))

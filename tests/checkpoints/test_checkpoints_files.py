@@ -16,7 +16,7 @@ import torch
 from aape_plugin.checkpoints import FileBudget, UnsafeCheckpointError, check_file, load_checked
 from aape_plugin.checkpoints.pickle_check import MAX_DEPTH
 from tests.checkpoint_attacks import (
-    BINPERSID, EMPTY_DICT, MARK, PROTO2, REDUCE, SETITEM, STOP, TUPLE, _global, _int, _str, _tensor_view,
+    BINPERSID, EMPTY_DICT, MARK, NONE, PROTO2, REDUCE, SETITEM, STOP, TUPLE, _global, _int, _str, _tensor_view,
     allocator_newobj_ex, build_on_class_writer, decompression_bomb, tensor_iteration_bomb, torchscript_writer,
 )
 
@@ -143,10 +143,22 @@ def test_nesting_and_shared_references_cannot_expand_past_the_budget() -> None:
     doubling = _str("leaf") + b"q\x00" + b"".join(b"]q" + bytes([i]) + b"(h" + bytes([i - 1]) * 1 + b"h" + bytes([i - 1]) + b"e"
                                                 for i in range(1, 41))
     refused(pickle_file(EMPTY_DICT + _str("k") + doubling + SETITEM), "expands to more than 64.0 MiB")
-    # A tensor used a million times counts a million times.
-    reuse = view((1,), (1,)) + b"q\x00]" + b"(" + b"h\x00" * 100_000 + b"e"
-    refused(pickle_file(EMPTY_DICT + _str("k") + reuse + SETITEM, ONE_FLOAT), "expands to more than",
-            FileBudget(max_bytes=1 << 20, kind="trainer", basis="test"))
+    # A tensor used a hundred thousand times counts a hundred thousand times.
+    reuse = view((1024,), (1,), length=1024) + b"q\x00]" + b"(" + b"h\x00" * 100_000 + b"e"
+    refused(pickle_file(EMPTY_DICT + _str("k") + reuse + SETITEM, {"0": bytes(4096)}), "expands to more than",
+            FileBudget(max_bytes=16 << 20, kind="trainer", basis="test"))
+
+
+def test_the_walk_itself_stays_small_however_many_values_the_pickle_pushes() -> None:
+    # Ten million one-byte opcodes that each push a value: within the file budget, they
+    # would make ten million descriptions (about 2 GB) if the walk did not count opcodes.
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    refused(pickle_file(EMPTY_DICT + NONE * 10_000_000), "has more than 262144 pickle opcodes",
+            FileBudget(max_bytes=16 << 20, kind="trainer", basis="test"))
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 200 << 10, f"the walk peaked {grown_kib >> 10} MiB above the test's earlier peak"
 
 
 def test_the_budget_bounds_the_file_and_its_pickle() -> None:

@@ -8,16 +8,20 @@ when loaded unchecked). ``tests/checkpoints/test_checkpoints_files.py`` shows ea
 its harm when loaded the unsafe way.
 """
 
+import math
 import os
 import shutil
 import subprocess
+import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.checkpoint_attacks import (
-    allocator_newobj_ex, build_on_class_writer, decompression_bomb, tensor_iteration_bomb, torchscript_writer,
+    EMPTY_DICT, NONE, PROTO2, STOP, allocator_newobj_ex, build_on_class_writer, decompression_bomb, tensor_iteration_bomb,
+    torchscript_writer, zip_archive,
 )
 from tests.conftest import SHORT_RUN_ARGS
 from tests.recipes.helpers import REPO, console_script, cpu_env, one_line_error, run_cli
@@ -49,13 +53,23 @@ def resumed(run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     return copy, err, peak_kb
 
 
+HANG_SECONDS = 240
+"""A resume that has not ended by then hangs (a clean one takes under a minute here)."""
+
+
 def resume(folder: Path, *extra: str, recipe: str = "aape_pretrain", args: list[str] = RUN_ARGS, env: dict | None = None) -> tuple[int, str, int]:
-    """(exit code, stderr, peak resident memory in KiB) of re-running the recipe on ``folder``."""
+    """(exit code, stderr, peak resident memory in KiB) of re-running the recipe on ``folder``;
+    a run that hangs is killed after :data:`HANG_SECONDS` (exit code -9)."""
     log = folder.parent / f"{folder.name}.log"
     with open(log, "w") as f:
         proc = subprocess.Popen([*console_script("fairseq2"), "recipe", "run", recipe, str(folder), *args, *extra],
                                 stdout=subprocess.DEVNULL, stderr=f, cwd=REPO, env=cpu_env(env))
-        _, status, usage = os.wait4(proc.pid, 0)
+        watchdog = threading.Timer(HANG_SECONDS, proc.kill)
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            watchdog.cancel()
     return os.waitstatus_to_exitcode(status), log.read_text(), usage.ru_maxrss
 
 
@@ -94,6 +108,122 @@ def test_a_tampered_run_folder_is_refused_in_one_line_writes_nothing_and_stays_s
     assert peak_kb < baseline_kb + PEAK_MARGIN_KB, f"{attack}: peak {peak_kb / 2**20:.2f} GiB, a resume {baseline_kb / 2**20:.2f} GiB"
 
 
+def _resave(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    state = torch.load(path, weights_only=True)
+    change(state)
+    torch.save(state, path, pickle_protocol=2)
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _second_archive_first(path: Path, tmp: Path) -> None:
+    """Another archive, then the genuine one: Python's zipfile reads the genuine archive, torch's
+    reader the stated offsets."""
+    other = zip_archive(tmp / "other.pt", PROTO2 + EMPTY_DICT + STOP, {})
+    path.write_bytes(other.read_bytes() + path.read_bytes())
+
+
+def _big_endian(path: Path) -> None:
+    with zipfile.ZipFile(path) as z:
+        records = [(info, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w") as z:
+        for info, data in records:
+            z.writestr(info, b"big" if info.filename.endswith("/byteorder") else data)
+
+
+def _planted_step(step_4: Path) -> Path:
+    planted = step_4.parent / "step_99999999999999999999"
+    shutil.copytree(step_4, planted)
+    return planted
+
+
+TRAINER, OPTIMIZER = "trainer/rank_00.pt", "optimizer/pp_00/tp_00/sdp_00.pt"
+
+RESUMED_ATTACKS = {
+    # attack -> (relative path in step_4, builder(path, tmp) -> the path the error must name, what it must say); each
+    # does its harm on a resume without the checks: hangs, deletes genuine checkpoints, saves NaN weights with
+    # exit 0, or walks ten million values into about 2 GB.
+    "a FIFO in place of a state file": (TRAINER, lambda p, t: (_fifo(p), p)[1], "is a FIFO (named pipe), not a regular file"),
+    "a planted step folder": (TRAINER, lambda p, t: _planted_step(p.parents[1]), "is not a checkpoint these recipes write"),
+    "a NaN learning rate": (TRAINER, lambda p, t: (_resave(p, lambda s: s["_lr_scheduler"].update(base_lrs=[math.nan] * 3)), p)[1],
+                            "holds a non-finite learning-rate schedule (_lr_scheduler.base_lrs[0] = nan)"),
+    "ten million values for the checker": (TRAINER, lambda p, t: zip_archive(p, PROTO2 + EMPTY_DICT + NONE * 10_000_000 + STOP, {}),
+                                           "has more than 262144 pickle opcodes"),
+}
+
+
+@pytest.mark.parametrize("attack", list(RESUMED_ATTACKS))
+def test_state_that_is_not_a_file_or_makes_no_sense_is_refused_in_one_line_and_nothing_changes(run: Path, resumed: tuple,
+                                                                                                 tmp_path: Path, attack: str) -> None:
+    relative, build, says = RESUMED_ATTACKS[attack]
+    copy = tmp_path / "copied_run"
+    shutil.copytree(run, copy)
+    named = build(copy / "checkpoints" / "step_4" / relative, tmp_path)
+    before = files_of(copy / "checkpoints")
+
+    code, err, peak_kb = resume(copy, "regime.num_steps=6")
+
+    assert code == 2 and "Traceback" not in err, (code, err[-3000:])
+    errors = [line for line in err.splitlines() if " ERROR: " in line]
+    assert len(errors) == 1 and f"{named} {says}" in errors[0], err[-3000:]
+    assert files_of(copy / "checkpoints") == before  # genuine checkpoints intact, none written
+    baseline_kb = resumed[2]
+    assert peak_kb < baseline_kb + PEAK_MARGIN_KB, f"{attack}: peak {peak_kb / 2**20:.2f} GiB, a resume {baseline_kb / 2**20:.2f} GiB"
+
+
+LOADED_ATTACKS = {
+    # The recipe's own loader on a copy of a real run folder (the resumes above show it is the one a resume uses).
+    "a directory in place of a state file": (TRAINER, lambda p, t: (p.unlink(), p.mkdir(), p)[2], "is a directory, not a regular file"),
+    "an archive after another archive": (TRAINER, lambda p, t: (_second_archive_first(p, t), p)[1], "has data before its zip archive"),
+    "a negative step": (TRAINER, lambda p, t: (_resave(p, lambda s: s.update(_step_nr=-20)), p)[1], "holds the step -20, outside [0, 6]"),
+    "a step past the end": (TRAINER, lambda p, t: (_resave(p, lambda s: s.update(_step_nr=10**30)), p)[1],
+                            "holds the step 10000000000000000000..., outside [0, 6]"),
+    "the step of another folder": (TRAINER, lambda p, t: (_resave(p, lambda s: s.update(_step_nr=2)), p)[1],
+                                   "holds the step 2, but lies in the folder of step 4"),
+    "big-endian tensors": (TRAINER, lambda p, t: (_big_endian(p), p)[1], "stores its tensors in 'big' byte order"),
+    "a NaN optimiser moment": (OPTIMIZER, lambda p, t: (_resave(p, lambda s: s["state"][0]["exp_avg"].fill_(math.nan)), p)[1],
+                               "holds a non-finite optimiser moment (state.0.exp_avg has NaN or infinite values)"),
+    "an infinite optimiser learning rate": (OPTIMIZER, lambda p, t: (_resave(p, lambda s: s["param_groups"][0].update(lr=math.inf)), p)[1],
+                                            "holds a non-finite optimiser setting (param_groups[0].lr = inf)"),
+    "a step folder with a leading zero": (TRAINER, lambda p, t: shutil.copytree(p.parents[1], p.parents[2] / "step_04"),
+                                          "is not a checkpoint these recipes write"),
+}
+
+
+def recipe_loader(max_step: int = 6):  # type: ignore[no-untyped-def]
+    """The loader the pre-training recipe registers, with a demo run's budgets."""
+    from fairseq2.file_system import LocalFileSystem
+
+    from aape_plugin.checkpoints.budget import data_reader_budget, model_budget, optimizer_budget, trainer_budget
+    from aape_plugin.recipes.checkpoint_budget import StateBudgets
+    from aape_plugin.recipes.safe_checkpoints import SafeTensorFileLoader
+
+    size = 8 << 20
+    budgets = StateBudgets(model=model_budget(size, "test"), optimizer=optimizer_budget(size, "test"), trainer=trainer_budget(),
+                           data_reader=data_reader_budget(batch_size=4, num_frames=1000, num_mel_bins=128, num_prefetch=1,
+                                                          num_parallel_calls=1, basis="test"), max_step=max_step)
+    return SafeTensorFileLoader(LocalFileSystem(), lambda: budgets)
+
+
+@pytest.mark.parametrize("attack", list(LOADED_ATTACKS))
+def test_the_recipe_loader_refuses_what_is_not_a_file_or_makes_no_sense(run: Path, tmp_path: Path, attack: str) -> None:
+    from aape_plugin.checkpoints import UnsafeCheckpointError
+
+    relative, build, says = LOADED_ATTACKS[attack]
+    copy = tmp_path / "copied_run"
+    shutil.copytree(run, copy)
+    file = copy / "checkpoints" / "step_4" / relative
+    named = build(file, tmp_path)
+    with pytest.raises(UnsafeCheckpointError) as info:
+        recipe_loader().load(file)
+    assert str(info.value).startswith(f"{named} {says}") and "\n" not in str(info.value), str(info.value)
+    for genuine in (TRAINER, OPTIMIZER):  # the untampered files of the untampered step load
+        recipe_loader().load(run / "checkpoints" / "step_4" / genuine)
+
+
 def test_the_same_command_resumes_the_untampered_folder_and_trust_lifts_the_checks(resumed: tuple) -> None:
     copy, err, _ = resumed
     assert "Resuming from step 4" in err and "Optimizer state restored" in err and "Data reader state restored" in err, err[-3000:]
@@ -111,7 +241,7 @@ def test_the_same_command_resumes_the_untampered_folder_and_trust_lifts_the_chec
 def test_a_crafted_state_that_passes_the_checks_but_does_not_fit_is_one_line(run: Path, tmp_path: Path) -> None:
     copy = tmp_path / "copied_run"
     shutil.copytree(run, copy)
-    torch.save({"hello": torch.zeros(2)}, copy / "checkpoints" / "step_4" / "trainer" / "rank_00.pt", pickle_protocol=2)
+    torch.save({"_step_nr": 4, "hello": torch.zeros(2)}, copy / "checkpoints" / "step_4" / "trainer" / "rank_00.pt", pickle_protocol=2)
     code, err, _ = resume(copy, "regime.num_steps=6")
     assert code == 2 and "Traceback" not in err, err[-3000:]
     assert "`trainer` state cannot be restored from checkpoint of step 4" in err and "delete checkpoints/step_4" in err
