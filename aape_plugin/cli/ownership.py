@@ -39,7 +39,7 @@ MAY_CHANGE: dict[str, str] = {
     "regime.num_steps": "how long to train: re-running with more steps extends a run",
     "common.metric_recorders": "where metrics are recorded (JSONL, TensorBoard, W&B), not what",
     "common.profilers": "profiling only",
-    "common.torch.num_threads": "CPU threads: the speed, not the result",
+    "common.torch.num_threads": "CPU threads: the speed (and the order of floating-point sums), not the method",
     "common.debug": "log detail only",
     "common.cluster": "how the cluster is detected: a run may move between torchrun and SLURM",
     "gang.timeout": "how long a collective operation waits before it fails",
@@ -309,7 +309,7 @@ def claim_output_dir(resolver: Any, recipe: str, config: Any, output_dir: Path, 
             raise CliError(
                 f"{folder} holds a run of {recipe} with other settings: {listing(changed)}; re-run it with the settings it was "
                 f"started with (the same --preset, --model-arch, --config-file and --config values; regime.num_steps and the "
-                f"few settings docs/cli.md lists may change), or use another OUTPUT_DIR")
+                f"few settings docs/config.md lists may change), or use another OUTPUT_DIR")
         if model:
             raise CliError(
                 f"{checkpoints / 'model.yaml'} holds another model than the configuration builds now: {listing(model)}; "
