@@ -160,12 +160,14 @@ def test_differences_are_listed_a_few_at_most() -> None:
 
 
 def test_a_user_error_removes_only_what_the_run_created(tmp_path: Path) -> None:
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    (kept / ".notes").write_text("mine")
-    before = contents(kept)
-    out = kept / "a" / "b"
-    proc = run_cli("recipe", "run", "aape_pretrain", str(out), "--preset", "demo", "--no-rich", "--config",
-                   "dataset.name=null", "dataset.family=audioset", f"dataset.root={tmp_path / 'no_audioset'}")
+    # An existing folder with a file of the user's, and a new checkpoint folder elsewhere.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".notes").write_text("mine")
+    before = contents(out)
+    checkpoints = tmp_path / "made" / "checkpoints"
+    proc = run_cli("recipe", "run", "aape_pretrain", str(out), "--checkpoint-dir", str(checkpoints), "--preset", "demo", "--no-rich",
+                   "--config", "dataset.name=null", "dataset.family=audioset", f"dataset.root={tmp_path / 'no_audioset'}")
     assert f"The AudioSet folder {tmp_path / 'no_audioset'} does not exist" in one_line_error(proc)
-    assert contents(kept) == before  # a/b, and what the run wrote in it, removed; .notes kept
+    assert contents(out) == before  # what the run wrote is gone (config.yaml, logs, recipe.json, ...); .notes kept
+    assert not (tmp_path / "made").exists()  # as was the checkpoint folder (fairseq2 writes model.yaml there first)
