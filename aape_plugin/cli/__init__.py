@@ -9,8 +9,10 @@ recipes by name, with presets.
 ``recipe run`` hands over to fairseq2's own recipe CLI (``fairseq2.recipe.cli.main``), so
 ``--config k=v``, ``--config-file``, ``--dump-config``, ``--no-rich``, ``--no-exit-on-error`` and
 ``--checkpoint-dir`` mean what they mean there. User errors (unknown recipe, preset, arch,
-configuration key) are one line on stderr and exit code 2. fairseq2's set-up log goes to the
-run folder's log file only (see :mod:`aape_plugin.cli.logs`). See ``docs/cli.md``.
+configuration key, an OUTPUT_DIR of another recipe or configuration) are one line on stderr and
+exit code 2; nothing is written before they are checked (see :mod:`aape_plugin.cli.ownership`).
+fairseq2's set-up log goes to the run folder's log file only (see :mod:`aape_plugin.cli.logs`).
+See ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -166,6 +168,14 @@ def _recipe_run(name: str, argv: list[str]) -> int:
 
     _check_model_card(resolver, config)
 
+    # The last check, and the first write: the folder must hold no other recipe's or
+    # configuration's run (see aape_plugin.cli.ownership).
+    claim = None
+    if args.output_dir is not None and not args.dump_config:
+        from aape_plugin.cli.ownership import claim_output_dir
+
+        claim = claim_output_dir(resolver, name, config, args.output_dir, args.checkpoint_dir)
+
     # The output folder goes first: fairseq2's --config takes every following word.
     forwarded: list[str] = [] if args.output_dir is None else [str(args.output_dir)]
     tmp = None
@@ -188,15 +198,18 @@ def _recipe_run(name: str, argv: list[str]) -> int:
 
     saved = sys.argv
     sys.argv = [f"{_prog()} recipe run {name}", *forwarded]
+    code = 0
     try:
         fairseq2_main(recipe)
     except SystemExit as ex:
-        return int(ex.code or 0) if not isinstance(ex.code, str) else 1
+        code = int(ex.code or 0) if not isinstance(ex.code, str) else 1
     finally:
         sys.argv = saved
         if tmp is not None:
             Path(tmp.name).unlink(missing_ok=True)
-    return 0
+    if claim is not None:
+        claim.release(code)
+    return code
 
 
 def _assets(argv: list[str]) -> int:

@@ -60,6 +60,7 @@ def reference() -> str:
     from fairseq2.runtime.dependency import get_dependency_resolver
     from fairseq2.utils.structured import ValueConverter
 
+    from aape_plugin.cli.ownership import MAY_CHANGE, MODEL_KEYS
     from aape_plugin.cli.recipes import discover_recipes
     from aape_plugin.inference.loading import ensure_fairseq2
     from aape_plugin.models.classifier import AapeClassifierConfig
@@ -75,6 +76,16 @@ def reference() -> str:
         "it is current). Set any value with `--config dotted.name=value`, a YAML `--config-file`, or a",
         "`--preset` (see `docs/cli.md` for precedence). Sections this page does not detail (`trainer`,",
         "`optimizer`, `lr_scheduler`, `regime`, `gang`, `common`) are fairseq2's own.",
+        "",
+        "## Settings a re-run into the same OUTPUT_DIR may change",
+        "",
+        "A run folder belongs to one recipe and one configuration (`docs/cli.md`, Output folders). Re-running",
+        "the command that made it (to resume, or to repeat an evaluation) may change only these, and every",
+        "key below them:",
+        "",
+        *(f"- `{key}`: {why}." for key, why in MAY_CHANGE.items()),
+        f"- {' and '.join(f'`{key}`' for key in MODEL_KEYS)}: when they still build the model of the folder's",
+        "  `checkpoints/model.yaml` (e.g. an arch's former values pinned after its defaults changed).",
         "",
     ]
 

@@ -73,12 +73,11 @@ def run_budgets(model: Module, *, arch: str | None, batch_size: int, num_frames:
     )
 
 
-def configured_model(resolver: object, section: object) -> tuple[object, Module]:
-    """``(model config, model on the meta device)`` of a recipe's ``model`` section, built the
-    way fairseq2's trainer builds it (family, arch or asset card, ``config_overrides``, dtype)."""
+def configured_model_config(resolver: object, section: object, overrider: object | None = None) -> tuple[object, object]:
+    """``(model family, model config)`` of a recipe's ``model`` section, resolved the way
+    fairseq2's trainer resolves it (family, arch or asset card, then ``config_overrides``).
+    ``overrider`` is fairseq2's ``_AssetConfigOverrider``; by default the recipe's own."""
     from fairseq2.assets import AssetStore
-    from fairseq2.device import CPU
-    from fairseq2.gang import create_fake_gangs
     from fairseq2.models import ModelFamily
     from fairseq2.models.family import get_model_family_name
     from fairseq2.recipe.internal.asset_config import _AssetConfigOverrider
@@ -91,7 +90,18 @@ def configured_model(resolver: object, section: object) -> tuple[object, Module]
     else:
         family = resolver.resolve(ModelFamily, key=family_name)  # type: ignore[attr-defined]
         config = family.maybe_get_arch_config(arch) if arch is not None else family.config_kls()
-    config = resolver.resolve(_AssetConfigOverrider).apply_overrides(  # type: ignore[attr-defined]
-        "model", config, getattr(section, "config_overrides"))
-    model = family.create_new_model(config, create_fake_gangs(CPU), getattr(section, "dtype"), meta=True, init_rank0_only=True)
+    if overrider is None:
+        overrider = resolver.resolve(_AssetConfigOverrider)  # type: ignore[attr-defined]
+    config = overrider.apply_overrides("model", config, getattr(section, "config_overrides"))  # type: ignore[attr-defined]
+    return family, config
+
+
+def configured_model(resolver: object, section: object) -> tuple[object, Module]:
+    """``(model config, model on the meta device)`` of a recipe's ``model`` section, built the
+    way fairseq2's trainer builds it (family, arch or asset card, ``config_overrides``, dtype)."""
+    from fairseq2.device import CPU
+    from fairseq2.gang import create_fake_gangs
+
+    family, config = configured_model_config(resolver, section)
+    model = family.create_new_model(config, create_fake_gangs(CPU), getattr(section, "dtype"), meta=True, init_rank0_only=True)  # type: ignore[attr-defined]
     return config, model

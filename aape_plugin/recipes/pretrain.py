@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import torch
+from fairseq2.checkpoint import CheckpointManager
 from fairseq2.metrics import format_as_float, format_as_int
 from fairseq2.metrics.recorders import MetricDescriptor
 from fairseq2.recipe import Recipe, RecipeContext
@@ -264,7 +265,9 @@ class AapePretrainRecipe(Recipe):
                 )
             )
 
-        return OneLineRestoreErrors(context.create_trainer(unit, train_reader, valid_units, valid_readers))
+        checkpoints = context.resolver.resolve(CheckpointManager)
+        return OneLineRestoreErrors(context.create_trainer(unit, train_reader, valid_units, valid_readers),
+                                    lambda: checkpoints.get_step_numbers(exclude_model_only=True))
 
     @property
     def config_kls(self) -> type[object]:

@@ -6,7 +6,7 @@ its own ``DatasetError``), so every concrete class is registered here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from fairseq2.recipe.cli import register_cli_error
@@ -30,9 +30,10 @@ class CheckpointRestoreError(RecipeError):
 
 
 @contextmanager
-def restore_errors_in_one_line() -> Iterator[None]:
+def restore_errors_in_one_line(step_numbers: Callable[[], list[int]] | None = None) -> Iterator[None]:
     """Around ``Trainer.run``: a checkpoint that cannot be restored becomes one line naming the
-    step and the state."""
+    step and the state, and the earlier checkpoint to resume from, if ``step_numbers`` (the
+    run's checkpoint steps) lists one."""
     from fairseq2.checkpoint import CheckpointError
 
     try:
@@ -40,21 +41,29 @@ def restore_errors_in_one_line() -> Iterator[None]:
     except CheckpointError as ex:
         cause = ex.__cause__
         detail = f" ({str(cause).strip().splitlines()[0]})" if cause is not None and str(cause).strip() else ""
+        earlier = [step for step in step_numbers() if step < ex.step_nr] if step_numbers is not None else None
+        if earlier is None:
+            instead = f"or delete checkpoints/step_{ex.step_nr} to resume from an earlier checkpoint"
+        elif earlier:
+            instead = f"or delete checkpoints/step_{ex.step_nr} to resume from step {max(earlier)}"
+        else:
+            instead = "or use another OUTPUT_DIR (there is no earlier checkpoint to resume from)"
         raise CheckpointRestoreError(
             f"{ex}{detail} The checkpoint of step {ex.step_nr} holds a {ex.kind} state this run cannot restore: it was "
             f"written by another recipe or configuration, or was altered. Resume with the configuration that wrote it, "
-            f"or delete checkpoints/step_{ex.step_nr} to resume from an earlier checkpoint."
+            f"{instead}."
         ) from None
 
 
 class OneLineRestoreErrors(Task):
     """A task (fairseq2's trainer) whose checkpoint-restore errors are one line."""
 
-    def __init__(self, inner: Task) -> None:
+    def __init__(self, inner: Task, step_numbers: Callable[[], list[int]] | None = None) -> None:
         self._inner = inner
+        self._step_numbers = step_numbers
 
     def run(self) -> None:
-        with restore_errors_in_one_line():
+        with restore_errors_in_one_line(self._step_numbers):
             self._inner.run()
 
     def request_stop(self) -> None:

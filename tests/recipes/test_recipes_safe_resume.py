@@ -244,7 +244,12 @@ def test_a_crafted_state_that_passes_the_checks_but_does_not_fit_is_one_line(run
     torch.save({"_step_nr": 4, "hello": torch.zeros(2)}, copy / "checkpoints" / "step_4" / "trainer" / "rank_00.pt", pickle_protocol=2)
     code, err, _ = resume(copy, "regime.num_steps=6")
     assert code == 2 and "Traceback" not in err, err[-3000:]
-    assert "`trainer` state cannot be restored from checkpoint of step 4" in err and "delete checkpoints/step_4" in err
+    assert "`trainer` state cannot be restored from checkpoint of step 4" in err and "delete checkpoints/step_4 to resume from step 2" in err
+    # Without an earlier checkpoint, the advice is another folder.
+    shutil.rmtree(copy / "checkpoints" / "step_2")
+    code, err, _ = resume(copy, "regime.num_steps=6")
+    assert code == 2 and "or use another OUTPUT_DIR (there is no earlier checkpoint to resume from)" in err, err[-3000:]
+    assert "delete checkpoints" not in err
 
 
 def test_a_file_larger_than_the_run_config_allows_is_refused(run: Path, tmp_path: Path) -> None:
