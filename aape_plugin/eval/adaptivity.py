@@ -17,9 +17,9 @@ to the input". Two numbers say whether a checkpoint's estimates do:
   clip-mean frequency and what it should follow: the true rate where the data set's labels are
   rates (``4.4hz``, the modulation tasks), and on any audio the subband's envelope-spectrum
   centroid above the patch rate's Nyquist (:func:`aape_plugin.inference.modulation_spectrum.envelope_centroid`).
-  The summary is the median and the largest absolute correlation over (subband, kernel), each
-  with a 95% percentile bootstrap interval over clips (the same resamples for every
-  checkpoint and reference).
+  The summary is the mean rho over (subband, kernel), with a 95% percentile bootstrap interval
+  over clips (the same resamples for every checkpoint, so differences are paired), and the
+  largest |rho| beside the level it reaches with the reference shuffled over the clips.
 
 A plain stem has no Lambda Encoder and is refused; so is ``adaptive: false`` (its poles cannot
 vary with the input: that is what it is for).
@@ -70,13 +70,18 @@ class Following:
     reference: str
     rho: list[list[float]]
     """``(S, N)``."""
-    median_abs: float
-    median_abs_interval: tuple[float, float]
+    mean_rho: float
+    """The mean over (subband, kernel): positive when the estimates rise with the reference."""
+    mean_rho_interval: tuple[float, float]
     max_abs: float
-    max_abs_interval: tuple[float, float]
-    median_abs_draws: list[float] = field(default_factory=list)
-    """The median |rho| of each bootstrap draw (the same draws for every encoder on these
-    clips), for paired differences."""
+    """The largest |rho| over (subband, kernel)."""
+    max_abs_null: float
+    """The 95th percentile of the largest |rho| with the reference shuffled over the clips: what
+    the largest correlation reaches with no relation at all (a maximum over many kernels is
+    never near zero)."""
+    mean_rho_draws: list[float] = field(default_factory=list)
+    """The mean rho of each bootstrap draw (the same draws for every encoder on these clips),
+    for paired differences."""
 
 
 @dataclass
@@ -99,17 +104,17 @@ class Measurement:
     decay_across_clips: float
     following: list[Following] = field(default_factory=list)
     versus_initialisation: dict[str, list[float]] = field(default_factory=dict)
-    """Per reference, ``[difference, lo, hi]``: this encoder's median |rho| minus the mean of
-    its random initialisations', with the 95% interval of the paired bootstrap (same draws)."""
+    """Per reference, ``[difference, lo, hi]``: this encoder's mean rho minus the mean of its
+    random initialisations', with the 95% interval of the paired bootstrap (same draws)."""
 
 
 def paired_difference(measured: Measurement, initialisations: list[Measurement]) -> dict[str, list[float]]:
     """:func:`Measurement.versus_initialisation` of ``measured``."""
     out: dict[str, list[float]] = {}
     for k, f in enumerate(measured.following):
-        base = np.mean([np.array(i.following[k].median_abs_draws) for i in initialisations], axis=0)
-        draws = np.array(f.median_abs_draws) - base
-        point = f.median_abs - float(np.mean([i.following[k].median_abs for i in initialisations]))
+        base = np.mean([np.array(i.following[k].mean_rho_draws) for i in initialisations], axis=0)
+        draws = np.array(f.mean_rho_draws) - base
+        point = f.mean_rho - float(np.mean([i.following[k].mean_rho for i in initialisations]))
         lo, hi = np.percentile(draws, [2.5, 97.5])
         out[f.reference] = [round(point, 4), round(float(lo), 4), round(float(hi), 4)]
     return out
@@ -167,33 +172,28 @@ def bootstrap_draws(num_clips: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, num_clips, size=(BOOTSTRAP_DRAWS, num_clips))
 
 
-def following(poles: Poles, reference: np.ndarray, name: str, draws: np.ndarray) -> Following:
+def following(poles: Poles, reference: np.ndarray, name: str, draws: np.ndarray, permutations: int = 200) -> Following:
     """:param reference: ``(C,)`` one value per clip, or ``(C, S)`` one per clip and subband."""
     means = poles.frequency_hz.mean(axis=2)  # (C, S, N)
     num_clips, num_subbands, _ = means.shape
     ref = reference if reference.ndim == 2 else np.repeat(reference[:, None], num_subbands, axis=1)
 
-    def table(rows: np.ndarray) -> np.ndarray:
-        """``(S, N)`` rho over the clips ``rows`` (ranks averaged over ties)."""
+    def table(rows: np.ndarray, ref_rows: np.ndarray) -> np.ndarray:
+        """``(S, N)`` rho between the clips ``rows`` and the references ``ref_rows`` (ranks averaged over ties)."""
         a = rankdata(means[rows], axis=0)
-        b = rankdata(ref[rows], axis=0)[:, :, None]
+        b = rankdata(ref[ref_rows], axis=0)[:, :, None]
         a, b = a - a.mean(axis=0), b - b.mean(axis=0)
         denominator = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
         return np.where(denominator > 0, (a * b).sum(axis=0) / np.where(denominator > 0, denominator, 1.0), 0.0)
 
-    rho = table(np.arange(num_clips))
-    medians, maxima = [], []
-    for rows in draws:
-        r = np.abs(table(rows))
-        medians.append(np.median(r))
-        maxima.append(r.max())
-
-    def interval(values: list[float]) -> tuple[float, float]:
-        lo, hi = np.percentile(values, [2.5, 97.5])
-        return float(lo), float(hi)
-
-    return Following(name, rho.round(4).tolist(), float(np.median(np.abs(rho))), interval(medians),
-                     float(np.abs(rho).max()), interval(maxima), [round(float(m), 5) for m in medians])
+    everything = np.arange(num_clips)
+    rho = table(everything, everything)
+    mean_draws = [float(table(rows, rows).mean()) for rows in draws]
+    shuffles = np.random.default_rng(1)
+    null = [float(np.abs(table(everything, shuffles.permutation(num_clips))).max()) for _ in range(permutations)]
+    lo, hi = np.percentile(mean_draws, [2.5, 97.5])
+    return Following(name, rho.round(4).tolist(), float(rho.mean()), (float(lo), float(hi)), float(np.abs(rho).max()),
+                     float(np.percentile(null, 95)), [round(m, 5) for m in mean_draws])
 
 
 def measure(name: str, trained: bool, poles: Poles, references: dict[str, np.ndarray], draws: np.ndarray) -> Measurement:
@@ -293,9 +293,11 @@ def render(documents: list[dict[str, object]]) -> str:
              "Generated by `python -m aape_plugin.eval.adaptivity` (see its docstring for the method). Variation: the",
              "median over (subband, kernel) of the estimated frequency's spread, relative to the kernel's mean,",
              "over a clip's time patches (within) and over the clip means (across). Following: Spearman's rho over",
-             "clips between each (subband, kernel)'s clip-mean frequency and the reference; the median and the",
-             "largest |rho| over (subband, kernel), each with its 95% bootstrap interval over clips. Random",
-             "initialisations of the same configuration are the reference for jitter.", ""]
+             "clips between each (subband, kernel)'s clip-mean frequency and the reference: the mean over",
+             "(subband, kernel) with its 95% bootstrap interval over clips, and the largest |rho| beside (in",
+             "brackets) the level the largest reaches with the reference shuffled over clips. Random",
+             "initialisations of the same configuration are the reference for jitter; differences against",
+             "them are paired (the same bootstrap draws of the same clips).", ""]
     for doc in documents:
         data = doc["data"]  # type: ignore[index]
         where = f"`{data['dataset']}` ({data['split']})" if data["dataset"] else ", ".join(f"`{a}`" for a in data["audio"])  # type: ignore[index]
@@ -306,7 +308,7 @@ def render(documents: list[dict[str, object]]) -> str:
         head = "| encoder | Lambda Encoder | within a clip | across clips | decay within / across |"
         rule = "|---|---|---|---|---|"
         for ref in refs:
-            head += f" {ref}: median abs rho | {ref}: max abs rho | {ref}: median abs rho minus initialisations' (paired) |"
+            head += f" {ref}: mean rho | {ref}: max abs rho (no-relation level) | {ref}: mean rho minus initialisations' (paired) |"
             rule += "---|---|---|"
         lines += [head, rule]
         for m in doc["measurements"]:  # type: ignore[union-attr]
@@ -314,11 +316,10 @@ def render(documents: list[dict[str, object]]) -> str:
             row = (f"| {m['name']} | {state} | {100 * m['within_clip']:.2f}% | {100 * m['across_clips']:.2f}% | "
                    f"{100 * m['decay_within_clip']:.2f}% / {100 * m['decay_across_clips']:.2f}% |")
             for f in m["following"]:
-                lo, hi = f["median_abs_interval"]
-                mlo, mhi = f["max_abs_interval"]
-                row += f" {f['median_abs']:.2f} [{lo:.2f}, {hi:.2f}] | {f['max_abs']:.2f} [{mlo:.2f}, {mhi:.2f}] |"
+                lo, hi = f["mean_rho_interval"]
+                row += f" {f['mean_rho']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {f['max_abs']:.2f} ({f['max_abs_null']:.2f}) |"
                 paired = m.get("versus_initialisation", {}).get(f["reference"])
-                row += f" {paired[0]:+.2f} [{paired[1]:+.2f}, {paired[2]:+.2f}] |" if paired else " |"
+                row += f" {paired[0]:+.3f} [{paired[1]:+.3f}, {paired[2]:+.3f}] |" if paired else " |"
             lines.append(row)
         lines.append("")
     return "\n".join(lines)
