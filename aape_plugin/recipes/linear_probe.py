@@ -144,7 +144,7 @@ def build_embedder(source: EncoderSourceSection, task_stats: Callable[[], Featur
         stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats()
         return LogMelEmbedder(stats), {"kind": "logmel", "stats": [stats.mean, stats.std]}
     if source.kind == "modspec":
-        stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats
+        stats = FeatureStats.load(source.stats_file) if source.stats_file else task_stats()
         return ModulationSpectrumEmbedder(stats), {"kind": "modspec", "stats": [stats.mean, stats.std]}
 
     if source.checkpoint is not None:

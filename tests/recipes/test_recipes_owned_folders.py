@@ -116,7 +116,7 @@ def test_an_old_folder_whose_model_changed_since_is_refused_and_resumes_with_the
 
     # The same command with the old value pinned resumes it, and records its recipe.
     pinned = run_cli("recipe", "run", "aape_pretrain", str(run), *SHORT_RUN_ARGS, *same[len(SHORT_RUN_CONFIG):],
-                     "model.config_overrides={encoder: {stem: {init_decay: 0.3}}}")
+                     "model.config_overrides.encoder.stem.init_decay=0.3")  # a dotted key keeps the preset's own overrides
     assert pinned.returncode == 0 and "Restoring training from the last checkpoint at step 4" in pinned.stderr, pinned.stderr[-3000:]
     marker = json.loads((run / "recipe.json").read_text())
     assert marker["recipe"] == "aape_pretrain" and marker["config"]["regime"]["num_steps"] == 6
