@@ -98,6 +98,7 @@ def run_command(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, env=cpu_env(), timeout=600)
 
 
+@pytest.mark.slow  # three runs of the command
 def test_the_command_measures_a_checkpoint_and_rebuilds_its_page_from_the_json(tmp_path: Path) -> None:
     audio = [str(p) for p in CLIPS[:6]]
     proc = run_command("--checkpoint", "aape_tiny_demo", "--audio", *audio, "--reference-seeds", "1", "--seconds", "1",

@@ -23,6 +23,9 @@ from aape_plugin.safetensors_files import save_safetensors
 from tests.data.conftest import DEMO
 from tests.recipes.helpers import REPO, console_script, cpu_env, one_line_error, run_cli
 
+# Many full recipe runs (each a fairseq2 start): `make test-slow` and CI run these.
+pytestmark = pytest.mark.slow
+
 KEYWORDS = sorted((DEMO / "keywords").glob("*.flac"))
 
 # 11,560 samples (722.5 ms, 73 log-mel frames): the last embedding whose 16 frames exist would

@@ -15,8 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.checkpoint_attacks import decompression_bomb
 from tests.recipes.helpers import REPO, cpu_env
+
+# A subprocess per source, each loading a bomb: `make test-slow` and CI run it.
+pytestmark = pytest.mark.slow
 
 BOMB_BYTES = 1 << 30
 """What the bomb inflates to when loaded unchecked."""

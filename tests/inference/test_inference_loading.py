@@ -103,6 +103,7 @@ def test_an_asset_card_cannot_lift_the_restriction(poisoned: tuple) -> None:
     assert not marker.exists()
 
 
+@pytest.mark.slow  # one fairseq2 start per command
 def test_every_command_refuses_a_checkpoint_that_runs_code(poisoned: tuple, tmp_path: Path) -> None:
     file, _, marker = poisoned
     cards = tmp_path / "cards"

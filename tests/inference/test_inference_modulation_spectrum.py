@@ -92,6 +92,7 @@ def test_the_embedder_puts_the_rate_in_its_bin_and_ignores_padding(note: np.ndar
     assert int(per_bin.argmax()) == expected
 
 
+@pytest.mark.slow  # a probe recipe run
 def test_the_probe_recipe_runs_the_modulation_spectrum_baseline(tmp_path: Path) -> None:
     proc = run_cli("recipe", "run", "aape_linear_probe", str(tmp_path / "out"), "--no-rich", "--preset", "demo_pitch",
                    "--config", "probe.penalties=[1e-2,1e-1]", "model.kind=modspec")

@@ -28,6 +28,9 @@ import pytest
 from tests.recipes.helpers import REPO, cpu_env, torchrun
 from tests.recipes.sync_driver import FAULTS, PLACES
 
+# Real training runs with the sync detector (one per fault and place): `make test-slow` and CI run these.
+pytestmark = pytest.mark.slow
+
 EXPECTED = {"item": "item", "tolist": "tolist", "cpu": "cpu", "to_cpu": "to('cpu')", "where": "nonzero", "nonzero": "nonzero",
             "mask_index": "boolean-mask index", "mask_assign": "boolean-mask index", "blocking_copy": "blocking host-to-device copy"}
 """What the detector calls each injected fault."""

@@ -12,6 +12,9 @@ import pytest
 from tests.conftest import SHORT_RUN_ARGS
 from tests.recipes.helpers import one_line_error, run_cli
 
+# Many full recipe runs (each a fairseq2 start): `make test-slow` and CI run these.
+pytestmark = pytest.mark.slow
+
 PROBE = ["--preset", "demo_drums", "--no-rich", "--config", "model.kind=logmel", "probe.penalties=[1e-2]"]
 
 

@@ -26,6 +26,9 @@ from tests.checkpoint_attacks import (
 from tests.conftest import SHORT_RUN_ARGS
 from tests.recipes.helpers import REPO, console_script, cpu_env, one_line_error, run_cli
 
+# Many full recipe runs (each a fairseq2 start): `make test-slow` and CI run these.
+pytestmark = pytest.mark.slow
+
 RUN_ARGS = SHORT_RUN_ARGS
 
 BOMB_BYTES = 3 << 29
