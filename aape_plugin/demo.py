@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for slug, (label, spec) in models.items():
         for task in args.tasks:
-            out = args.out / "probe" / slug / task
+            # The pre-trained encoder's probes live beside the run they read (a probe folder
+            # belongs to one configuration, and a changed demo pre-trains into a new folder).
+            out = args.out / "probe" / (f"{slug}-{pretrain.name.removeprefix('pretrain-')}" if slug == "pretrained" else slug) / task
             fairseq2("recipe", "run", "aape_linear_probe", str(out), "--preset", task, "--config", spec,
                      f"cache_dir={args.out / 'embeddings'}")
             runs.append((label, out))

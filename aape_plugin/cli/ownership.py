@@ -295,6 +295,10 @@ def claim_output_dir(resolver: Any, recipe: str, config: Any, output_dir: Path, 
     from fairseq2.utils.structured import ValueConverter
 
     folder, checkpoints = _run_folders(resolver, config, output_dir, checkpoint_dir)
+    if _rank() != 0:
+        # Only rank 0 checks and writes: the others would read the folder while rank 0 writes to it
+        # (and find it "not empty, holding no run"). A refusal on rank 0 ends the whole launch.
+        return Claim(folder=folder, checkpoint_dir=checkpoints, new_run=False)
     new = _plain(resolver.resolve(ValueConverter).unstructure(config))
 
     owner = read_owner(resolver, folder)
@@ -317,8 +321,6 @@ def claim_output_dir(resolver: Any, recipe: str, config: Any, output_dir: Path, 
                 f"--config model.config_overrides=..., or use another OUTPUT_DIR")
 
     claim = Claim(folder=folder, checkpoint_dir=checkpoints, new_run=owner is None)
-    if _rank() != 0:
-        return claim
     if claim.new_run:
         claim.snapshots.append(_Snapshot.take(folder))
         if not checkpoints.is_relative_to(folder):

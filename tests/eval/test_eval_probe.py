@@ -29,6 +29,7 @@ README's "pre-trained" row). The randomly initialised architecture scores 0.88 o
 clips away, so a card that loaded the wrong weights or statistics would not reproduce it."""
 
 
+@pytest.mark.slow  # two probe runs
 def test_shipped_demo_encoder_reproduces_its_recorded_scores(tmp_path: Path) -> None:
     for task, expected in SHIPPED_SCORES.items():
         result = probe(tmp_path / task, "--preset", task, "--config", "model.checkpoint=aape_tiny_demo")
@@ -38,6 +39,7 @@ def test_shipped_demo_encoder_reproduces_its_recorded_scores(tmp_path: Path) -> 
         assert abs(result["summary"]["mean"] - expected) <= 1 / run["test"] + 1e-9, (task, result["summary"], run["penalty"])
 
 
+@pytest.mark.slow  # three probe runs
 def test_probe_writes_results_and_reuses_cached_embeddings(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     first = probe(tmp_path / "a", "--preset", "demo_keywords", *FAST, f"cache_dir={cache}", "model.kind=logmel")

@@ -132,6 +132,7 @@ def test_config_typo_and_missing_dataset_are_clear(tmp_path: Path) -> None:
     assert f"The AudioSet folder {tmp_path / 'no_audioset'} does not exist" in err
 
 
+@pytest.mark.slow  # four fairseq2 starts
 def test_list_presets_dump_config_and_precedence(tmp_path: Path) -> None:
     listing = run_cli("recipe", "list")
     assert listing.returncode == 0
