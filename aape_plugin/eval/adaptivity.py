@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
+from aape_plugin.data.features import LogMelConfig
 from aape_plugin.nn.audio_encoder import AudioEncoder
 from aape_plugin.nn.patch_embed import AaPEPatchEmbed
 
@@ -138,10 +139,12 @@ def lambda_stem(encoder: AudioEncoder, what: str) -> AaPEPatchEmbed:
 
 
 @torch.no_grad()
-def estimate_poles(encoder: AudioEncoder, logmels: list[torch.Tensor], num_frames: int, what: str = "the encoder") -> Poles:
+def estimate_poles(encoder: AudioEncoder, logmels: list[torch.Tensor], num_frames: int, what: str = "the encoder", *,
+                   frames_per_second: float = LogMelConfig().frames_per_second) -> Poles:
     """Each clip's first ``num_frames`` frames (the encoder's input length), cut to whole
     patches; clips must hold at least one patch, and are cut to the shortest clip's patch count
-    so that every clip has the same number of patches."""
+    so that every clip has the same number of patches. Frequencies come back in Hz at
+    ``frames_per_second``."""
     stem = lambda_stem(encoder, what)
     p = stem.patch_size
     if not logmels:
@@ -151,11 +154,10 @@ def estimate_poles(encoder: AudioEncoder, logmels: list[torch.Tensor], num_frame
         raise AdaptivityError(f"a clip of {shortest} frames is shorter than one patch ({p} frames)")
     frames = min(num_frames, shortest) // p * p
     freqs, decays = [], []
-    fps = 100.0
     for mel in logmels:
         decay, frequency = stem.lambda_encoder(mel[None, None, :, :frames].float())
         decays.append(decay[0].numpy())
-        freqs.append((frequency[0] * fps / (2 * math.pi)).numpy())
+        freqs.append((frequency[0] * frames_per_second / (2 * math.pi)).numpy())
     return Poles(frequency_hz=np.stack(freqs).astype(np.float64), decay=np.stack(decays).astype(np.float64))
 
 
@@ -212,22 +214,25 @@ def rate_of(labels: tuple[str, ...]) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def references_for(logmels: list[torch.Tensor], labels: list[tuple[str, ...]], band_size: int, min_hz: float) -> dict[str, np.ndarray]:
-    """The true rate (when every clip's label is one) and the envelope centroid per subband."""
+def references_for(logmels: list[torch.Tensor], labels: list[tuple[str, ...]], band_size: int,
+                   frames_per_second: float) -> dict[str, np.ndarray]:
+    """The true rate (when every clip's label is one) and the envelope centroid per subband,
+    above the patch rate's Nyquist (``frames_per_second / (2 * band_size)``)."""
     from aape_plugin.inference.modulation_spectrum import envelope_centroid
 
     out: dict[str, np.ndarray] = {}
     rates = [rate_of(label) for label in labels]
     if rates and all(r is not None for r in rates):
         out["true rate"] = np.array(rates, dtype=np.float64)
-    out["envelope centroid"] = np.stack([envelope_centroid(m, 100.0, band_size, min_hz).numpy() for m in logmels])
+    min_hz = frames_per_second / (2 * band_size)
+    out["envelope centroid"] = np.stack([envelope_centroid(m, frames_per_second, band_size, min_hz).numpy() for m in logmels])
     return out
 
 
 # --- the command ------------------------------------------------------------------------------
 
 
-def _load_clips(dataset: str | None, split: str, audio: list[Path], max_clips: int, seconds: float) -> tuple[list[Path], list[tuple[str, ...]], object]:
+def _load_clips(dataset: str | None, split: str, audio: list[Path], max_clips: int) -> tuple[list[Path], list[tuple[str, ...]], object]:
     from aape_plugin.data.hub import get_audio_manifest_hub
 
     if dataset is not None:
@@ -252,7 +257,7 @@ def run(checkpoints: list[str], *, dataset: str | None, split: str, audio: list[
     from aape_plugin.inference.loading import load_encoder
     from aape_plugin.models.factory import create_encoder
 
-    paths, labels, stats_file = _load_clips(dataset, split, audio, max_clips, seconds)
+    paths, labels, stats_file = _load_clips(dataset, split, audio, max_clips)
     waves = [load_waveform(p, duration=seconds) for p in paths]
     results: list[Measurement] = []
     draws = bootstrap_draws(len(paths))
@@ -265,17 +270,18 @@ def run(checkpoints: list[str], *, dataset: str | None, split: str, audio: list[
         embedder = EncoderEmbedder(loaded.encoder, stats, num_frames=loaded.config.encoder.num_frames)
         logmels = [embedder.normalised_logmel(w) for w in waves]
         stem = lambda_stem(loaded.encoder, checkpoint)
+        fps = embedder.features.frames_per_second
         if references is None:
-            references = references_for(logmels, labels, stem.patch_size, 100.0 / (2 * stem.patch_size))
+            references = references_for(logmels, labels, stem.patch_size, fps)
         num_frames = loaded.config.encoder.num_frames
-        measured = measure(checkpoint, lambda_encoder_trained(stem), estimate_poles(loaded.encoder, logmels, num_frames, checkpoint),
+        measured = measure(checkpoint, lambda_encoder_trained(stem), estimate_poles(loaded.encoder, logmels, num_frames, checkpoint, frames_per_second=fps),
                            references, draws)
         initialisations = []
         for seed in reference_seeds:
             torch.manual_seed(seed)
             fresh = create_encoder(loaded.config.encoder, drop_path=0.0).eval()
             name = f"{checkpoint}: random initialisation, seed {seed}"
-            initialisations.append(measure(name, False, estimate_poles(fresh, logmels, num_frames, name), references, draws))
+            initialisations.append(measure(name, False, estimate_poles(fresh, logmels, num_frames, name, frames_per_second=fps), references, draws))
         if initialisations:
             measured.versus_initialisation = paired_difference(measured, initialisations)
         results += [measured, *initialisations]
