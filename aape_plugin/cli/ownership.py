@@ -16,6 +16,9 @@ folder with the run it is asked to start first, and refuses a mismatch in one li
   ``model.arch`` and ``model.config_overrides`` may change when they still build that model
   (e.g. pinning an arch's former values).
 
+Under torchrun or SLURM only rank 0 checks the folder and writes ``recipe.json``; the other
+ranks wait until it records their run (:func:`await_record`) before fairseq2 writes their logs.
+
 A run that starts a new folder and stops with a user error (exit code 2) before its first
 checkpoint removes what it wrote, so that the folder can be used again with corrected settings.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +54,9 @@ MODEL_KEYS = ("model.arch", "model.config_overrides")
 """May change when they build the model of the folder's ``checkpoints/model.yaml``."""
 
 MAX_LISTED = 3
+
+AWAIT_SECONDS = 600.0
+"""How long the other ranks wait for rank 0 to record the run (rank 0 may start later)."""
 
 
 class _Absent:
@@ -295,11 +302,13 @@ def claim_output_dir(resolver: Any, recipe: str, config: Any, output_dir: Path, 
     from fairseq2.utils.structured import ValueConverter
 
     folder, checkpoints = _run_folders(resolver, config, output_dir, checkpoint_dir)
-    if _rank() != 0:
-        # Only rank 0 checks and writes: the others would read the folder while rank 0 writes to it
-        # (and find it "not empty, holding no run"). A refusal on rank 0 ends the whole launch.
-        return Claim(folder=folder, checkpoint_dir=checkpoints, new_run=False)
     new = _plain(resolver.resolve(ValueConverter).unstructure(config))
+    if _rank() != 0:
+        # Only rank 0 checks and writes. The others wait for its record of this run before they
+        # go on: fairseq2 on another rank writes its log into the folder as soon as it starts,
+        # and rank 0 would then find the new folder "not empty, holding no run".
+        await_record(folder, recipe, new)
+        return Claim(folder=folder, checkpoint_dir=checkpoints, new_run=False)
 
     owner = read_owner(resolver, folder)
     if owner is not None:
@@ -327,6 +336,26 @@ def claim_output_dir(resolver: Any, recipe: str, config: Any, output_dir: Path, 
             claim.snapshots.append(_Snapshot.take(checkpoints))
     _write_marker(folder, recipe, new)
     return claim
+
+
+def await_record(folder: Path, recipe: str, config: dict[str, Any], timeout: float | None = None) -> None:
+    """Waits until ``recipe.json`` in ``folder`` records this run (rank 0 writes it once the
+    folder passed its checks). Raises :class:`CliError` after ``timeout`` seconds
+    (:data:`AWAIT_SECONDS` by default): rank 0 refused the folder or stopped before it."""
+    marker = folder / OWNER_FILE
+    expected = {"recipe": recipe, "config": config}
+    limit = AWAIT_SECONDS if timeout is None else timeout
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            if json.loads(marker.read_text(encoding="utf-8")) == expected:
+                return
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() >= deadline:
+            raise CliError(f"rank {_rank()}: rank 0 did not record this run in {marker} within {limit:g} s "
+                           "(it refused the folder or stopped first: its error says why)")
+        time.sleep(0.1)
 
 
 def _write_marker(folder: Path, recipe: str, config: dict[str, Any]) -> None:
