@@ -73,6 +73,8 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # the input-dependent estimate adds is the difference between the two.
     "trained_visible": (TRAINED_LAMBDA, model_overrides(targets=VISIBLE)),
     "fixed_poles": (TRAINED_LAMBDA, model_overrides(stem="adaptive: false", targets=VISIBLE)),
+    # A trained Lambda Encoder whose tokens also see each patch's modulation spectrum.
+    "modulation_lambda": (TRAINED_LAMBDA, model_overrides(stem="lambda_modulation_input: true", targets=VISIBLE)),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""
 

@@ -92,6 +92,12 @@ class StemConfig:
     decay_range: float = 4.0
     """With ``pole_mode: offsets``: decays stay within ``init_decay`` divided or multiplied by this."""
 
+    lambda_modulation_input: bool = False
+    """The project's option (not the paper's): the Lambda Encoder's tokens also see each patch's
+    modulation spectrum (the log power of its mel rows' envelopes at the patch's DFT rates), the
+    quantity its poles are meant to follow; a linear map of the patch cannot compute a power.
+    Screened on validation at study scale (``docs/adaptive-poles-screen.md``)."""
+
     fusion_balance: bool = False
     """Patch Fusion scales the normalised aliasing features by ``sqrt(model_dim / alias_dim)``, so
     that the alias stream brings as much variance into the projection as the conv stream."""

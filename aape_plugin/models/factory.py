@@ -45,6 +45,7 @@ def create_stem(config: EncoderConfig) -> AaPEPatchEmbed | PlainPatchEmbed:
         pole_mode=stem.pole_mode,
         decay_range=stem.decay_range,
         fusion_balance=stem.fusion_balance,
+        lambda_modulation_input=stem.lambda_modulation_input,
     )
 
 

@@ -42,6 +42,12 @@ class LambdaEncoder(Module):
     With ``adaptive=False`` (an ablation) there is no Transformer: each (subband, kernel) has a
     learned pole, the same for every input and time patch, under the same constraints.
 
+    With ``modulation_input=True`` (a project option, not the paper's) each token also receives
+    the patch's modulation spectrum: the log power, averaged over the patch's mel rows, of each
+    row's Hann-windowed envelope (the log-mel row) at the ``p/2`` non-zero DFT frequencies of the
+    patch's ``p`` frames, i.e. the rates the kernels are meant to find. A linear map of the
+    patch cannot compute a power, so without it the Transformer must learn one to follow the rate.
+
     With ``pole_mode="offsets"`` the heads no longer place the poles anywhere in the band: kernel
     ``n`` keeps a fixed centre ``c_n`` (its place in the geometric spread above) and the heads give
     bounded, input-dependent offsets around it, ``beta = c_n * r**(tanh(b) / 2)`` with ``r`` the
@@ -69,6 +75,7 @@ class LambdaEncoder(Module):
         num_subbands: int | None = None,
         pole_mode: str = "free",
         decay_range: float = 4.0,
+        modulation_input: bool = False,
     ) -> None:
         """
         :param patch_size: ``p``; the patches (and subbands) are ``p x p`` log-mel cells.
@@ -89,6 +96,8 @@ class LambdaEncoder(Module):
             (bounded offsets around fixed centres; see the class docstring).
         :param decay_range: with ``offsets``, decays stay within ``init_decay`` divided or
             multiplied by this factor.
+        :param modulation_input: each token also sees its patch's modulation spectrum (see the
+            class docstring).
         """
         super().__init__()
 
@@ -134,6 +143,7 @@ class LambdaEncoder(Module):
         self.min_frequency = min_frequency
         self.max_frequency = max_frequency
         self.adaptive = adaptive
+        self.modulation_input = modulation_input and adaptive
 
         centres = self._centres()
         self.register_buffer("centre_frequency", centres, persistent=False)
@@ -154,6 +164,10 @@ class LambdaEncoder(Module):
             return
 
         self.patch_proj = Linear(patch_size * patch_size, dim)
+
+        if self.modulation_input:
+            self.register_buffer("modulation_window", torch.hann_window(patch_size, periodic=False), persistent=False)
+            self.modulation_proj = Linear(patch_size // 2, dim)
 
         layer = TransformerEncoderLayer(
             dim,
@@ -210,8 +224,20 @@ class LambdaEncoder(Module):
             frequency_bias.copy_(torch.logit(fraction).float().expand_as(frequency_bias))
 
     def reset_non_persistent_buffers(self) -> None:
-        """The centres (a non-persistent buffer) after materialising from the meta device."""
+        """The centres and the window (non-persistent buffers) after materialising from the meta
+        device."""
         self.centre_frequency = self._centres().to(self.centre_frequency.device)
+        if self.modulation_input:
+            self.modulation_window = torch.hann_window(self.patch_size, periodic=False, device=self.centre_frequency.device)
+
+    def modulation_spectrum(self, patches: Tensor) -> Tensor:
+        """``(..., p*p)`` frequency-major patches -> ``(..., p/2)`` log power of the rows'
+        windowed envelopes at DFT bins ``1 .. p/2`` (rate ``k / p`` per frame), mean over rows."""
+        p = self.patch_size
+        rows = patches.unflatten(-1, (p, p)).float()
+        rows = (rows - rows.mean(-1, keepdim=True)) * self.modulation_window.to(rows.device)
+        power = torch.fft.rfft(rows, dim=-1).abs().square().mean(-2)  # (..., p/2 + 1)
+        return torch.log(power[..., 1 : p // 2 + 1] + 1e-4)
 
     def _constrain(self, decay_logits: Tensor, frequency_logits: Tensor) -> tuple[Tensor, Tensor]:
         if self.pole_mode == "offsets":
@@ -268,6 +294,11 @@ class LambdaEncoder(Module):
         pos = sincos_2d(num_subbands, num_time_patches, self.dim, device=x.device).flatten(0, 1)
 
         tokens = self.patch_proj(patches) + pos.to(patches.dtype)
+
+        if self.modulation_input:
+            with torch.autocast(x.device.type, enabled=False):
+                spectrum = self.modulation_spectrum(patches)
+            tokens = tokens + self.modulation_proj(spectrum.to(tokens.dtype))
 
         if index is not None:
             tokens = gather_patches(tokens, index, num_clones)

@@ -113,6 +113,7 @@ class AaPEPatchEmbed(Module):
         pole_mode: str = "free",
         decay_range: float = 4.0,
         fusion_balance: bool = False,
+        lambda_modulation_input: bool = False,
     ) -> None:
         """
         :param embed_dim: ``D``, the ViT width.
@@ -142,6 +143,8 @@ class AaPEPatchEmbed(Module):
         :param decay_range: with ``offsets``, the factor decays may move from ``init_decay``.
         :param fusion_balance: both streams bring the same variance into Patch Fusion (see
             :class:`PatchFusion`).
+        :param lambda_modulation_input: the Lambda Encoder's tokens also see each patch's
+            modulation spectrum (see :class:`LambdaEncoder`; a project option).
         """
         super().__init__()
 
@@ -170,6 +173,7 @@ class AaPEPatchEmbed(Module):
             num_subbands=num_mel_bins // patch_size,
             pole_mode=pole_mode,
             decay_range=decay_range,
+            modulation_input=lambda_modulation_input,
         )
 
         self.sblu = AdaptiveSBLU(

@@ -125,3 +125,41 @@ def test_offsets_learn_and_rebuild_their_centres_after_the_meta_device() -> None
         LambdaEncoder(pole_mode="anywhere")
     with pytest.raises(ValueError, match="must lie within"):
         LambdaEncoder(pole_mode="offsets", decay_range=200.0)
+
+
+def test_modulation_input_peaks_at_the_rate_of_each_rows_envelope() -> None:
+    # Rows of one patch whose envelopes swing k times per patch (16 frames): the spectrum the
+    # tokens receive peaks at DFT bin k (rate k / 16 per frame, 6.25 k Hz at 100 frames/s),
+    # whatever the rows' level and phase.
+    enc = LambdaEncoder(num_kernels=8, modulation_input=True)
+    frames = torch.arange(16.0)
+    g = torch.Generator().manual_seed(2)
+    for k in range(1, 8):
+        level, phase = torch.randn(16, 1, generator=g) * 3, torch.rand(16, 1, generator=g) * 2 * math.pi
+        rows = level + torch.cos(2 * math.pi * k * frames / 16 + phase)
+        spectrum = enc.modulation_spectrum(rows.flatten())  # frequency-major patch
+        assert spectrum.shape == (8,) and int(spectrum.argmax()) == k - 1
+    flat = enc.modulation_spectrum(torch.full((256,), 4.0))
+    torch.testing.assert_close(flat, torch.full((8,), math.log(1e-4)))  # a constant envelope has no modulation
+
+
+def test_modulation_input_reaches_the_poles_and_learns() -> None:
+    torch.manual_seed(0)
+    enc = LambdaEncoder(num_kernels=8, modulation_input=True)
+    x = torch.randn(2, 1, 80, 64)
+    decay, frequency = enc(x)
+    (frequency.sum() + decay.sum()).backward()
+    assert enc.modulation_proj.weight.grad.abs().sum() > 0
+    # With the patch projection silenced, only the modulation spectrum tells a swinging
+    # envelope (rate 1/4 per frame) from a flat one: the poles still differ.
+    with torch.no_grad():
+        enc.patch_proj.weight.zero_()
+        _, swinging = enc(torch.cos(math.pi * torch.arange(64.0) / 2).expand(1, 1, 80, 64).contiguous())
+        _, flat = enc(torch.zeros(1, 1, 80, 64))
+    assert (swinging - flat).abs().max() > 1e-4
+    with torch.device("meta"):
+        meta = LambdaEncoder(num_kernels=8, modulation_input=True)
+    meta.to_empty(device="cpu")
+    meta.reset_parameters()
+    torch.testing.assert_close(meta.modulation_window, enc.modulation_window)
+    assert not hasattr(LambdaEncoder(num_kernels=8), "modulation_proj")
