@@ -43,6 +43,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,13 +201,14 @@ def ensure_tools() -> None:
         subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, stdout=subprocess.DEVNULL)
 
 
-def fetch_packages(sources: Path) -> dict[str, Path]:
+def fetch_packages(sources: Path, packages: Sequence[str] = DATA_PACKAGES, tool_licences: Sequence[str] = TOOL_LICENCES) -> dict[str, Path]:
     """``apt-get download`` + ``dpkg-deb -x`` of each data package (kept between runs); returns
-    each package's unpacked root. Versions are recorded in ``sources/versions.json``."""
+    each package's unpacked root. Versions (also of the installed ``tool_licences`` packages) are
+    recorded in ``sources/versions.json``."""
     roots = {}
     versions_file = sources / "versions.json"
     versions = json.loads(versions_file.read_text()) if versions_file.exists() else {}
-    for package in DATA_PACKAGES:
+    for package in packages:
         root = sources / package
         if not (root / ".unpacked").exists():
             debs = sources / "debs"
@@ -224,7 +226,7 @@ def fetch_packages(sources: Path) -> dict[str, Path]:
             deb.unlink()
             (root / ".unpacked").touch()
         roots[package] = root
-    for package in TOOL_LICENCES:
+    for package in tool_licences:
         query = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True)
         if query.returncode == 0:
             versions[package] = query.stdout.strip()
