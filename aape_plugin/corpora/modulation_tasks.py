@@ -84,6 +84,8 @@ class ModulationClip:
     group: str
     source: str
     package: str
+    carrier: str = ""
+    """The carrier the clip was made from (a note, a hit, a synthetic carrier), where the builder records it."""
 
 
 def rate_label(rate: float) -> str:
