@@ -62,7 +62,7 @@ from aape_plugin.corpora.modulation_fresh import (
     note_carrier,
 )
 from aape_plugin.corpora.modulation_tasks import MODULATION_TASKS, ModulationClip, rate_label
-from aape_plugin.corpora.render import SAMPLE_RATE, fit_to_clip, render_notes, rms_db
+from aape_plugin.corpora.render import SAMPLE_RATE, SOUNDFONT, fit_to_clip, read_sf2_samples, render_notes, rms_db
 from aape_plugin.corpora.study_splits import GM_FAMILIES, gm_family
 from aape_plugin.data.study_corpus import study_dir
 
@@ -75,6 +75,10 @@ HIT_SECONDS = 1.0
 DUPLICATE_HIT = 0.995
 """A kit hit whose correlation with a hit kept from another kit exceeds this is the same sample."""
 MAX_REBUILDS = 10
+COPY_SECONDS = 0.25
+COPY_CORRELATION = 0.99
+"""A fresh hit this correlated with a hit of the study's kits (over their first 0.25 s, at any
+lag) is a copy; different recordings of one kind of drum reach about 0.9."""
 
 Notes = dict[str, list[tuple[int, np.ndarray]]]
 Strokes = dict[str, list[tuple[str, np.ndarray, str]]]
@@ -175,6 +179,51 @@ def without_dropped_carriers(build: Callable[[Notes, Strokes], list[ModulationCl
         notes = {g: [(p, n) for p, n in v if note_carrier(g, p) not in bad] for g, v in notes.items()}
         strokes = {g: [(name, h, pkg) for name, h, pkg in v if hit_carrier(g, name) not in bad] for g, v in strokes.items()}
     raise SystemExit(f"the fresh clips still hold silent or clipped clips after {MAX_REBUILDS} rebuilds (carriers left out: {left_out[:5]}...)")
+
+
+# ----------------------------------------------------------------------------- freshness checks
+
+
+def _onset_spectra(waves: list[np.ndarray]) -> np.ndarray:
+    """Unit-norm spectra of each wave's first :data:`COPY_SECONDS`, for cross-correlation."""
+    n = int(COPY_SECONDS * SAMPLE_RATE)
+    out = []
+    for wave in waves:
+        x = wave[:n].astype(np.float64) - float(np.mean(wave[:n]))
+        out.append(np.fft.rfft(x / (np.linalg.norm(x) + 1e-12), 2 * n))
+    return np.array(out)
+
+
+def drop_copies(strokes: Strokes, old_hits: list[np.ndarray], dropped: Counter[str]) -> tuple[Strokes, float]:
+    """``strokes`` less any hit that is a copy of an old one (normalised cross-correlation over
+    every lag above :data:`COPY_CORRELATION`); returns them and the highest correlation kept."""
+    if not old_hits:
+        return strokes, float("nan")
+    old = _onset_spectra(old_hits)
+    kept: Strokes = {}
+    highest = 0.0
+    for group, hits in strokes.items():
+        kept[group] = []
+        for name, hit, package in hits:
+            corr = float(np.fft.irfft(old * np.conj(_onset_spectra([hit])), axis=1).max())
+            if corr > COPY_CORRELATION:
+                dropped[f"copy of a study drum hit ({package})"] += 1
+            else:
+                kept[group].append((name, hit, package))
+                highest = max(highest, corr)
+    return kept, highest
+
+
+def shared_samples(soundfont: Path, other: Path) -> int | None:
+    """How many samples of ``soundfont`` (their first 2,000 values) ``other`` also holds; None when
+    ``other`` is missing."""
+    if not other.is_file():
+        return None
+
+    def fingerprints(path: Path) -> set[bytes]:
+        return {np.round(pcm[:2000] * 32768).astype(np.int16).tobytes() for _, _, pcm in read_sf2_samples(path) if len(pcm) > 1000}
+
+    return len(fingerprints(soundfont) & fingerprints(other))
 
 
 # ----------------------------------------------------------------------------- lists
@@ -312,6 +361,8 @@ def render_readme(report: dict) -> str:
         f"- `{DRUMS_PACKAGE}` {report['package_versions'].get(DRUMS_PACKAGE, '')}: {s['drums']}",
         f"- synthetic: {s['noise']}; {s['tones']}",
         "",
+        f"Checks: {json.dumps(report['checks'])}.",
+        "",
         f"Dropped while rendering: {json.dumps(report['dropped'])}. Carriers left out because a clip of theirs was silent "
         "or clipped (the rates are assigned again without them, so that every rate keeps as many clips): "
         + ", ".join(f"{task} {v['count']}" for task, v in report["carriers_left_out"].items()) + ".",
@@ -386,6 +437,17 @@ def main(argv: list[str] | None = None) -> int:
     strokes = {**kit_hits(soundfont, work, dropped), **lmms_hits(roots[DRUMS_PACKAGE], dropped)}
     shutil.rmtree(work)
     timings["carriers"] = round(time.monotonic() - t0, 1)
+    t0 = time.monotonic()
+    old_drums = sorted((study / "drums").rglob("*.flac")) if (study / "drums").is_dir() else []
+    say(f"checking the carriers are new: TimGM6mb against {SOUNDFONT.name}, the hits against {len(old_drums)} study drum clips")
+    strokes, highest = drop_copies(strokes, [w for w in map(read, old_drums) if w is not None], dropped)
+    checks = {
+        "timgm6mb_samples_also_in_fluidr3": shared_samples(soundfont, SOUNDFONT),
+        "study_drum_clips_compared": len(old_drums),
+        "highest_correlation_of_a_kept_hit_with_a_study_drum_clip": None if np.isnan(highest) else round(highest, 3),
+        "copy_threshold": COPY_CORRELATION,
+    }
+    timings["checks"] = round(time.monotonic() - t0, 1)
 
     writer = Writer(out)
     family_of = lambda group: gm_family(int(group.rsplit("gm", 1)[1]))  # noqa: E731
@@ -425,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         "package_versions": {p: versions[p] for p in (*FRESH_PACKAGES, "fluidsynth") if p in versions},
         "licences_copied": licences,
         "dropped": dict(sorted(dropped.items())),
+        "checks": checks,
         "carriers_left_out": {task: {"count": len(v), "why": "a clip of theirs silent (below -55 dB) or clipped", "carriers": v}
                               for task, v in left_out.items()},
         "flac_mb": round(sum(f.stat().st_size for f in (out / "fresh").rglob("*.flac")) / 1e6, 1),

@@ -16,7 +16,9 @@ from scipy.signal import hilbert
 
 from aape_plugin.corpora import modulation_fresh as fresh
 from aape_plugin.corpora import modulation_tasks as old
-from aape_plugin.corpora.make_fresh_modulation_test import fresh_dir, link_study, without_dropped_carriers, writable, write_fresh_lists
+from aape_plugin.corpora.make_fresh_modulation_test import (
+    drop_copies, fresh_dir, link_study, without_dropped_carriers, writable, write_fresh_lists,
+)
 from aape_plugin.corpora.make_study_corpus import DATA_PACKAGES, TOOL_LICENCES
 from aape_plugin.corpora.modulation import MODULATION_RATES
 from aape_plugin.corpora.render import SAMPLE_RATE, SOUNDFONT, read_sf2_samples
@@ -236,3 +238,13 @@ def test_the_study_cards_read_the_fresh_split_as_their_test_split(fairseq2_initi
     # Without a built study corpus the link (and any earlier one) goes.
     assert not link_study(out, tmp_path / "nowhere")["linked"]
     assert not (out / "study_am_rate.csv").exists() and not (out / "study").exists() and (out / "fresh_test" / "study_am_rate.csv").is_file()
+
+
+def test_a_hit_copied_from_an_old_kit_is_not_fresh(inputs: tuple[dict, dict, object]) -> None:
+    _, hits, _ = inputs
+    old_hit = hits["lmms_drums"][0][1]
+    shifted = 0.5 * np.concatenate([np.zeros(37), old_hit])[:SAMPLE_RATE]  # the same recording, later and quieter
+    dropped: Counter[str] = Counter()
+    kept, highest = drop_copies({"kit": [("copy", shifted, "pkg"), ("other", hits["lmms_drums"][1][1], "pkg")]}, [old_hit], dropped)
+    assert [name for name, _, _ in kept["kit"]] == ["other"] and dropped == Counter({"copy of a study drum hit (pkg)": 1})
+    assert highest < 0.5  # two independent noise bursts
