@@ -333,7 +333,7 @@ def render_readme(report: dict) -> str:
         f"Built {report['built']} by `python -m aape_plugin.corpora.make_fresh_modulation_test` "
         f"(build {report['build_version']}, seed {report['seed']}, {report['build_seconds']:.0f} s). "
         "**Unread**: no probe or model has seen these clips; they answer the claim the protocol names, "
-        "once it is written (docs/data.md, \"The fresh test split\"). The old test splits of the three "
+        "once it is written (docs/data.md, \"The modulation group's fresh test split\"). The old test splits of the three "
         "tasks were read while the study was designed.",
         "",
         "Layout: `fresh/` the clips (16 kHz mono FLAC, 1 s); `fresh_test/<task>.csv` the fresh clips "
