@@ -23,6 +23,7 @@ from aape_plugin.corpora.make_study_corpus import DATA_PACKAGES, TOOL_LICENCES
 from aape_plugin.corpora.modulation import MODULATION_RATES
 from aape_plugin.corpora.render import SAMPLE_RATE, SOUNDFONT, read_sf2_samples
 from aape_plugin.corpora.study_splits import KIT_GROUPS
+from aape_plugin.data.study_corpus import study_dir
 from tests.corpora.test_corpora_modulation import envelope_rate
 from tests.data.conftest import DEMO
 
@@ -101,7 +102,7 @@ def test_the_sources_are_none_of_the_old_ones(made: dict[str, list[old.Modulatio
 
 def test_the_old_corpus_groups_do_not_meet_the_fresh_ones() -> None:
     """On the built corpora: no carrier group of the fresh split is a group of any old task."""
-    study_groups, fresh_groups = fresh_dir().with_name(fresh_dir().name.removesuffix("-fresh")) / "groups.csv", fresh_dir() / "groups.csv"
+    study_groups, fresh_groups = study_dir() / "groups.csv", fresh_dir() / "groups.csv"
     if not (study_groups.is_file() and fresh_groups.is_file()):
         pytest.skip(f"needs the built study corpus and fresh split ({study_groups}, {fresh_groups})")
     with open(study_groups) as f:
