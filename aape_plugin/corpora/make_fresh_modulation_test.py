@@ -263,11 +263,14 @@ def write_fresh_lists(out: Path, clips: list[ModulationClip]) -> dict[str, dict]
 def link_study(out: Path, study: Path) -> dict[str, object]:
     """``<task>.csv`` = the study corpus' train and valid rows (through ``study/``) + the fresh
     test rows, and ``stats.json`` -> the study's; only when the study corpus is complete (its
-    ``build_report.json`` is written last). Otherwise any earlier link is removed."""
-    link, stats = out / "study", out / "stats.json"
+    ``build_report.json`` is written last). Otherwise any earlier link is removed. ``pretrain.tsv``
+    links to the study's pool list too, so that ``AAPE_STUDY_DIR`` may name this folder for an
+    evaluation (the study's modulation cards then read the fresh test split). Pre-training reads
+    the study corpus itself: the list's paths are relative to the study's folder."""
+    link, stats, pool = out / "study", out / "stats.json", out / "pretrain.tsv"
     for task in MODULATION_TASKS:
         (out / f"{task}.csv").unlink(missing_ok=True)
-    for path in (link, stats):
+    for path in (link, stats, pool):
         if path.is_symlink() or path.exists():
             path.unlink()
     report_file = study / "build_report.json"
@@ -275,6 +278,7 @@ def link_study(out: Path, study: Path) -> dict[str, object]:
         return {"linked": False, "study": str(study), "why": "the study corpus is not built there (no build_report.json or task lists)"}
     link.symlink_to(study.resolve(), target_is_directory=True)
     stats.symlink_to(Path("study") / "stats.json")
+    pool.symlink_to(Path("study") / "pretrain.tsv")
     study_report = json.loads(report_file.read_text())
     counts = {}
     for task in MODULATION_TASKS:

@@ -207,7 +207,8 @@ def test_a_carrier_the_writer_would_drop_is_left_out_and_the_rates_stay_balanced
     assert len(set(Counter(c.label for c in clips).values())) == 1
 
 
-def test_the_study_cards_read_the_fresh_split_as_their_test_split(fairseq2_initialised: None, tmp_path: Path) -> None:
+def test_the_study_cards_read_the_fresh_split_as_their_test_split(fairseq2_initialised: None, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from fairseq2.runtime.dependency import get_dependency_resolver
 
     from aape_plugin.recipes.dataset_opener import open_dataset_section
@@ -217,6 +218,7 @@ def test_the_study_cards_read_the_fresh_split_as_their_test_split(fairseq2_initi
     study.mkdir()
     shutil.copyfile(DEMO / "stats.json", study / "stats.json")
     (study / "build_report.json").write_text(json.dumps({"build_version": 3, "seed": 0, "built": "then"}))
+    (study / "pretrain.tsv").write_text("path\tnum_samples\n")
     for task in old.MODULATION_TASKS:
         with open(study / f"{task}.csv", "w", newline="") as f:
             csv.writer(f).writerows([["file_name", "label", "split"], ["modulation/a_4hz.flac", "4hz", "train"],
@@ -235,10 +237,15 @@ def test_the_study_cards_read_the_fresh_split_as_their_test_split(fairseq2_initi
         assert [e.path.resolve() for e in ds.entries("train")] == [(study / "modulation/a_4hz.flac").resolve()]
         assert all(e.path.relative_to(out).parts[0] == "fresh" for e in ds.entries("test")) and len(ds.entries("test")) == 7
         assert ds.stats_file is not None and ds.stats_file.resolve() == (study / "stats.json").resolve()
+    # The study's scripts read it through AAPE_STUDY_DIR: the folder passes the study corpus' check.
+    from aape_plugin.data.study_corpus import STUDY_DIR_ENV, study_root
+
+    monkeypatch.setenv(STUDY_DIR_ENV, str(out))
+    assert study_root() == out
 
     # Without a built study corpus the link (and any earlier one) goes.
     assert not link_study(out, tmp_path / "nowhere")["linked"]
-    assert not (out / "study_am_rate.csv").exists() and not (out / "study").exists() and (out / "fresh_test" / "study_am_rate.csv").is_file()
+    assert not (out / "study_am_rate.csv").exists() and not (out / "study").exists() and not (out / "pretrain.tsv").is_symlink() and (out / "fresh_test" / "study_am_rate.csv").is_file()
 
 
 def test_a_hit_copied_from_an_old_kit_is_not_fresh(inputs: tuple[dict, dict, object]) -> None:
