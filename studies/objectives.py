@@ -126,13 +126,14 @@ def measure(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init
 
 
 def probe_scores(root: Path, runs: list[VariantRun], seeds: list[int], *, random_init: bool = True,
-                 sklearn_check: bool = False, baselines: bool = False) -> dict[str, dict[str, ProbeScore]]:
+                 sklearn_check: bool = False, baselines: bool = False, tasks: tuple[str, ...] = (*MODULATION_TASKS, *TASKS),
+                 folder: Path | None = None) -> dict[str, dict[str, ProbeScore]]:
     """The stored (or new) probe results per encoder name and task (with ``random_init``, also
     those of both architectures' random initialisations of ``seeds``; with ``sklearn_check``,
     each probe also fits scikit-learn's logistic regression, tuned on validation, on the same
-    features: ``ProbeScore.sklearn_test``)."""
+    features: ``ProbeScore.sklearn_test``), kept in ``folder`` (``root/measurements``)."""
     stats = load_pool_stats()
-    prober = Prober(StudySettings(), root / "measurements", tasks=(*MODULATION_TASKS, *TASKS))
+    prober = Prober(StudySettings(), folder or root / "measurements", tasks=tasks)
     encoders: list[tuple[str, torch.nn.Module, int]] = []
     for seed in seeds if random_init else []:
         for arch in ("aape_tiny", REFERENCE):
