@@ -5,7 +5,7 @@ export AAPE_VENV := $(VENV)
 # A failing plugin registration must fail loudly, not as a log warning.
 export FAIRSEQ2_EXTENSION_TRACE := 1
 
-.PHONY: setup demo test test-slow bench figures demo-model study study-corpus gpu-check
+.PHONY: setup demo test test-slow bench figures demo-model study study-corpus study-fresh-test gpu-check
 
 setup:
 	@scripts/setup.sh
@@ -36,6 +36,11 @@ bench:
 # ~/.cache/aape-fairseq2/study-corpus: about 20 minutes on 2 cores; needs root for apt-get.
 study-corpus: setup
 	nice -n 10 $(PY) -m aape_plugin.corpora.make_study_corpus
+
+# The modulation group's fresh test split (docs/data.md), beside the study corpus (build that
+# first): under a minute; needs root for apt-get.
+study-fresh-test: setup
+	nice -n 10 $(PY) -m aape_plugin.corpora.make_fresh_modulation_test
 
 # The GPU figures (docs/benchmarks/gpu.md, .json): step time, clips/s and peak memory of aape_base
 # and vit_base, torch.compile, the public command on the GPU, DDP on 2 GPUs, the reader's scaling.
