@@ -4,7 +4,12 @@ and the protocol's paired comparisons, per task and for the group, from per-clip
 
     AAPE_STUDY_DIR=~/.cache/aape-fairseq2/study-corpus-fresh \\
         python -m studies.adaptive_test --out ~/.cache/aape-fairseq2/study-runs/objectives --docs docs
+    python -m studies.adaptive_test --five-tasks --out ~/.cache/aape-fairseq2/study-runs/objectives --docs docs
     python -m studies.adaptive_test --from-docs docs      # rebuilds the page from the outcomes
+
+``--five-tasks`` adds the five study tasks, which have no fresh split: their old test splits (used
+for design), with the study preset's and the random initialisations' stored outcomes
+(``docs/objectives-visible-outcomes.json``) beside the variants' (run with the study corpus).
 
 ``AAPE_STUDY_DIR`` names the fresh split's folder (``make_fresh_modulation_test``): the study's
 modulation cards then train the probe on the study corpus' train split, choose its penalty on its
@@ -27,6 +32,10 @@ from studies.common import MODULATION_TASKS, SHORT, say
 
 PAGE = "adaptive-poles-fresh"
 OUTCOMES = "adaptive-poles-fresh-outcomes"
+FIVE_OUTCOMES = "adaptive-poles-five-outcomes"
+STORED = "objectives-visible-outcomes"
+"""The earlier reading whose stored outcomes give the study preset and the random initialisations
+on the five tasks' old test splits."""
 STEPS = 3000
 SEEDS = (1, 2, 3)
 MODELS = ("alias_visible", "trained_visible", "fixed_poles", "modulation_lambda")
@@ -44,6 +53,15 @@ COMPARISONS = (
 """The protocol's comparisons, ``a`` minus ``b``, paired by seed."""
 
 NO_MODEL = ("log-mel statistics", "modulation spectrum")
+
+FIVE_COMPARISONS = (
+    ("trained_visible", "alias_visible"),
+    ("modulation_lambda", "alias_visible"),
+    ("fixed_poles", "alias_visible"),
+    ("trained_visible", RANDOM),
+    ("modulation_lambda", RANDOM),
+)
+"""On the five tasks (old test splits): each variant against the study preset, as the protocol asks."""
 
 HEAD = f"""# The adaptive half: the probe on the fresh test split
 
@@ -69,9 +87,10 @@ def model_of(name: str) -> tuple[str, int | None]:
     return head.removesuffix(f", {STEPS} steps"), int(seed)
 
 
-def report(scores: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, object]]:
+def report(scores: Mapping[str, Mapping[str, Any]], tasks: tuple[str, ...] = MODULATION_TASKS,
+           comparisons: tuple[tuple[str, str], ...] = COMPARISONS, group_name: str = "modulation group") -> tuple[str, dict[str, object]]:
     """The page's tables from per-encoder, per-task outcomes (anything with ``test``, ``clips``
-    and ``correct``)."""
+    and ``correct``) on ``tasks``, with ``comparisons``, per task and for the group."""
     from aape_plugin.eval.bootstrap import check_same_clips
     from aape_plugin.eval.seed_interval import seed_t_interval
 
@@ -80,17 +99,17 @@ def report(scores: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, obje
         model, seed = model_of(name)
         grouped.setdefault(model, {})[seed or 0] = per_task
     order = [*MODELS, RANDOM, "vit_tiny random init", *NO_MODEL]
-    lines = ["| model | seeds | " + " | ".join(SHORT[t] for t in MODULATION_TASKS) + " | modulation mean |",
-             "|" + "---|" * (3 + len(MODULATION_TASKS))]
+    lines = ["| model | seeds | " + " | ".join(SHORT[t] for t in tasks) + f" | {group_name.removesuffix(' group')} mean |",
+             "|" + "---|" * (3 + len(tasks))]
     for model in [m for m in order if m in grouped]:
         runs = list(grouped[model].values())
-        cells = [100 * float(np.mean([r[t].test for r in runs])) for t in MODULATION_TASKS]
+        cells = [100 * float(np.mean([r[t].test for r in runs])) for t in tasks]
         seeds = "no model" if model in NO_MODEL else str(len(runs))
         lines.append(f"| {model} | {seeds} | " + " | ".join(f"{c:.1f}" for c in cells) + f" | {np.mean(cells):.1f} |")
-    groups = {"modulation group": MODULATION_TASKS, **{SHORT[t]: (t,) for t in MODULATION_TASKS}}
+    groups = {group_name: tasks, **{SHORT[t]: (t,) for t in tasks}}
     lines += ["", "| a minus b | " + " | ".join(groups) + " |", "|---|" + "---|" * len(groups)]
     data: dict[str, object] = {"models": {m: len(v) for m, v in grouped.items()}, "comparisons": {}}
-    for a, b in COMPARISONS:
+    for a, b in comparisons:
         seeds = sorted(set(grouped.get(a, {})) & set(grouped.get(b, {})))
         if len(seeds) < 2:
             continue
@@ -121,6 +140,46 @@ def measure(root: Path) -> dict[str, dict[str, Any]]:
                         tasks=MODULATION_TASKS, folder=root / "measurements-fresh")
 
 
+def measure_five(root: Path, docs: Path) -> dict[str, dict[str, Any]]:
+    """The variants' outcomes on the five tasks' old test splits (stored beside their validation
+    measurement by ``studies.objectives``), with the study preset's and the random
+    initialisations' from :data:`STORED`."""
+    from aape_plugin.data.study_corpus import study_dir
+    from studies.common import TASKS
+    from studies.objectives import probe_scores, runs_of
+    from studies.outcomes import load_readings
+
+    if (study_dir() / "fresh_test").is_dir():
+        raise SystemExit("--five-tasks reads the study corpus: unset AAPE_STUDY_DIR (it names the fresh split's folder)")
+    measured = probe_scores(root, runs_of(STEPS, list(SEEDS), [m for m in MODELS if m != "alias_visible"]), list(SEEDS), random_init=False)
+    stored, _ = load_readings(docs, (STORED,))
+    wanted = [f"alias_visible, {STEPS} steps, seed {s}" for s in SEEDS] + [f"{RANDOM}, seed {s}" for s in SEEDS]
+    scores = {name: {t: stored[name][t] for t in TASKS} for name in wanted}
+    scores.update({name: {t: per_task[t] for t in TASKS} for name, per_task in measured.items()})
+    return scores
+
+
+def render(docs: Path) -> tuple[str, dict[str, object]]:
+    """The page from the stored outcomes: the fresh split, then the five tasks when measured."""
+    from studies.common import TASKS
+    from studies.outcomes import load
+
+    stored = json.loads((docs / f"{OUTCOMES}.json").read_text())
+    text, data = report(load(stored))
+    note = str(stored.get("note", ""))
+    page = HEAD + text + "\n" + (f"\n{note}\n" if note else "")
+    five_file = docs / f"{FIVE_OUTCOMES}.json"
+    if five_file.exists():
+        five = json.loads(five_file.read_text())
+        five_text, five_data = report(load(five), TASKS, FIVE_COMPARISONS, "five tasks")
+        page += (f"\n## The five tasks, on their old test splits (used for design)\n\nFrom `docs/{FIVE_OUTCOMES}.json`: the "
+                 f"variants' outcomes beside the study preset's and the random initialisations' stored in `docs/{STORED}.json` "
+                 "(the same test clips). These splits served the design of rounds 2-5: they describe these models, they do "
+                 "not answer a question on their own.\n\n" + five_text + "\n")
+        data["five tasks"] = five_data
+    return page, data
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.adaptive_test", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -128,31 +187,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--docs", type=Path, help="write DOCS/adaptive-poles-fresh.md, .json and the per-clip outcomes")
     parser.add_argument("--from-docs", type=Path, help="rebuild the page from DOCS' stored outcomes alone")
     parser.add_argument("--note", default=None, help="a paragraph under the tables (default: keep the page's)")
+    parser.add_argument("--five-tasks", action="store_true", help="with --out and --docs: add the five tasks (old test splits)")
     args = parser.parse_args(argv)
-    from studies.outcomes import load, store
+    from studies.outcomes import store
 
     docs = args.from_docs or args.docs
     if docs is None:
         parser.error("give --out and --docs, or --from-docs")
-    outcomes_file = docs / f"{OUTCOMES}.json"
-    if args.from_docs:
-        stored = json.loads(outcomes_file.read_text())
-    else:
+    if not args.from_docs:
         if args.out is None:
             parser.error("--docs needs --out")
         from aape_plugin.data.study_corpus import study_dir
         from aape_plugin.inference.loading import ensure_fairseq2
 
         ensure_fairseq2()
-        stored = store(measure(args.out), corpus=study_dir().resolve())
-        old_note = json.loads(outcomes_file.read_text()).get("note", "") if outcomes_file.exists() else ""
-        stored["note"] = old_note if args.note is None else args.note
+        if args.five_tasks:
+            (docs / f"{FIVE_OUTCOMES}.json").write_text(json.dumps(store(measure_five(args.out, docs), corpus=study_dir().resolve()), indent=1) + "\n")
+        else:
+            outcomes_file = docs / f"{OUTCOMES}.json"
+            stored = store(measure(args.out), corpus=study_dir().resolve())
+            old_note = json.loads(outcomes_file.read_text()).get("note", "") if outcomes_file.exists() else ""
+            stored["note"] = old_note if args.note is None else args.note
+            outcomes_file.write_text(json.dumps(stored, indent=1) + "\n")
+    if args.note is not None and args.from_docs:
+        outcomes_file = docs / f"{OUTCOMES}.json"
+        stored = json.loads(outcomes_file.read_text())
+        stored["note"] = args.note
         outcomes_file.write_text(json.dumps(stored, indent=1) + "\n")
-    note = str(stored.get("note", ""))
-    text, data = report(load(stored))
-    (docs / f"{PAGE}.md").write_text(HEAD + text + "\n" + (f"\n{note}\n" if note else ""))
+    page, data = render(docs)
+    (docs / f"{PAGE}.md").write_text(page)
     (docs / f"{PAGE}.json").write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    say("test accuracy % on the fresh split; paired differences, points [95% interval]:\n" + text)
+    say(page)
     return 0
 
 
