@@ -40,3 +40,15 @@ def test_following_r_is_the_mean_pearson_r_and_a_small_step_changes_it_as_predic
     predicted = float(r) + 1e-3 * float((grad * grad).sum())
     after = following_r(reader, mels, LOG_RATE).item()
     assert after > float(r) and abs(after - predicted) < 0.05 * (predicted - float(r))
+
+
+def test_the_page_is_its_stored_measurement_rendered() -> None:
+    import json
+
+    from studies.pole_gradients import TERMS, render
+    from tests.recipes.helpers import REPO
+
+    document = json.loads((REPO / "docs" / "pole-gradients.json").read_text())
+    assert (REPO / "docs" / "pole-gradients.md").read_text() == render(document)
+    assert {m["variant"] for m in document["measurements"]} == {"trained_visible", "modulation_lambda"}
+    assert all(set(m["terms"]) == set(TERMS) for m in document["measurements"])
