@@ -83,10 +83,10 @@ def register_user_errors(container: DependencyContainer) -> None:
     from aape_plugin.data.reader import TooManyBadClipsError
     from aape_plugin.data.stats import StatsError
     from aape_plugin.inference.loading import EncoderLoadError
-    from aape_plugin.checkpoints import UnsafeCheckpointError
+    from aape_plugin.checkpoints import StateNotStorableError, UnsafeCheckpointError
     from aape_plugin.recipes.sections import CriterionNotKnownError
 
     for kls in (AudioDataError, ManifestError, TooManyBadClipsError, StatsError, EncoderLoadError, CriterionNotKnownError,
-                UnsafeCheckpointError):
+                UnsafeCheckpointError, StateNotStorableError):
         register_cli_error(container, kls, log_user_error)
 
