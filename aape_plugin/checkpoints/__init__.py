@@ -14,6 +14,6 @@ Plain PyTorch: no fairseq2 import.
 
 from aape_plugin.checkpoints.budget import FileBudget
 from aape_plugin.checkpoints.errors import UnsafeCheckpointError
-from aape_plugin.checkpoints.state_file import StateNotStorableError, dump_state, load_state
+from aape_plugin.checkpoints.state_file import StateNotStorableError, dump_state, load_state, save_state
 
-__all__ = ["FileBudget", "StateNotStorableError", "UnsafeCheckpointError", "dump_state", "load_state"]
+__all__ = ["FileBudget", "StateNotStorableError", "UnsafeCheckpointError", "dump_state", "load_state", "save_state"]

@@ -370,3 +370,22 @@ def _to(value: object, device: torch.device, memo: dict[int, torch.Tensor]) -> A
             moved._metadata = value._metadata  # type: ignore[attr-defined]
         return moved
     return value
+
+
+def save_state(state: Mapping[str, object], path: Path) -> Path:
+    """``state`` as a state file at ``path`` (mode ``0666 & ~umask``, written beside and renamed:
+    whole or not at all), e.g. a model's state dict for ``model.path`` or an asset card."""
+    import os
+
+    from aape_plugin.safetensors_files import current_umask
+
+    payload = dump_state(state, path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666 & ~current_umask())
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(payload)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
