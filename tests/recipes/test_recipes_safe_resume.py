@@ -377,13 +377,12 @@ def test_resume_finetuning_and_the_probe_on_a_run_folder_never_unpickle(run: Pat
     assert resumed.returncode == 0 and "Resuming from step 4" in resumed.stderr, resumed.stderr[-3000:]
     assert "Optimizer state restored" in resumed.stderr and "Data reader state restored" in resumed.stderr
     finetune = ["--preset", "demo_drums", "--no-rich", "--config", f"pretrained.checkpoint={copy}", "model.arch=aape_tiny",
-                "regime.num_steps=2", "regime.checkpoint_every_n_steps=1", "regime.validate_every_n_steps=2",
+                "regime.validate_every_n_steps=2", "regime.checkpoint_every_n_steps=2", "regime.publish_metrics_every_n_steps=2",
                 "lr_scheduler.config.num_warmup_steps=1"]
-    tuned = no_pickle(calls, "recipe", "run", "aape_finetune", str(tmp_path / "ft"), *finetune)
+    tuned = no_pickle(calls, "recipe", "run", "aape_finetune", str(tmp_path / "ft"), *finetune, "regime.num_steps=2")
     assert tuned.returncode == 0 and f"{copy}/checkpoints/step_6 (teacher)" in tuned.stderr, tuned.stderr[-3000:]
     # ... and resumes from its own checkpoint (a fine-tuning run's states, classifier and all).
-    again = no_pickle(calls, "recipe", "run", "aape_finetune", str(tmp_path / "ft"), *finetune[:-4], "regime.num_steps=3",
-                      *finetune[-3:])
+    again = no_pickle(calls, "recipe", "run", "aape_finetune", str(tmp_path / "ft"), *finetune, "regime.num_steps=4")
     assert again.returncode == 0 and "Resuming from step 2" in again.stderr, again.stderr[-3000:]
     probe = no_pickle(calls, "recipe", "run", "aape_linear_probe", str(tmp_path / "probe"), "--preset", "demo_drums", "--no-rich",
                       "--config", f"model.checkpoint={copy}", "probe.seeds=[42]", "probe.penalties=[1e-2]")
