@@ -1,4 +1,5 @@
-"""Loading a checkpoint file only after its archive and its pickle have been checked."""
+"""Loading a pickle checkpoint only after its archive and its pickle have been checked: the
+reading side of ``aape convert`` (:mod:`.convert`), the one path that still unpickles."""
 
 from __future__ import annotations
 

@@ -94,11 +94,14 @@ def is_pickle_checkpoint(data: bytes) -> bool:
 
 def convert_hint(file: Path | str) -> str:
     """What to run to convert the pickle checkpoint ``file`` (its run folder, when it lies in one)."""
+    from aape_plugin.checkpoints.layout import STEP_FOLDER
+
     path = Path(file)
     target = path
     for folder in path.parents:
-        if folder.name == "checkpoints":
-            target = folder.parent
+        if STEP_FOLDER.fullmatch(folder.name):
+            # The checkpoint folder (``--checkpoint-dir``), or the run folder that holds it.
+            target = folder.parent.parent if folder.parent.name == "checkpoints" else folder.parent
             break
     return f"{CONVERT_COMMAND} {target}"
 

@@ -162,6 +162,9 @@ def test_a_pickle_checkpoint_is_refused_with_the_command_that_converts_it() -> N
         assert "refusing to unpickle it (nothing of it was built); convert it with `aape convert /runs/x`" in message, message
     assert "`aape convert /elsewhere/model.pt`" in str(pytest.raises(UnsafeCheckpointError, load_state, buffer.getvalue(),
                                                                         Path("/elsewhere/model.pt")).value)
+    # A `--checkpoint-dir` of another name: the command names that folder.
+    assert "`aape convert /ckpt`" in str(pytest.raises(UnsafeCheckpointError, load_state, buffer.getvalue(),
+                                                        Path("/ckpt/step_4/trainer/rank_00.pt")).value)
 
 
 def no_unpickling(monkeypatch: pytest.MonkeyPatch) -> list[str]:
