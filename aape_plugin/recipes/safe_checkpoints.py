@@ -53,7 +53,7 @@ from typing_extensions import override
 from aape_plugin.checkpoints import UnsafeCheckpointError
 from aape_plugin.checkpoints.budget import SLACK, FileBudget
 from aape_plugin.checkpoints.layout import check_checkpoint_dir, step_folder_of
-from aape_plugin.checkpoints.regular_file import read_regular_file, refuse_irregular
+from aape_plugin.checkpoints.regular_file import read_regular_file
 from aape_plugin.checkpoints.sense import check_optimizer_state, check_trainer_state
 from aape_plugin.checkpoints.state_file import dump_state, load_state
 from aape_plugin.recipes.checkpoint_budget import StateBudgets
