@@ -17,6 +17,7 @@ The JSON document is made of plain JSON values and tagged objects (one key each)
     {"odict": [[key, value], ...], "metadata": v}  an OrderedDict (a module's state dict, whose
                                                  ``_metadata`` holds its modules' versions)
     {"tensor": "t3"}                             the tensor stored under ``t3``
+    {"bytes": "t4"}                              bytes, stored as the uint8 tensor ``t4``
     {"dtype": "float32"}, {"size": [2, 3]}       a torch.dtype, a torch.Size
 
 The same tensor object (or the same view of the same memory) is stored once and read back as one
@@ -81,7 +82,7 @@ class StateNotStorableError(Exception):
 
     def __init__(self, file: Path | str, where: str, what: str) -> None:
         super().__init__(f"{file}: the state to save holds {what} at `{where or '<root>'}`, which a state file cannot "
-                         f"store (tensors, None, bool, int, float, str, list, tuple and dicts with str or int keys); "
+                         f"store (tensors, None, bool, int, float, str, bytes, list, tuple and dicts with str or int keys); "
                          f"nothing was written.")
         self.file = Path(file)
         self.where = where
@@ -134,6 +135,9 @@ class _Encoder:
             return {"float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
         if isinstance(value, torch.Tensor):
             return {"tensor": self.tensor(value, where)}
+        if type(value) is bytes:
+            return {"bytes": self.tensor(torch.frombuffer(bytearray(value), dtype=torch.uint8) if value else
+                                         torch.empty(0, dtype=torch.uint8), where)}
         if isinstance(value, torch.dtype):
             if value not in _DTYPE_NAMES:
                 raise StateNotStorableError(self.file, where, f"the dtype {value}")
@@ -233,6 +237,12 @@ class _Decoder:
                 raise self.refuse(f"its structure names the tensor {payload[:40]!r}, which it does not hold")
             self.used.add(payload)
             return self.tensors[payload]
+        if tag == "bytes" and isinstance(payload, str) and payload in self.tensors:
+            tensor = self.tensors[payload]
+            if tensor.dtype != torch.uint8 or tensor.dim() != 1:
+                raise self.refuse(f"its structure reads the {tensor.dtype} tensor {payload[:40]!r} as bytes")
+            self.used.add(payload)
+            return tensor.numpy().tobytes()
         if tag == "dict":
             return dict(self.items(payload, depth))
         if tag == "tuple" and isinstance(payload, list):

@@ -64,7 +64,7 @@ def real_like_states() -> dict[str, dict]:
                         "epoch": 0, "seen": 36, "bad": 0},
         "plain values": {"floats": [math.nan, math.inf, -math.inf, -0.0, 1e-308, 5e-324, 1 / 3], "big int": 10**30, "negative": -(2**70),
                          "tuple": (1, (2.0, "3"), [None]), "empty": ((), [], {}), 7: "an int key", -1: {"nested": True}, "text": "é\u2028\"\n",
-                         "dtype": torch.bfloat16, "size": torch.Size([2, 3]),
+                         "dtype": torch.bfloat16, "size": torch.Size([2, 3]), "bytes": [b"raw\x00bytes", b""],
                          "tensors": [torch.zeros(0, 3), torch.tensor(True), torch.ones(2, dtype=torch.bfloat16), torch.ones(2, dtype=torch.float16),
                                      torch.arange(4, dtype=torch.int8), torch.arange(4, dtype=torch.uint8), torch.tensor([math.nan, math.inf])]},
     }
@@ -98,8 +98,8 @@ def test_shared_and_strided_tensors_are_stored_and_the_same_tensor_stays_one() -
     ({"x": {True: 3}}, "x", "a dict key of type bool"),
     ({"state": {0: {"m": torch.zeros(2, dtype=torch.complex64)}}}, "state.0.m", "a tensor of dtype torch.complex64"),
     ({"x": torch.zeros(2).to_sparse()}, "x", "a Tensor with layout torch.sparse_coo"),
-    ({"x": b"raw"}, "x", "a value of type builtins.bytes"),
-], ids=["set", "object", "tuple key", "bool key", "complex tensor", "sparse tensor", "bytes"])
+    ({"x": bytearray(b"raw")}, "x", "a value of type builtins.bytearray"),
+], ids=["set", "object", "tuple key", "bool key", "complex tensor", "sparse tensor", "bytearray"])
 def test_what_the_format_cannot_hold_is_refused_when_saved_naming_where(state: dict, where: str, what: str) -> None:
     with pytest.raises(StateNotStorableError) as info:
         dump_state(state, NAME)
@@ -142,12 +142,14 @@ GOOD = dump_state({"w": torch.arange(4.0), "step": 3}, NAME)
     (crafted({"dict": [["x", 1], ["x", 2]]}), "a dict with a repeated key"),
     (crafted({"dict": [[1.5, 1]]}), "not a [str or int key, value] pair"),
     (crafted({"eval": "print()"}), "unknown or malformed 'eval' entry"),
+    (crafted({"dict": [["b", {"bytes": "t0"}]]}, {"t0": torch.zeros(2)}), "reads the torch.float32 tensor 't0' as bytes"),
     (crafted({"tuple": []}), "its structure is not a dict of states"),
     (crafted({"dict": [["x", "[" * (MAX_DEPTH + 5)]]}, text='{"dict": [["x", ' + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "]]}"),
      f"nests deeper than {MAX_DEPTH}"),
 ], ids=["no header", "truncated header", "truncated tensors", "huge header length", "header not JSON", "structure over the cap",
         "structure names a missing tensor", "no tensors at all", "unused tensor", "other format", "plain safetensors", "bad float",
-        "NaN literal", "repeated JSON key", "repeated dict key", "float key", "unknown tag", "not a dict", "deep nesting"])
+        "NaN literal", "repeated JSON key", "repeated dict key", "float key", "unknown tag", "float tensor as bytes", "not a dict",
+        "deep nesting"])
 def test_a_damaged_or_crafted_state_file_is_refused_in_one_line(data: bytes, says: str) -> None:
     refused(data, says)
 
