@@ -7,19 +7,19 @@ from dataclasses import dataclass
 MiB = 1 << 20
 
 PICKLE_LIMIT = 64 * MiB
-"""The pickled structure of any state file (its tensors are separate records): the largest the
-recipes write is a data reader's, tens of kilobytes."""
+"""The pickled structure of a pickle checkpoint being converted (its tensors are separate
+records): the largest the recipes wrote is a data reader's, tens of kilobytes."""
 
 SLACK = 16 * MiB
-"""Added to every budget: the pickle, record alignment and small states (RNG, metric sums)."""
+"""Added to every budget: the structure, the header and small states (RNG, metric sums)."""
 
 
 @dataclass(frozen=True)
 class FileBudget:
     """The most a checkpoint file may hold.
 
-    ``max_bytes`` bounds the file and the sum of its records; ``max_pickle_bytes`` its
-    ``data.pkl``; the pickle's expanded size (every shared reference counted again, tensors by
+    ``max_bytes`` bounds the file (and, for a pickle checkpoint being converted, the sum of its
+    records); ``max_pickle_bytes`` a pickle's ``data.pkl``; the pickle's expanded size (every shared reference counted again, tensors by
     the bytes of their view) is bounded by ``max_bytes`` too, so no structure can grow past the
     file when a consumer walks or copies it.
     """

@@ -1,4 +1,5 @@
-"""The zip archive of a PyTorch file, checked record by record before torch opens it.
+"""The zip archive of a PyTorch file, checked record by record before torch opens it (only
+``aape convert`` opens one: runs write state files, :mod:`.state_file`).
 
 ``torch.save`` writes a zip archive of uncompressed records: ``data.pkl`` (the structure),
 ``data/<key>`` (one per storage) and a few small markers. Anything else is refused here:

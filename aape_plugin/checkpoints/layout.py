@@ -33,12 +33,12 @@ def check_checkpoint_dir(checkpoint_dir: Path) -> None:
     except FileNotFoundError:
         return
     except NotADirectoryError:
-        raise UnsafeCheckpointError(checkpoint_dir, "is not a folder", trust_hint=False, consequence=REFUSED) from None
+        raise UnsafeCheckpointError(checkpoint_dir, "is not a folder", consequence=REFUSED) from None
     for entry in entries:
         path = Path(entry.path)
         if entry.is_symlink():
             raise UnsafeCheckpointError(path, "is a symbolic link (checkpoint folders written by these recipes never "
-                                        "are); move it out of the folder", trust_hint=False, consequence=REFUSED)
+                                        "are); move it out of the folder", consequence=REFUSED)
         if entry.name == "model.yaml" and entry.is_file():
             continue
         if entry.name == "scores" and entry.is_dir():
@@ -47,7 +47,7 @@ def check_checkpoint_dir(checkpoint_dir: Path) -> None:
             continue
         raise UnsafeCheckpointError(
             path, "is not a checkpoint these recipes write (step folders are named step_<number>, 1 to 9 digits, no "
-            "leading zero); move it out of the folder", trust_hint=False, consequence=REFUSED)
+            "leading zero); move it out of the folder", consequence=REFUSED)
 
 
 def step_folder_of(file: Path) -> tuple[Path, int | None] | None:

@@ -1,4 +1,5 @@
-"""Loading a checkpoint file only after its archive and its pickle have been checked."""
+"""Loading a pickle checkpoint only after its archive and its pickle have been checked: the
+reading side of ``aape convert`` (:mod:`.convert`), the one path that still unpickles."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def load_checked(source: Path | bytes, budget: FileBudget, *, map_location: Any 
             loaded = torch.load(io.BytesIO(data), map_location, weights_only=True)
     except (RuntimeError, ValueError, EOFError, OSError, torch.serialization.pickle.UnpicklingError) as ex:
         detail = str(ex).strip().splitlines()[0][:200] if str(ex).strip() else type(ex).__name__
-        raise UnsafeCheckpointError(name, f"passed the checks but torch could not read it ({detail})", trust_hint=False) from None
+        raise UnsafeCheckpointError(name, f"passed the checks but torch could not read it ({detail})") from None
     if not isinstance(loaded, dict):
-        raise UnsafeCheckpointError(name, "does not hold a dict of states", trust_hint=False)
+        raise UnsafeCheckpointError(name, "does not hold a dict of states")
     return loaded

@@ -1,7 +1,7 @@
 """A pickle walked without building it: only what the recipes' checkpoints hold gets through.
 
-Every state file of the AaPE recipes (model, optimiser, trainer, data reader) is a protocol-2
-pickle of dicts, lists, tuples, ``OrderedDict``s, numbers, strings, bytes and tensors, nothing
+Only ``aape convert`` (:mod:`.convert`) reads a pickle. Every state file the AaPE recipes wrote
+before state files (model, optimiser, trainer, data reader) is a protocol-2 pickle of dicts, lists, tuples, ``OrderedDict``s, numbers, strings, bytes and tensors, nothing
 else. This module executes the pickle's opcodes on *descriptions* of values (a kind, a size, the
 value itself for small scalars) instead of the values, and refuses, naming what it met:
 
@@ -165,7 +165,7 @@ def check_pickle(data: bytes, storages: dict[str, int], max_expanded_bytes: int)
         name = opcode.name
         if name == "PROTO":
             if arg != 2 or protocol_seen:
-                raise PickleRefused(f"is a protocol-{arg} pickle (the recipes write protocol 2)")
+                raise PickleRefused(f"is a protocol-{arg} pickle (the recipes wrote protocol 2)")
             protocol_seen = True
         elif not protocol_seen:
             raise PickleRefused("does not start with a protocol-2 header")

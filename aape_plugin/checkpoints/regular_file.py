@@ -32,9 +32,9 @@ def refuse_irregular(path: Path) -> os.stat_result:
     except FileNotFoundError:
         raise
     except OSError as ex:
-        raise UnsafeCheckpointError(path, f"cannot be inspected ({ex.strerror})", trust_hint=False) from None
+        raise UnsafeCheckpointError(path, f"cannot be inspected ({ex.strerror})") from None
     if not stat.S_ISREG(status.st_mode):
-        raise UnsafeCheckpointError(path, f"is {describe_kind(status.st_mode)}, not a regular file", trust_hint=False)
+        raise UnsafeCheckpointError(path, f"is {describe_kind(status.st_mode)}, not a regular file")
     return status
 
 
@@ -48,7 +48,7 @@ def read_regular_file(path: Path, max_bytes: int, *, kind: str = "checkpoint", b
     try:
         opened = os.fstat(fd)
         if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (before.st_dev, before.st_ino):
-            raise UnsafeCheckpointError(path, "was replaced while it was being opened", trust_hint=False)
+            raise UnsafeCheckpointError(path, "was replaced while it was being opened")
         _refuse_size(path, opened.st_size, max_bytes, kind, basis)
         chunks, remaining = [], max_bytes + 1
         while remaining > 0:

@@ -21,7 +21,7 @@ REFUSED = "refusing to resume from it"
 
 
 def _refuse(file: Path, reason: str) -> UnsafeCheckpointError:
-    return UnsafeCheckpointError(file, reason, trust_hint=False, consequence=REFUSED)
+    return UnsafeCheckpointError(file, reason, consequence=REFUSED)
 
 
 def _numbers(value: object, where: str) -> Iterator[tuple[str, object]]:

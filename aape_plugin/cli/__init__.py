@@ -5,6 +5,8 @@ recipes by name, with presets.
     fairseq2 recipe presets NAME
     fairseq2 recipe run NAME OUTPUT_DIR [--preset P] [--model-arch A] [fairseq2's flags]
     fairseq2 assets list|show ...
+    fairseq2 convert PATH
+
 
 ``recipe run`` hands over to fairseq2's own recipe CLI (``fairseq2.recipe.cli.main``), so
 ``--config k=v``, ``--config-file``, ``--dump-config``, ``--no-rich``, ``--no-exit-on-error`` and
@@ -12,7 +14,8 @@ recipes by name, with presets.
 configuration key, an OUTPUT_DIR of another recipe or configuration) are one line on stderr and
 exit code 2; nothing is written before they are checked (see :mod:`aape_plugin.cli.ownership`).
 fairseq2's set-up log goes to the run folder's log file only (see :mod:`aape_plugin.cli.logs`).
-See ``docs/cli.md``.
+``convert`` turns the pickle checkpoints of a run folder written before state files were
+safetensors into state files (:mod:`aape_plugin.checkpoints.convert`). See ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -226,9 +229,25 @@ def _assets(argv: list[str]) -> int:
     return 0
 
 
+def _convert(path: Path) -> int:
+    from aape_plugin.checkpoints import UnsafeCheckpointError
+    from aape_plugin.checkpoints.convert import BACKUP_SUFFIX, convert
+    from aape_plugin.checkpoints.state_file import StateNotStorableError
+
+    try:
+        done = convert(path)
+    except (UnsafeCheckpointError, StateNotStorableError, FileNotFoundError) as ex:
+        raise CliError(str(ex)) from None
+    for file in done.converted:
+        print(f"converted {file} (the original is {file.name}{BACKUP_SUFFIX})")
+    print(f"{len(done.converted)} file(s) converted, {len(done.already)} already state files"
+          + (f"; delete the *.pt{BACKUP_SUFFIX} originals once the run resumes" if done.converted else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=_prog(), description="Run fairseq2 recipes by name (installed by aape-fairseq2).")
-    sub = parser.add_subparsers(dest="command", metavar="{recipe,assets}")
+    sub = parser.add_subparsers(dest="command", metavar="{recipe,assets,convert}")
     recipe = sub.add_parser("recipe", help="list, inspect and run recipes")
     recipe_sub = recipe.add_subparsers(dest="action", metavar="{list,presets,run}")
     recipe_sub.add_parser("list", help="list the installed recipes")
@@ -239,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("rest", nargs=argparse.REMAINDER)
     assets = sub.add_parser("assets", help="fairseq2's asset CLI (list, show)", add_help=False)
     assets.add_argument("rest", nargs=argparse.REMAINDER)
+    convert = sub.add_parser("convert", help="convert a run folder's pickle checkpoints (or one .pt file) to state files, in place")
+    convert.add_argument("path", type=Path, help="a run folder, its checkpoints or step_N folder, or a .pt file")
     return parser
 
 
@@ -263,6 +284,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.parse_args(["recipe", "--help"])
         elif args.command == "assets":
             return _assets(args.rest)
+        elif args.command == "convert":
+            return _convert(args.path)
         parser.print_help()
         return 0
     except CliError as ex:

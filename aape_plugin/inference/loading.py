@@ -14,10 +14,10 @@
 Every file is read by the plugin's checked loaders, the ones fairseq2 itself uses in this process
 (:mod:`aape_plugin.recipes.safe_checkpoints`): whatever names it (a relative path in an asset
 card, any ``file:`` URI, ``checkpoint_path``, a shard pattern, a symbolic link), it is read once,
-only if it is a regular file, and a ``.pt`` file only after its archive and pickle are checked
-(:mod:`aape_plugin.checkpoints`: tensors and plain data, no larger than the model it is loaded
-into); a run's ``checkpoints`` folder is used only if it holds nothing but what the recipes
-write. A refused file is an :class:`EncoderLoadError` naming it, and an asset card cannot lift
+only if it is a regular file no larger than the model it is loaded into, and a ``.pt`` file is
+read as a state file (:mod:`aape_plugin.checkpoints.state_file`: tensors and plain data, never
+unpickled; a pickle is refused with the ``aape convert`` command that converts it); a run's
+``checkpoints`` folder is used only if it holds nothing but what the recipes write. A refused file is an :class:`EncoderLoadError` naming it, and an asset card cannot lift
 the restriction (``restrict: false`` is refused). ``step`` applies to run folders; with a ``step_N`` folder it
 must name that step, and with a file or an asset card it is refused.
 """
@@ -59,8 +59,8 @@ class LoadedEncoder:
 
 @contextmanager
 def _weights_only(what: str) -> Iterator[None]:
-    """Turns fairseq2's refusal of a checkpoint (a pickle that holds more than tensors, or a
-    damaged file) into one line that names the file."""
+    """Turns a refused checkpoint (a pickle, a damaged file, weights of another model) into one
+    line that names the file."""
     from fairseq2.assets import AssetCardError
     from fairseq2.model_checkpoint import CorruptModelCheckpointError
 
@@ -82,9 +82,9 @@ def _weights_only(what: str) -> Iterator[None]:
         path = str(_refused_file(corrupt) or getattr(corrupt, "path", what))
         source = "" if path == what else f" (from {what})"
         raise EncoderLoadError(
-            f"{path}{source} cannot be loaded as weights: {_unpickling_detail(corrupt)}. Checkpoints load with "
-            f"torch.load(weights_only=True), which refuses anything but tensors; re-save the state dict "
-            f"(torch.save(model.state_dict(), ...)) or use a .safetensors file."
+            f"{path}{source} cannot be loaded as weights: {_unpickling_detail(corrupt)}. A .pt file is read as a state "
+            f"file (aape_plugin.checkpoints.save_state(model.state_dict(), path) writes one), never unpickled; or use "
+            f"a .safetensors file."
         ) from None
 
 
@@ -344,7 +344,8 @@ def weight_file_budget(config: AapeConfig) -> FileBudget:
 
 def refuse_unrestricted_card(card: object) -> None:
     """fairseq2 lets a card's ``restrict: false`` unpickle its checkpoint with
-    ``weights_only=False``, which runs whatever code the file holds; AaPE weights never need it."""
+    ``weights_only=False``, which runs whatever code the file holds; AaPE weights never need it
+    (the plugin's loader unpickles nothing either way, but a card that asks to is a mistake)."""
     field = card.maybe_get_field("restrict")  # type: ignore[attr-defined]
     if field is None or field.as_(bool):
         return
@@ -353,7 +354,7 @@ def refuse_unrestricted_card(card: object) -> None:
     raise EncoderLoadError(
         f"The asset card {card.name!r} sets `restrict: false`{target}: AaPE checkpoints load only with "  # type: ignore[attr-defined]
         f"torch.load(weights_only=True), since unpickling anything else can run code. Remove the field "
-        f"(and re-save the checkpoint as a state dict of tensors or a .safetensors file if it needs it)."
+        f"(and convert the checkpoint with `aape convert FILE` if it is a pickle)."
     )
 
 

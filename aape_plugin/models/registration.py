@@ -14,7 +14,7 @@ from aape_plugin.models.ssl_model import AapeSslModel
 
 
 def register_aape_models(container: DependencyContainer) -> None:
-    # Checkpoints load with torch.load(weights_only=True) (restrict=True, the default).
+    # Checkpoints load through the plugin's loader (state files or .safetensors; nothing is unpickled).
     register_model_family(
         container,
         AAPE_FAMILY,

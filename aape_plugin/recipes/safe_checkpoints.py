@@ -1,46 +1,45 @@
-"""Every checkpoint file fairseq2 loads in this process, read through one checked loader.
+"""Every state file a run writes is safetensors plus JSON, and every file fairseq2 loads in this
+process is read through one checked loader.
 
-fairseq2 0.8 loads a checkpoint's model state with ``torch.load(weights_only=True)`` but its
-trainer, optimiser and data-reader states with a full unpickler, and asset cards, ``model.path``
-and ``load_encoder`` with whatever loader is registered. The plugin replaces fairseq2's
-tensor-file loader and safetensors loader in the container itself (so every entry point, every
-URI form of an asset card, ``checkpoint_path`` and shard patterns reach them), and the recipes
-replace the loader again with one that knows the run's budgets:
+fairseq2 0.8 writes a checkpoint's states with ``torch.save`` and reads them with ``torch.load``
+(a full unpickler for the trainer, optimiser and data-reader states), and reads asset cards,
+``model.path`` and ``load_encoder``'s files with whatever loader is registered. The plugin
+replaces fairseq2's tensor-file dumper and loader and its safetensors loader in the container
+itself (so every entry point, every URI form of an asset card, ``checkpoint_path`` and shard
+patterns reach them), and the recipes replace the loader again with one that knows the run's
+budgets:
 
+* every state is written by :func:`aape_plugin.checkpoints.state_file.dump_state`: one
+  safetensors file at the path fairseq2 asks for, the structure and plain values as JSON in its
+  header; a value it cannot store is refused when the checkpoint is saved, naming where it lies;
 * every file is read once, whole, and only if it is a regular file (a FIFO, a device or a
   directory is refused before it is opened; a symbolic link is followed and its target checked
-  the same); the checks and the load read those same bytes;
-* a ``.pt`` file is read by :func:`aape_plugin.checkpoints.load_checked`: its zip archive and
-  its pickle are checked without building anything (against the budget this run's
-  configuration implies for that kind of file), then torch's ``weights_only=True`` unpickler
-  builds it; a ``.safetensors`` file is parsed from the same bytes by safetensors;
+  the same), within the budget this run's configuration implies for that kind of file; a
+  ``.pt`` file is then parsed from those bytes by
+  :func:`~aape_plugin.checkpoints.state_file.load_state` (no pickle, no ``torch.load``), a
+  ``.safetensors`` file by safetensors;
+* a pickle checkpoint (a ``.pt`` file ``torch.save`` wrote, as these recipes did before) is
+  refused in one line that says how to convert it (``aape convert RUN_DIR``,
+  :mod:`aape_plugin.checkpoints.convert`);
 * a file in a run's ``checkpoints/step_N`` folder is used only if that folder holds nothing but
   what the recipes write (:mod:`aape_plugin.checkpoints.layout`), and a trainer or optimiser
-  state only if it makes sense (:mod:`aape_plugin.checkpoints.sense`);
-* every state file is written with pickle protocol 2 (fairseq2 writes protocol 5 for the
-  non-model states, which torch's restricted unpickler cannot read).
+  state only if it makes sense (:mod:`aape_plugin.checkpoints.sense`).
 
-A refusal is one line naming the file. ``AAPE_TRUST_CHECKPOINTS=1`` restores fairseq2's own
-unpickler for a folder one trusts; the folder-layout and sense checks still apply.
+A refusal is one line naming the file.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from pickle import PicklingError
 from typing import final
 
 import torch
 from fairseq2.file_system import FileMode, FileSystem
 from fairseq2.io import (
-    CorruptFileError,
-    DataNotPicklableError,
     SafetensorsLoader,
     SafetensorsLoadOptions,
     TensorFileDumper,
@@ -51,17 +50,17 @@ from fairseq2.io import (
 from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver
 from typing_extensions import override
 
-from aape_plugin.checkpoints import UnsafeCheckpointError, load_checked
+from aape_plugin.checkpoints import UnsafeCheckpointError
 from aape_plugin.checkpoints.budget import SLACK, FileBudget
-from aape_plugin.checkpoints.errors import TRUST_VARIABLE
 from aape_plugin.checkpoints.layout import check_checkpoint_dir, step_folder_of
-from aape_plugin.checkpoints.regular_file import read_regular_file, refuse_irregular
+from aape_plugin.checkpoints.regular_file import read_regular_file
 from aape_plugin.checkpoints.sense import check_optimizer_state, check_trainer_state
+from aape_plugin.checkpoints.state_file import dump_state, load_state
 from aape_plugin.recipes.checkpoint_budget import StateBudgets
 
 BudgetProvider = Callable[[DependencyResolver], StateBudgets]
 
-__all__ = ["TRUST_VARIABLE", "SafeTensorFileLoader", "UnsafeCheckpointError", "expected_weights", "register_checked_loaders",
+__all__ = ["SafeTensorFileLoader", "StateFileDumper", "UnsafeCheckpointError", "expected_weights", "register_checked_loaders",
            "register_safe_checkpoints"]
 
 _EXPECTED: ContextVar[FileBudget | None] = ContextVar("aape_expected_weights", default=None)
@@ -97,7 +96,8 @@ def _read(file_system: FileSystem, file: Path, budget: FileBudget) -> bytes:
 
 @final
 class SafeTensorFileLoader(TensorFileLoader):
-    """fairseq2's loader with every file checked first (:mod:`aape_plugin.checkpoints`)."""
+    """fairseq2's tensor-file loader for state files (:mod:`aape_plugin.checkpoints.state_file`),
+    every file checked first (:mod:`aape_plugin.checkpoints`); nothing is unpickled."""
 
     def __init__(self, file_system: FileSystem, budgets: Callable[[], StateBudgets | None]) -> None:
         self._file_system = file_system
@@ -111,11 +111,9 @@ class SafeTensorFileLoader(TensorFileLoader):
             check_checkpoint_dir(located[0])
         budgets = self._budgets()
         budget = self._budget_of(file, budgets, options)
-        if os.environ.get(TRUST_VARIABLE) == "1":
-            state = self._trusted(file, options)
-        else:
-            data = _read(self._file_system, file, budget)
-            state = load_checked(data, budget, map_location=options.map_location, name=file)
+        data = _read(self._file_system, file, budget)
+        location = options.map_location
+        state = load_state(data, file, device=location if isinstance(location, (str, torch.device)) else None)
         if budgets is not None and located is not None and _EXPECTED.get() is None:
             if budget.kind == "trainer":
                 check_trainer_state(state, file, folder_step=located[1], num_steps=budgets.max_step)
@@ -134,18 +132,6 @@ class SafeTensorFileLoader(TensorFileLoader):
         if budgets is not None and options.restrict:
             return budgets.model
         return _loose_budget(file)
-
-    def _trusted(self, file: Path, options: TensorFileLoadOptions) -> dict[str, object]:
-        local = self._file_system.is_local_path(file)
-        if local:
-            refuse_irregular(file)  # a FIFO or a device is refused even when trusted
-        target: Path | io.BytesIO = file if local and options.mmap else io.BytesIO(self._file_system.cat(file))
-        try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=r".*weights_only=False.*")
-                return torch.load(target, options.map_location, weights_only=options.restrict, mmap=options.mmap and local)  # type: ignore[arg-type, no-any-return]
-        except (RuntimeError, EOFError) as ex:
-            raise CorruptFileError(file) from ex
 
 
 @final
@@ -166,26 +152,25 @@ class CheckedSafetensorsLoader(SafetensorsLoader):
             tensors = safetensors.torch.load(data)
         except Exception as ex:  # safetensors raises its own SafetensorError for any damage
             detail = str(ex).strip().splitlines()[0][:200] if str(ex).strip() else type(ex).__name__
-            raise UnsafeCheckpointError(file, f"is not a readable safetensors file ({detail})", trust_hint=False) from None
+            raise UnsafeCheckpointError(file, f"is not a readable safetensors file ({detail})") from None
         device = options.device or torch.device("cpu")
         return {key: tensor.to(device) for key, tensor in tensors.items()}
 
 
 @final
-class Protocol2TensorFileDumper(TensorFileDumper):
-    """fairseq2's dumper, writing every state with pickle protocol 2 (the protocol torch's
-    restricted unpickler reads; fairseq2 writes protocol 5 for non-model states)."""
+class StateFileDumper(TensorFileDumper):
+    """fairseq2's tensor-file dumper, writing every state as a state file (safetensors plus JSON,
+    :func:`~aape_plugin.checkpoints.state_file.dump_state`) instead of a pickle; fairseq2's
+    ``pickle_protocol`` option has nothing to choose."""
 
     def __init__(self, file_system: FileSystem) -> None:
         self._file_system = file_system
 
     @override
     def dump(self, data: Mapping[str, object], file: Path, options: TensorFileDumpOptions | None = None) -> None:
+        payload = dump_state(data, file)  # refused before the file is opened: nothing half-written
         with self._file_system.open(file, mode=FileMode.WRITE) as f:
-            try:
-                torch.save(data, f, pickle_protocol=2)
-            except (RuntimeError, PicklingError, TypeError) as ex:
-                raise DataNotPicklableError() from ex
+            f.write(payload)
 
 
 def _replace(container: DependencyContainer, kls: type, provide: Callable[[DependencyResolver], object]) -> None:
@@ -203,15 +188,17 @@ def _replace(container: DependencyContainer, kls: type, provide: Callable[[Depen
 
 def register_checked_loaders(container: DependencyContainer) -> None:
     """Makes every tensor file and safetensors file fairseq2 loads in this process go through
-    :class:`SafeTensorFileLoader` and :class:`CheckedSafetensorsLoader` (the plugin's setup)."""
+    :class:`SafeTensorFileLoader` and :class:`CheckedSafetensorsLoader`, and every tensor file
+    it writes through :class:`StateFileDumper` (the plugin's setup)."""
     _replace(container, TensorFileLoader, lambda resolver: SafeTensorFileLoader(resolver.resolve(FileSystem), lambda: None))
+    _replace(container, TensorFileDumper, lambda resolver: StateFileDumper(resolver.resolve(FileSystem)))
     _replace(container, SafetensorsLoader, lambda resolver: CheckedSafetensorsLoader(resolver.resolve(FileSystem)))
 
 
 def register_safe_checkpoints(container: DependencyContainer, budgets: BudgetProvider) -> None:
     """Makes the recipe's checkpoint manager (and ``model.path``) load through
     :class:`SafeTensorFileLoader` with the run's budgets, and save through
-    :class:`Protocol2TensorFileDumper`.
+    :class:`StateFileDumper`.
 
     :param budgets: the run's :class:`StateBudgets`, computed once, on the first load from a
         run folder, from the resolved recipe configuration.
@@ -228,5 +215,5 @@ def register_safe_checkpoints(container: DependencyContainer, budgets: BudgetPro
         return SafeTensorFileLoader(resolver.resolve(FileSystem), lazy)
 
     _replace(container, TensorFileLoader, provide_loader)
-    _replace(container, TensorFileDumper, lambda resolver: Protocol2TensorFileDumper(resolver.resolve(FileSystem)))
+    _replace(container, TensorFileDumper, lambda resolver: StateFileDumper(resolver.resolve(FileSystem)))
     _replace(container, SafetensorsLoader, lambda resolver: CheckedSafetensorsLoader(resolver.resolve(FileSystem)))

@@ -40,7 +40,9 @@ def restore_errors_in_one_line(step_numbers: Callable[[], list[int]] | None = No
         yield
     except CheckpointError as ex:
         cause = ex.__cause__
-        detail = f" ({str(cause).strip().splitlines()[0]})" if cause is not None and str(cause).strip() else ""
+        # torch's strict load names the first wrong key on the line after its heading.
+        lines = [line.strip() for line in str(cause).splitlines() if line.strip()] if cause is not None else []
+        detail = f" ({' '.join(lines[:2])[:400]})" if lines else ""
         earlier = [step for step in step_numbers() if step < ex.step_nr] if step_numbers is not None else None
         if earlier is None:
             instead = f"or delete checkpoints/step_{ex.step_nr} to resume from an earlier checkpoint"
@@ -83,10 +85,10 @@ def register_user_errors(container: DependencyContainer) -> None:
     from aape_plugin.data.reader import TooManyBadClipsError
     from aape_plugin.data.stats import StatsError
     from aape_plugin.inference.loading import EncoderLoadError
-    from aape_plugin.checkpoints import UnsafeCheckpointError
+    from aape_plugin.checkpoints import StateNotStorableError, UnsafeCheckpointError
     from aape_plugin.recipes.sections import CriterionNotKnownError
 
     for kls in (AudioDataError, ManifestError, TooManyBadClipsError, StatsError, EncoderLoadError, CriterionNotKnownError,
-                UnsafeCheckpointError):
+                UnsafeCheckpointError, StateNotStorableError):
         register_cli_error(container, kls, log_user_error)
 

@@ -1,6 +1,7 @@
-"""The checks behind every checkpoint load: what the recipes save passes and loads unchanged;
-each way a file could run code, write files or exhaust memory is refused before anything of it
-is built, in one line naming the file."""
+"""The checks behind ``aape convert`` (the one path that still reads pickle checkpoints): what
+the recipes saved as pickles passes and loads unchanged; each way a file could run code, write
+files or exhaust memory is refused before anything of it is built, in one line naming the file,
+and the file is left as it was."""
 
 import io
 import pickle
@@ -13,7 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from aape_plugin.checkpoints import FileBudget, UnsafeCheckpointError, check_file, load_checked
+from aape_plugin.checkpoints import FileBudget, UnsafeCheckpointError, load_state
+from aape_plugin.checkpoints.convert import convert_file
+from aape_plugin.checkpoints.load import check_file, load_checked
 from aape_plugin.checkpoints.pickle_check import MAX_DEPTH
 from tests.checkpoint_attacks import (
     BINPERSID, EMPTY_DICT, MARK, NONE, PROTO2, REDUCE, SETITEM, STOP, TUPLE, _global, _int, _str, _tensor_view,
@@ -164,8 +167,7 @@ def test_the_walk_itself_stays_small_however_many_values_the_pickle_pushes() -> 
 def test_the_budget_bounds_the_file_and_its_pickle() -> None:
     data = saved({"w": torch.zeros(1000)})
     small = FileBudget(max_bytes=2000, kind="optimizer", basis="aape_tiny, 1.9M parameters")
-    message = refused(data, r"is 5\.\d KiB, more than the 2\.0 KiB this run's configuration allows for its optimizer state \(aape_tiny, 1\.9M parameters\)", small)
-    assert "AAPE_TRUST_CHECKPOINTS=1" in message
+    refused(data, r"is 5\.\d KiB, more than the 2\.0 KiB this run's configuration allows for its optimizer state \(aape_tiny, 1\.9M parameters\)", small)
     refused(data, "pickle, more than the", FileBudget(max_bytes=1 << 20, kind="trainer", basis="t", max_pickle_bytes=10))
 
 
@@ -188,3 +190,36 @@ def test_damaged_archives_are_refused_in_one_line() -> None:
             z.writestr(name, content)
         z.writestr("archive/extra/evil.py", b"print()")
     refused(buffer.getvalue(), "is a TorchScript archive")
+
+
+def test_convert_refuses_each_attack_in_one_line_and_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    written = tmp_path / "site.pth"
+    attacks = {
+        "is a TorchScript archive": torchscript_writer(tmp_path / "script.pt", written),
+        "is not a PyTorch zip archive": build_on_class_writer(tmp_path / "legacy.pt", tmp_path / "patched"),
+        "protocol-4 pickle": allocator_newobj_ex(tmp_path / "alloc.pt"),
+        "asks to build `builtins.set`": tensor_iteration_bomb(tmp_path / "big.pt", 10**10),
+        "holds the compressed record 'data/0'": decompression_bomb(tmp_path / "deflate.pt", 64 << 20),
+    }
+    for says, file in attacks.items():
+        before = file.read_bytes()
+        with pytest.raises(UnsafeCheckpointError) as info:
+            convert_file(file)
+        message = str(info.value)
+        assert message.startswith(f"{file} ") and says in message and "refusing to convert it" in message and "\n" not in message, message
+        assert file.read_bytes() == before and not file.with_name(file.name + ".pickle").exists(), file
+    assert not written.exists() and not (tmp_path / "patched.patch").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.name for f in attacks.values())  # nothing written beside
+
+
+def test_convert_keeps_the_original_and_reads_back_the_same_state(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    file = tmp_path / "sdp_00.pt"
+    file.write_bytes(saved(model.state_dict()))
+    original = file.read_bytes()
+    assert convert_file(file) is True
+    assert file.with_name("sdp_00.pt.pickle").read_bytes() == original
+    converted = load_state(file.read_bytes(), file)
+    assert str(converted) == str(torch.load(io.BytesIO(original), weights_only=True))
+    assert getattr(converted, "_metadata") == model.state_dict()._metadata  # type: ignore[attr-defined]
+    assert convert_file(file) is False  # a state file already: left alone

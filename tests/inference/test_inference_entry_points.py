@@ -4,8 +4,8 @@ An asset card's ``checkpoint`` may be relative (resolved against the card's fold
 URI in any case, a folder with ``checkpoint_path`` or a ``{shard_idx}`` pattern; a run folder's
 model folder may be a symbolic link to another folder, hold a FIFO, or sit next to a planted
 step folder. Each is tried in one fresh process (its peak memory read from the kernel) with a
-1 GiB decompression bomb behind it: each must be refused in one line naming the file, with no
-hang and no more memory than a clean load.
+1 GiB decompression bomb (a pickle checkpoint) behind it: each must be refused in one line naming
+the file, with no hang and no more memory than a clean load.
 """
 
 import json
@@ -82,7 +82,7 @@ def test_every_way_of_naming_a_checkpoint_is_checked(short_run: Path, tmp_path: 
     shutil.copytree(planted_run / "checkpoints" / "step_4", planted)
     place(planted / "model" / "pp_00" / "tp_00" / "sdp_00.pt")
 
-    compressed = "holds the compressed record 'data/0'"
+    compressed = "is a pickle checkpoint"  # refused at its first bytes, never inflated
     cases = {
         "relative to the card's folder": (card("relative", "weights/encoder.pt", __base_path__=str(relative.parents[1])), relative, compressed),
         "file: URI": (card("file_uri", f"file:{relative}"), relative, compressed),

@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from aape_plugin import hear
+from aape_plugin.checkpoints import load_state, save_state
 from aape_plugin.data.stats import FeatureStats
 from aape_plugin.inference.export import export_encoder
 from aape_plugin.inference.loading import EncoderLoadError, load_encoder
 from tests.recipes.helpers import one_line_error, run_cli
 
-REFUSED = r"asks to build `builtins.exec`, which no checkpoint of these recipes holds; refusing to load it"
+REFUSED = r"is a pickle checkpoint \(the format written before state files became safetensors\); refusing to unpickle it"
 
 
 class _RunsCode:
@@ -52,11 +53,15 @@ def shard(run: Path, step: int) -> Path:
     return run / "checkpoints" / f"step_{step}" / "model" / "pp_00" / "tp_00" / "sdp_00.pt"
 
 
+def read_state(path: Path) -> dict:
+    return load_state(path.read_bytes(), path)
+
+
 @pytest.fixture()
 def poisoned(run: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     """(malicious .pt file, a copy of the run whose last checkpoint is malicious, marker)."""
     marker = tmp_path / "MARKER"
-    keys = list(torch.load(shard(run, 4), weights_only=True))
+    keys = list(read_state(shard(run, 4)))
     file = malicious_checkpoint(tmp_path / "encoder.pt", marker, [f"encoder.{k[len('teacher.'):]}" for k in keys if k.startswith("teacher.")])
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
@@ -132,7 +137,7 @@ def test_every_command_refuses_a_checkpoint_that_runs_code(poisoned: tuple, tmp_
 def test_run_folder_checkpoints_and_step_give_that_checkpoints_weights_and_the_runs_statistics(run: Path) -> None:
     stats = json.loads((run / "feature_stats.json").read_text())
     for step in (2, 4):
-        raw = torch.load(shard(run, step), weights_only=True)
+        raw = read_state(shard(run, step))
         sources = [run / "checkpoints" / f"step_{step}"] + ([run, run / "checkpoints"] if step == 4 else [])
         for source in sources:
             for weights in ("teacher", "student"):
@@ -143,10 +148,26 @@ def test_run_folder_checkpoints_and_step_give_that_checkpoints_weights_and_the_r
                 assert all(torch.equal(state[k], expected[k]) for k in expected), (source, weights)
                 assert (loaded.stats.mean, loaded.stats.std) == (stats["mean"], stats["std"]), source
     # The teacher is not the student, and step 2 is not step 4: the comparisons above can fail.
-    last, first = torch.load(shard(run, 4), weights_only=True), torch.load(shard(run, 2), weights_only=True)
+    last, first = read_state(shard(run, 4)), read_state(shard(run, 2))
     name = "blocks.blocks.0.attn.qkv.weight"
     assert not torch.equal(last[f"teacher.{name}"], last[f"student.{name}"])
     assert not torch.equal(last[f"teacher.{name}"], first[f"teacher.{name}"])
+
+
+def test_a_pt_file_loads_as_a_state_file_and_as_a_pickle_only_once_converted(run: Path, tmp_path: Path) -> None:
+    from aape_plugin.checkpoints.convert import convert_file
+
+    teacher = {f"encoder.{k[len('teacher.'):]}": v for k, v in read_state(shard(run, 4)).items() if k.startswith("teacher.")}
+    new = save_state(teacher, tmp_path / "encoder.pt")  # `model.path` / an asset card's weights, in the format runs write
+    state = load_encoder(new, arch="aape_tiny").encoder.state_dict()
+    assert all(torch.equal(state[k[len("encoder."):]], v) for k, v in teacher.items())
+    old = tmp_path / "old.pt"
+    torch.save(teacher, old)  # a pickle, as `torch.save(model.state_dict())` writes
+    with pytest.raises(EncoderLoadError, match=rf"^{old} is a pickle checkpoint .*; convert it with `aape convert {old}`"):
+        load_encoder(old, arch="aape_tiny")
+    assert convert_file(old) is True
+    state = load_encoder(old, arch="aape_tiny").encoder.state_dict()
+    assert all(torch.equal(state[k[len("encoder."):]], v) for k, v in teacher.items())
 
 
 def test_exported_encoder_gives_the_runs_embeddings_through_hear(run: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import torch
 from fairseq2.device import CPU
 from fairseq2.nn.utils.module import to_device
 
+from aape_plugin.checkpoints import save_state
 from aape_plugin.models.config import AapeConfig
 from aape_plugin.models.encoder_model import convert_aape_state_dict
 from aape_plugin.models.hub import get_aape_encoder_hub, get_aape_hub
@@ -63,16 +64,16 @@ def test_checkpoint_round_trip_is_bit_exact_and_strict(tmp_path: Path) -> None:
         for p in model.student.parameters():
             p.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "aape_tiny.pt"
-    torch.save(model.state_dict(), path)
+    save_state(model.state_dict(), path)  # a state file, as the recipes write
 
-    loaded = hub.load_custom_model(path, config)  # weights_only load (restrict=True)
+    loaded = hub.load_custom_model(path, config)  # through the plugin's checked loader
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
 
     # Strict keys: an extra key is refused.
     sd = model.state_dict()
     sd["unexpected.weight"] = torch.zeros(1)
-    torch.save(sd, tmp_path / "bad.pt")
+    save_state(sd, tmp_path / "bad.pt")
     from fairseq2.model_checkpoint import CorruptModelCheckpointError
 
     with pytest.raises(CorruptModelCheckpointError, match=r"bad.pt is not compatible with the aape model"):
@@ -87,7 +88,7 @@ def test_encoder_only_view_loads_the_teacher_without_predictor(tmp_path: Path) -
         for p in model.student.parameters():
             p.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "ssl.pt"
-    torch.save(model.state_dict(), path)
+    save_state(model.state_dict(), path)
 
     encoder = get_aape_encoder_hub().load_custom_model(path, config)
     names = set(encoder.state_dict())

@@ -280,8 +280,8 @@ def test_a_tampered_run_folder_is_refused_on_resume_and_runs_no_code(full_run: P
     torch.save({"step_nr": 30, "payload": _WritesMarker(marker)}, state, pickle_protocol=2)
     proc = run_cli("recipe", "run", "aape_pretrain", str(copy), *SHORT, "regime.num_steps=40")
     err = one_line_error(proc)
-    assert f"{state} asks to build `" in err and "nothing of it was built" in err, err
-    assert "AAPE_TRUST_CHECKPOINTS=1" in err and not marker.exists()
+    assert f"{state} is a pickle checkpoint" in err and "nothing of it was built" in err, err
+    assert f"convert it with `aape convert {copy}`" in err and not marker.exists()
 
 
 def test_a_model_path_that_would_run_code_is_refused(tmp_path: Path) -> None:
@@ -290,7 +290,7 @@ def test_a_model_path_that_would_run_code_is_refused(tmp_path: Path) -> None:
     torch.save({"model": _WritesMarker(marker)}, bad)
     proc = run_cli("recipe", "run", "aape_pretrain", str(tmp_path / "run"), *SHORT, f"model.path={bad}")
     err = one_line_error(proc)
-    assert f"{bad} asks to build `" in err and not marker.exists(), err
+    assert f"{bad} is a pickle checkpoint" in err and f"aape convert {bad}" in err and not marker.exists(), err
 
 
 def test_finetuning_reads_its_pre_trained_step_once_and_resumes_without_it(full_run: Path, tmp_path: Path) -> None:
