@@ -151,7 +151,8 @@ def measure_five(root: Path, docs: Path) -> dict[str, dict[str, Any]]:
 
     if (study_dir() / "fresh_test").is_dir():
         raise SystemExit("--five-tasks reads the study corpus: unset AAPE_STUDY_DIR (it names the fresh split's folder)")
-    measured = probe_scores(root, runs_of(STEPS, list(SEEDS), [m for m in MODELS if m != "alias_visible"]), list(SEEDS), random_init=False)
+    measured = probe_scores(root, runs_of(STEPS, list(SEEDS), [m for m in MODELS if m != "alias_visible"]), list(SEEDS), random_init=False,
+                            baselines=True)
     stored, _ = load_readings(docs, (STORED,))
     wanted = [f"alias_visible, {STEPS} steps, seed {s}" for s in SEEDS] + [f"{RANDOM}, seed {s}" for s in SEEDS]
     scores = {name: {t: stored[name][t] for t in TASKS} for name in wanted}

@@ -42,6 +42,9 @@ RANDOM = "aape_tiny random init"
 
 PROBE = ("objectives-outcomes", "objectives-alias-outcomes", "objectives-visible-outcomes")
 FINETUNE = ("objectives-visible-finetune-outcomes",)
+FRESH = ("adaptive-poles-five-outcomes", "adaptive-poles-fresh-outcomes")
+"""The adaptive half's reading: the modulation group on its fresh test split, the five tasks on
+their old ones (``studies.adaptive_test``)."""
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "modulation group": MODULATION_TASKS,
@@ -65,16 +68,24 @@ class Finding:
     page: str
     """The page that publishes the reading (and its per-clip outcomes beside it)."""
     fine_tuned: bool = False
+    no_model: bool = False
+    """``a`` is a feature without a model (no seed: its outcomes are named ``a`` alone), set
+    against every seed of ``b`` (unpaired)."""
     one_run: bool = False
     """``a`` is one pre-training run: fine-tuned, its seeds are fine-tuning seeds; probed, it
     stands against every seed of ``b`` (unpaired)."""
 
     @property
     def paired(self) -> bool:
-        return self.seeds_a == self.seeds_b
+        return self.seeds_a == self.seeds_b and not self.no_model
+
+    def names_a(self) -> list[str]:
+        return [self.a] if self.no_model else [f"{self.a}, seed {s}" for s in self.seeds_a]
 
     def seeds(self) -> str:
         """The seed count the table states."""
+        if self.no_model:
+            return f"no model vs {len(self.seeds_b)}"
         if self.one_run:
             return f"one run, {len(self.seeds_a)} fine-tuning seeds" if self.fine_tuned else f"one run vs {len(self.seeds_b)}"
         return str(len(self.seeds_a)) + (" (fine-tuning)" if self.fine_tuned else "")
@@ -97,6 +108,13 @@ FINDINGS = (
             PROBE[:1], "objectives-test"),
     Finding("study preset minus paper's objective, both 3k steps", f"{STUDY_PRESET}, 3000 steps", f"{PAPER}, 3000 steps", SEEDS, SEEDS,
             PROBE, "objectives-visible-test"),
+    Finding("Lambda Encoder trained (the paper's) minus fixed poles, both 3k steps: what adaptivity adds", "trained_visible, 3000 steps",
+            "fixed_poles, 3000 steps", SEEDS, SEEDS, FRESH, "adaptive-poles-fresh"),
+    Finding("Lambda Encoder trained, 3k steps, minus its random initialisation", "trained_visible, 3000 steps", RANDOM, SEEDS, SEEDS,
+            FRESH, "adaptive-poles-fresh"),
+    Finding("fixed poles, 3k steps, minus random `aape_tiny`", "fixed_poles, 3000 steps", RANDOM, SEEDS, SEEDS, FRESH, "adaptive-poles-fresh"),
+    Finding("the modulation spectrum (no model) minus random `aape_tiny`", "modulation spectrum", RANDOM, (), SEEDS, FRESH,
+            "adaptive-poles-fresh", no_model=True),
 )
 """The rows of the README's table and of the current section of ``docs/results.md``, in order."""
 
@@ -106,12 +124,12 @@ def interval(outcomes: Mapping[str, Mapping[str, Outcome]], finding: Finding, ta
     from aape_plugin.eval.bootstrap import check_same_clips
     from aape_plugin.eval.seed_interval import seed_t_interval
 
-    rows_a = [outcomes.get(f"{finding.a}, seed {s}", {}) for s in finding.seeds_a]
+    rows_a = [outcomes.get(name, {}) for name in finding.names_a()]
     rows_b = [outcomes.get(f"{finding.b}, seed {s}", {}) for s in finding.seeds_b]
     if not all(t in r for r in (*rows_a, *rows_b) for t in tasks):
         return None
     for t in tasks:
-        check_same_clips([(f"{finding.a} seed {s}", r[t].clips) for s, r in zip(finding.seeds_a, rows_a)]
+        check_same_clips([(name, r[t].clips) for name, r in zip(finding.names_a(), rows_a)]
                          + [(f"{finding.b} seed {s}", r[t].clips) for s, r in zip(finding.seeds_b, rows_b)])
     pa = {t: np.array([r[t].correct for r in rows_a]) for t in tasks}
     pb = {t: np.array([r[t].correct for r in rows_b]) for t in tasks}
@@ -137,7 +155,7 @@ def table(rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]], pages: 
     lines = ["| a minus b (aape_tiny unless named) | reading | seeds | " + " | ".join(COLUMNS) + " |",
              "|---|---|---|" + "---|" * len(COLUMNS)]
     for finding, cells in rows:
-        reading = "fine-tuned" if finding.fine_tuned else "probe"
+        reading = "fine-tuned" if finding.fine_tuned else "probe, fresh split" if finding.readings == FRESH else "probe"
         values = [cells[c].describe() if cells[c] is not None else "not run" for c in COLUMNS]
         lines.append(f"| {finding.label} | [{reading}]({pages}{finding.page}.md) | {finding.seeds()} | " + " | ".join(values) + " |")
     return "\n".join(lines)

@@ -80,7 +80,8 @@ def load_readings(docs: Path, names: tuple[str, ...]) -> tuple[dict[str, dict[st
     choices: dict[str, object] = {}
     for name in names:
         data = json.loads((docs / f"{name}.json").read_text())
-        outcomes.update(load(data))
+        for encoder, per_task in load(data).items():  # task by task: readings may hold other tasks of one encoder
+            outcomes.setdefault(encoder, {}).update(per_task)
         choices.update(data.get("choices", {}))
     return outcomes, choices
 
