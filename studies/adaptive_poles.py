@@ -64,7 +64,7 @@ def rule(scores: Mapping[str, Mapping[str, float]], adaptivity: Mapping[str, str
     models = per_seed(scores)
     lines = ["| candidate | seeds | modulation mean minus study preset | five-task mean minus study preset | "
              + " | ".join(f"{SHORT[t]} minus random init" for t in MODULATION_TASKS) + " | adaptivity (mean rho, trained minus init) | rule |",
-             "|" + "---|" * (5 + len(MODULATION_TASKS))]
+             "|" + "---|" * (6 + len(MODULATION_TASKS))]
     data: dict[str, object] = {}
     for candidate in CANDIDATES:
         seeds = sorted(set(models.get(candidate, {})) & set(models.get(REFERENCE, {})) & set(models.get(RANDOM, {})))
