@@ -40,3 +40,16 @@ def test_it_refuses_a_folder_that_is_not_the_fresh_split(tmp_path: Path, monkeyp
     monkeypatch.setenv("AAPE_STUDY_DIR", str(tmp_path))
     with pytest.raises(SystemExit, match="AAPE_STUDY_DIR must name the fresh test split's folder"):
         measure(tmp_path / "runs")
+
+
+def test_the_page_rebuilds_from_its_stored_outcomes() -> None:
+    import json
+
+    from studies.adaptive_test import PAGE, render
+    from tests.recipes.helpers import REPO
+
+    docs = REPO / "docs"
+    page, data = render(docs)
+    assert (docs / f"{PAGE}.md").read_text() == page
+    assert json.loads((docs / f"{PAGE}.json").read_text()) == json.loads(json.dumps(data, sort_keys=True))
+    assert "trained_visible - fixed_poles: modulation group" in data["comparisons"]
