@@ -78,6 +78,8 @@ def generated_text() -> str:
     for name in ("results.json", "budget-check.json"):
         intervals(json.loads((DOCS / name).read_text()))
     parts += [p.read_text() for p in sorted(DOCS.glob("objectives-*.md"))]
+    # The adaptive half's pages and the adaptivity page, each rebuilt from its JSON by a test.
+    parts += [p.read_text() for p in sorted(DOCS.glob("adaptiv*.md"))]
     return "\n".join(parts)
 
 
