@@ -23,14 +23,23 @@ from benchmarks.common import machine, markdown_table, save_report, time_interle
 from benchmarks.stem import param_bytes, train_step
 
 
+FROZEN = "adaptive, Lambda Encoder without gradients"
+"""The adaptive stem with its Lambda Encoder's parameters excluded from back-propagation: what a
+frozen Lambda Encoder (the ``study`` preset's) could cost. The recipes freeze it with a learning
+rate of 0 and still back-propagate into it, so their frozen step costs what the adaptive one does."""
+
+
 def stems(arch: str) -> dict[str, torch.nn.Module]:
-    """The three stems of ``arch``'s configuration, as the model factory builds them."""
+    """The stems of ``arch``'s configuration, as the model factory builds them."""
     out = {}
-    for name, kind, adaptive in (("adaptive (paper)", "aape", True), ("fixed poles", "aape", False), ("plain", "plain", True)):
+    for name, kind, adaptive in (("adaptive (paper)", "aape", True), (FROZEN, "aape", True), ("fixed poles", "aape", False),
+                                 ("plain", "plain", True)):
         config = ARCHS[arch]().encoder
         config.stem.kind, config.stem.adaptive = kind, adaptive
         torch.manual_seed(0)
         out[name] = create_encoder(config, drop_path=0.0).stem
+        if name == FROZEN:
+            out[name].lambda_encoder.requires_grad_(False)
     return out
 
 
@@ -60,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         "# The adaptive estimate's cost: Lambda Encoder against fixed poles\n\n"
         f"Command: `python -m benchmarks.fixed_poles --repeats {args.repeats}`. Machine: {m['cpu']}, torch {m['torch']}, "  # type: ignore[index]
         f"device `cpu`; {m['date']}.\n"  # type: ignore[index]
-        "One training step of the stem alone (forward + backward, loss = mean of the tokens). Medians of interleaved repeats.\n\n"
+        "One training step of the stem alone (forward + backward, loss = mean of the tokens). Medians of interleaved repeats.\n"
+        f"`{FROZEN}`: the Lambda Encoder's parameters excluded from back-propagation; the recipes freeze it with a learning\n"
+        "rate of 0 (`optimizer.config.lambda_lr_scale: 0.0`) and still back-propagate into it, so their frozen step costs\n"
+        "what the adaptive one does.\n\n"
         + "\n\n".join(sections) + "\n"
     )
     save_report(args.out, text, results)
