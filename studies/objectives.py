@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--round", type=int, choices=sorted(PLANS), default=1,
                         help="with --test: which reading of docs/objectives.md (1: step 4, 2: the alias-feature target of "
                              "rounds 2-4, 3: the encoder's own alias target of round 5)")
-    parser.add_argument("--no-random-init", action="store_true", help="with --measure-only: leave out the random initialisations")
+    parser.add_argument("--no-random-init", action="store_true", help="with --measure-only or --sklearn-check: leave out the random initialisations")
     parser.add_argument("--sklearn-check", action="store_true",
                         help="with --measure-only: also fit scikit-learn's logistic regression on the same features and "
                              "print both test accuracies (is the probe converged?)")
@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ensure_fairseq2()
     runs = runs_of(args.steps, args.seeds, args.variants)
-    if not args.measure_only and not args.test:  # a test reading never trains
+    if not args.measure_only and not args.test and not args.sklearn_check:  # readings and checks never train
         failed = run_jobs(lambda: [r.job(args.out) for r in runs if not r.finished(args.out)], jobs=args.jobs)
         if failed:
             say(f"{len(failed)} run(s) failed: " + "; ".join(failed))
@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         say("test accuracy %, converged probe, all labels; paired differences, points [95% interval over seeds and clips]:\n" + text)
         return 0
     if args.sklearn_check:
-        checked = probe_scores(args.out, runs, args.seeds, sklearn_check=True)
+        checked = probe_scores(args.out, runs, args.seeds, random_init=not args.no_random_init, sklearn_check=True, baselines=args.baselines)
         say("test accuracy %, the study's probe / scikit-learn's logistic regression (each tuned on validation):\n"
             + sklearn_table(checked))
         return 0
