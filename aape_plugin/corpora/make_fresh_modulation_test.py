@@ -36,7 +36,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aape_plugin.corpora.make_study_corpus import CLIPPED_FRACTION, GM_DRUM_KEYS, SILENT_DB, Writer, fetch_packages, read
+from aape_plugin.corpora.make_study_corpus import (
+    CLIPPED_FRACTION,
+    GM_DRUM_KEYS,
+    SILENT_DB,
+    Writer,
+    copy_licences,
+    fetch_packages,
+    finished_report,
+    read,
+)
 from aape_plugin.corpora.modulation import MODULATION_RATES
 from aape_plugin.corpora.modulation_fresh import (
     DRUMS_FOLDER,
@@ -296,34 +305,9 @@ def link_study(out: Path, study: Path) -> dict[str, object]:
             "study_seed": study_report.get("seed"), "study_built": study_report.get("built"), "splits": counts}
 
 
-def copy_licences(out: Path, roots: dict[str, Path]) -> list[str]:
-    lic = out / "licenses"
-    lic.mkdir(exist_ok=True)
-    copied = []
-    for package in ("fluidsynth", *FRESH_PACKAGES):
-        source = roots.get(package, Path("/")) / "usr" / "share" / "doc" / package / "copyright"
-        if source.exists():
-            shutil.copyfile(source, lic / f"{package}.copyright")
-            copied.append(package)
-    return copied
-
-
 def already_built(out: Path, seed: int) -> dict | None:
     """The report of a finished build of this version and seed whose clips are all there."""
-    report_file = out / "build_report.json"
-    if not report_file.is_file():
-        return None
-    report = json.loads(report_file.read_text())
-    if report.get("build_version") != BUILD_VERSION or report.get("seed") != seed:
-        return None
-    names = []
-    for task in MODULATION_TASKS:
-        lst = out / "fresh_test" / f"{task}.csv"
-        if not lst.is_file():
-            return None
-        with open(lst, newline="") as f:
-            names += [row["file_name"] for row in csv.DictReader(f)]
-    return report if names and all((out / n).is_file() for n in names) else None
+    return finished_report(out, version=BUILD_VERSION, seed=seed, lists=[out / "fresh_test" / f"{task}.csv" for task in MODULATION_TASKS])
 
 
 # ----------------------------------------------------------------------------- README
@@ -474,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     unbalanced = {task: t["class_counts"] for task, t in counts.items() if len(set(t["class_counts"].values())) != 1}
     if unbalanced:
         raise SystemExit(f"fresh split check failed: unbalanced rates {unbalanced}")
-    licences = copy_licences(out, roots)
+    licences = copy_licences(out, roots, ("fluidsynth", *FRESH_PACKAGES))
     report = {
         "build_version": BUILD_VERSION,
         "seed": args.seed,

@@ -675,11 +675,13 @@ def verify(out: Path, clips: list[Clip], split_of: dict[str, str], assignments: 
 # ----------------------------------------------------------------------------- report, README, licences
 
 
-def copy_licences(out: Path, roots: dict[str, Path]) -> list[str]:
+def copy_licences(out: Path, roots: dict[str, Path], packages: Sequence[str] = (*TOOL_LICENCES, *DATA_PACKAGES)) -> list[str]:
+    """Each package's Debian copyright file into ``out/licenses`` (from its unpacked root in
+    ``roots``, else the installed one); the packages that had one."""
     lic = out / "licenses"
     lic.mkdir(exist_ok=True)
     copied = []
-    for package in TOOL_LICENCES + DATA_PACKAGES:
+    for package in packages:
         base = roots.get(package, Path("/"))
         source = base / "usr" / "share" / "doc" / package / "copyright"
         if source.exists():
@@ -700,23 +702,34 @@ def note_checks(clips: list[Clip]) -> dict[str, object]:
             "study_pitch_notes_within_50_cents": f"{len(pitch_notes) - len(pitch_off)} of {len(pitch_notes)}"}
 
 
-def already_built(out: Path, seed: int) -> dict | None:
-    """The report of a finished build with this builder version and seed whose files are all there."""
+def finished_report(out: Path, *, version: int, seed: int, lists: Sequence[Path], names: Sequence[str] = (),
+                    required: Sequence[Path] = ()) -> dict | None:
+    """The ``build_report.json`` of a finished build of ``version`` and ``seed`` in ``out`` whose
+    clip lists (``file_name`` CSVs) all exist and whose clips (and ``names``, relative to ``out``)
+    and ``required`` files are all there; ``None`` otherwise."""
     report_file = out / "build_report.json"
-    if not report_file.exists():
+    if not report_file.is_file():
         return None
     report = json.loads(report_file.read_text())
-    if report.get("build_version") != BUILD_VERSION or report.get("seed") != seed:
+    if report.get("build_version") != version or report.get("seed") != seed:
         return None
-    names = [line.split("\t")[0] for line in (out / "pretrain.tsv").read_text().splitlines()[1:]] if (out / "pretrain.tsv").exists() else []
-    for task in TASKS:
-        if not (out / f"{task}.csv").exists():
+    names = list(names)
+    for listed in lists:
+        if not listed.is_file():
             return None
-        with open(out / f"{task}.csv") as f:
+        with open(listed, newline="") as f:
             names += [row["file_name"] for row in csv.DictReader(f)]
-    if not names or not all((out / n).is_file() for n in set(names)) or not (out / "stats.json").exists():
+    if not names or not all((out / n).is_file() for n in set(names)) or not all(r.exists() for r in required):
         return None
     return report
+
+
+def already_built(out: Path, seed: int) -> dict | None:
+    """The report of a finished build with this builder version and seed whose files are all there."""
+    pool = out / "pretrain.tsv"
+    names = [line.split("\t")[0] for line in pool.read_text().splitlines()[1:]] if pool.exists() else []
+    return finished_report(out, version=BUILD_VERSION, seed=seed, lists=[out / f"{task}.csv" for task in TASKS], names=names,
+                           required=[out / "stats.json"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -134,6 +134,21 @@ def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float
     return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
 
 
+def _note_clips(notes: Mapping[str, Sequence[tuple[int, np.ndarray]]], rng: np.random.Generator, kind: str, task: str,
+                prepare: Callable[[np.ndarray], np.ndarray], modulate: Callable[[np.ndarray, float], np.ndarray]) -> list[ModulationClip]:
+    """Every kept note under its dealt rates: ``modulate(prepare(note), rate)``, named
+    ``fresh/<kind>/<group>_pNNN_<rate>.flac``."""
+    carriers = _note_carriers(notes, rng)
+    out = []
+    for (group, pitch, note), rates in zip(carriers, balanced_rates(len(carriers), NOTE_RATES, rng)):
+        carrier = prepare(note)
+        for rate in rates:
+            out.append(ModulationClip(f"fresh/{kind}/{group}_p{pitch:03d}_{rate_label(rate)}.flac", modulate(carrier, rate), task,
+                                      rate_label(rate), group, f"{SOUNDFONT_NAME} {group} note {pitch}", SOUNDFONT_PACKAGE,
+                                      note_carrier(group, pitch)))
+    return out
+
+
 def fresh_tone(k: int, rng: np.random.Generator) -> tuple[str, float, int, float]:
     """The ``k``-th synthetic tone's family, f0, partial count and tilt."""
     family = sorted(FRESH_TONE_FAMILIES)[k % len(FRESH_TONE_FAMILIES)]
@@ -146,13 +161,7 @@ def fresh_tone(k: int, rng: np.random.Generator) -> tuple[str, float, int, float
 def fresh_am_clips(notes: Mapping[str, Sequence[tuple[int, np.ndarray]]], seed: int = FRESH_SEED) -> list[ModulationClip]:
     """``notes``: group (``timgm6mb_gmNNN``) -> (pitch, 2 s note); plus wide noise bands."""
     rng = np.random.default_rng([seed, 11])
-    carriers = _note_carriers(notes, rng)
-    out = []
-    for (group, pitch, note), rates in zip(carriers, balanced_rates(len(carriers), NOTE_RATES, rng)):
-        segment = am_segment(note)
-        for rate in rates:
-            out.append(ModulationClip(f"fresh/am/{group}_p{pitch:03d}_{rate_label(rate)}.flac", am_wave(segment, rate, rng), "study_am_rate",
-                                      rate_label(rate), group, f"{SOUNDFONT_NAME} {group} note {pitch}", SOUNDFONT_PACKAGE, note_carrier(group, pitch)))
+    out = _note_clips(notes, rng, "am", "study_am_rate", am_segment, lambda segment, rate: am_wave(segment, rate, rng))
     for k in range(FRESH_NOISE_GROUPS):
         low, high = random_noise_band(rng, FRESH_NOISE_LOW_HZ, FRESH_NOISE_WIDTH_RATIO)
         for rate in MODULATION_RATES:
@@ -164,14 +173,7 @@ def fresh_am_clips(notes: Mapping[str, Sequence[tuple[int, np.ndarray]]], seed: 
 
 def fresh_vibrato_clips(notes: Mapping[str, Sequence[tuple[int, np.ndarray]]], seed: int = FRESH_SEED) -> list[ModulationClip]:
     rng = np.random.default_rng([seed, 12])
-    carriers = _note_carriers(notes, rng)
-    out = []
-    for (group, pitch, note), rates in zip(carriers, balanced_rates(len(carriers), NOTE_RATES, rng)):
-        segment = vibrato_segment(note)
-        for rate in rates:
-            out.append(ModulationClip(f"fresh/vibrato/{group}_p{pitch:03d}_{rate_label(rate)}.flac", vibrato_wave(segment, rate, rng),
-                                      "study_vibrato_rate", rate_label(rate), group, f"{SOUNDFONT_NAME} {group} note {pitch}", SOUNDFONT_PACKAGE,
-                                      note_carrier(group, pitch)))
+    out = _note_clips(notes, rng, "vibrato", "study_vibrato_rate", vibrato_segment, lambda segment, rate: vibrato_wave(segment, rate, rng))
     for k in range(FRESH_TONE_GROUPS):
         family, f0, partials, tilt = fresh_tone(k, rng)
         for rate in MODULATION_RATES:
@@ -195,11 +197,6 @@ def fresh_roll_clips(strokes: Mapping[str, Sequence[tuple[str, np.ndarray, str]]
             out.append(ModulationClip(f"fresh/roll/{group}/{name}_{rate_label(rate)}.flac", roll(stroke, rate, CLIP_SECONDS, rng),
                                       "study_roll_rate", rate_label(rate), group, f"{package} {group}: {name}", package, hit_carrier(group, name)))
     struck = {group: carriers for group, carriers in notes.items() if family_of(group) in ROLL_FAMILIES}
-    carriers = _note_carriers(struck, rng)
-    for (group, pitch, note), rates in zip(carriers, balanced_rates(len(carriers), NOTE_RATES, rng)):
-        for rate in rates:
-            out.append(ModulationClip(f"fresh/roll/{group}_p{pitch:03d}_{rate_label(rate)}.flac",
-                                      roll(note[: int(NOTE_STROKE_SECONDS * SAMPLE_RATE)], rate, CLIP_SECONDS, rng), "study_roll_rate",
-                                      rate_label(rate), group, f"{SOUNDFONT_NAME} {group} note {pitch}", SOUNDFONT_PACKAGE,
-                                      note_carrier(group, pitch)))
+    out += _note_clips(struck, rng, "roll", "study_roll_rate", lambda note: note[: int(NOTE_STROKE_SECONDS * SAMPLE_RATE)],
+                       lambda stroke, rate: roll(stroke, rate, CLIP_SECONDS, rng))
     return out
