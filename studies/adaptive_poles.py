@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from studies.common import MODULATION_TASKS, SHORT, TASKS
 from studies.objectives import table
+from studies.outcomes import model_and_seed
 
 PAGE = "adaptive-poles-screen"
 STORED_ROWS = tuple(f"{name}, seed {s}" for s in (1, 2, 3)
@@ -37,16 +37,13 @@ MEAN_MARGIN = 1.0
 TASK_MARGIN = 3.0
 """The rule: no modulation task more than this far below the random initialisation (points)."""
 
-_ROW = re.compile(r"^(?P<model>.+?)(?:, (?P<steps>\d+) steps)?, seed (?P<seed>\d+)$")
-
-
 def per_seed(scores: Mapping[str, Mapping[str, float]]) -> dict[str, dict[int, Mapping[str, float]]]:
     """``model -> seed -> task accuracies`` for every row named ``MODEL[, N steps], seed S``."""
     found: dict[str, dict[int, Mapping[str, float]]] = {}
     for name, accuracies in scores.items():
-        match = _ROW.match(name)
-        if match:
-            found.setdefault(match["model"], {})[int(match["seed"])] = accuracies
+        model, seed = model_and_seed(name)
+        if seed is not None:
+            found.setdefault(model, {})[seed] = accuracies
     return found
 
 
@@ -100,7 +97,7 @@ def means(scores: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, floa
         out[f"{model} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})"] = {
             t: _mean([r[t] for r in seeds.values()]) for t in (*MODULATION_TASKS, *TASKS)}
     for name, accuracies in scores.items():
-        if not _ROW.match(name):
+        if model_and_seed(name)[1] is None:
             out[name] = dict(accuracies)
     return out
 

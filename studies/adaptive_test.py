@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from studies.common import MODULATION_TASKS, SHORT, say
+from studies.outcomes import model_and_seed
 
 PAGE = "adaptive-poles-fresh"
 OUTCOMES = "adaptive-poles-fresh-outcomes"
@@ -79,14 +80,6 @@ zero and stays within 2 points of it, `inconclusive` when it holds zero and reac
 """
 
 
-def model_of(name: str) -> tuple[str, int | None]:
-    """``"trained_visible, 3000 steps, seed 2"`` -> ``("trained_visible", 2)``; no-model rows -> seed ``None``."""
-    if ", seed " not in name:
-        return name, None
-    head, seed = name.rsplit(", seed ", 1)
-    return head.removesuffix(f", {STEPS} steps"), int(seed)
-
-
 def report(scores: Mapping[str, Mapping[str, Any]], tasks: tuple[str, ...] = MODULATION_TASKS,
            comparisons: tuple[tuple[str, str], ...] = COMPARISONS, group_name: str = "modulation group") -> tuple[str, dict[str, object]]:
     """The page's tables from per-encoder, per-task outcomes (anything with ``test``, ``clips``
@@ -96,7 +89,7 @@ def report(scores: Mapping[str, Mapping[str, Any]], tasks: tuple[str, ...] = MOD
 
     grouped: dict[str, dict[int, Mapping[str, Any]]] = {}
     for name, per_task in scores.items():
-        model, seed = model_of(name)
+        model, seed = model_and_seed(name)
         grouped.setdefault(model, {})[seed or 0] = per_task
     order = [*MODELS, RANDOM, "vit_tiny random init", *NO_MODEL]
     lines = ["| model | seeds | " + " | ".join(SHORT[t] for t in tasks) + f" | {group_name.removesuffix(' group')} mean |",

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from aape_plugin.eval.bootstrap import Interval
+from studies import adaptive_test
 from studies.common import MODULATION_TASKS, SHORT, TASKS
 from studies.outcomes import Outcome, load_readings
 
@@ -42,7 +43,7 @@ RANDOM = "aape_tiny random init"
 
 PROBE = ("objectives-outcomes", "objectives-alias-outcomes", "objectives-visible-outcomes")
 FINETUNE = ("objectives-visible-finetune-outcomes",)
-FRESH = ("adaptive-poles-five-outcomes", "adaptive-poles-fresh-outcomes")
+FRESH = (adaptive_test.FIVE_OUTCOMES, adaptive_test.OUTCOMES)
 """The adaptive half's reading: the modulation group on its fresh test split, the five tasks on
 their old ones (``studies.adaptive_test``)."""
 
@@ -109,12 +110,12 @@ FINDINGS = (
     Finding("study preset minus paper's objective, both 3k steps", f"{STUDY_PRESET}, 3000 steps", f"{PAPER}, 3000 steps", SEEDS, SEEDS,
             PROBE, "objectives-visible-test"),
     Finding("Lambda Encoder trained (the paper's) minus fixed poles, both 3k steps: what adaptivity adds", "trained_visible, 3000 steps",
-            "fixed_poles, 3000 steps", SEEDS, SEEDS, FRESH, "adaptive-poles-fresh"),
+            "fixed_poles, 3000 steps", SEEDS, SEEDS, FRESH, adaptive_test.PAGE),
     Finding("Lambda Encoder trained, 3k steps, minus its random initialisation", "trained_visible, 3000 steps", RANDOM, SEEDS, SEEDS,
-            FRESH, "adaptive-poles-fresh"),
-    Finding("fixed poles, 3k steps, minus random `aape_tiny`", "fixed_poles, 3000 steps", RANDOM, SEEDS, SEEDS, FRESH, "adaptive-poles-fresh"),
+            FRESH, adaptive_test.PAGE),
+    Finding("fixed poles, 3k steps, minus random `aape_tiny`", "fixed_poles, 3000 steps", RANDOM, SEEDS, SEEDS, FRESH, adaptive_test.PAGE),
     Finding("the modulation spectrum (no model) minus random `aape_tiny`", "modulation spectrum", RANDOM, (), SEEDS, FRESH,
-            "adaptive-poles-fresh", no_model=True),
+            adaptive_test.PAGE, no_model=True),
 )
 """The rows of the README's table and of the current section of ``docs/results.md``, in order."""
 

@@ -9,12 +9,24 @@ bytes, base64-encoded: about 50 bytes per 400 clips.
 
 from __future__ import annotations
 
+import re
+
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+
+_NAME = re.compile(r"^(?P<model>.+?)(?:, \d+ steps)?, seed (?P<seed>\d+)$")
+
+
+def model_and_seed(name: str) -> tuple[str, int | None]:
+    """An encoder's stored name, ``"MODEL[, N steps], seed S"``, as ``(MODEL, S)``; a name
+    without a seed (a feature with no model) as ``(name, None)``."""
+    match = _NAME.match(name)
+    return (match["model"], int(match["seed"])) if match else (name, None)
 
 
 def pack_bits(bits: list[int]) -> str:
