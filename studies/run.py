@@ -195,19 +195,24 @@ def read(exp: Experiment, root: Path, docs: Path | None, reuse_docs: Path) -> st
     return render_after(exp, docs)
 
 
-def narrowed(exp: Experiment, models: list[str] | None, seeds: list[int] | None) -> Experiment:
-    """``exp`` with only some of its models or seeds (an unknown one is named with the known ones)."""
+def narrowed(exp: Experiment, models: list[str] | None, seeds: list[int] | None, *, random_init: bool = True,
+             baselines: bool = False) -> Experiment:
+    """``exp`` with only some of its pre-trained models (the random initialisations stay unless
+    ``random_init`` is false or they are named) or seeds, or with the no-model rows added (an
+    unknown model or seed is named with the declared ones)."""
     if models:
         unknown = [m for m in models if m not in exp.models]
         if unknown:
             raise ValueError(f"{exp.name} declares no model {unknown}; it declares: {', '.join(exp.models)}.")
-        exp = dataclasses.replace(exp, models=tuple(m for m in exp.models if m in models))
+        exp = dataclasses.replace(exp, models=tuple(m for m in exp.models if m in models or (random_init and m.endswith(" random init"))))
+    if not random_init:
+        exp = dataclasses.replace(exp, models=tuple(m for m in exp.models if not m.endswith(" random init") or m in (models or ())))
     if seeds:
         unknown_seeds = [s for s in seeds if s not in exp.seeds]
         if unknown_seeds:
             raise ValueError(f"{exp.name} declares no seed {unknown_seeds}; it declares: {list(exp.seeds)}.")
         exp = dataclasses.replace(exp, seeds=tuple(s for s in exp.seeds if s in seeds))
-    return exp
+    return exp if not baselines else dataclasses.replace(exp, baselines=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,12 +229,16 @@ def main(argv: list[str] | None = None) -> int:
                       help="probe: also fit scikit-learn's logistic regression on the same features and print both test "
                            "accuracies (is the probe converged?); never trains, stores nothing")
     parser.add_argument("--docs", type=Path, default=None, help="write DOCS/<outcomes>.json and the page")
-    parser.add_argument("--models", nargs="+", default=None, help="only these of the experiment's models")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="only these of the experiment's pre-trained models (its random initialisations stay)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="only these of the experiment's seeds")
+    parser.add_argument("--no-random-init", action="store_true", help="leave out the random initialisations")
+    parser.add_argument("--baselines", action="store_true", help="probe: also the no-model rows (log-mel statistics, modulation spectrum)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the measurement")
     args = parser.parse_args(argv)
     try:
-        exp = narrowed(experiment(args.experiment), args.models, args.seeds)
+        exp = narrowed(experiment(args.experiment), args.models, args.seeds, random_init=not args.no_random_init,
+                       baselines=args.baselines)
     except ValueError as error:
         parser.error(str(error))
     reuse_docs = args.docs or REPO_DOCS

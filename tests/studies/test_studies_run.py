@@ -90,6 +90,14 @@ def test_an_old_test_split_reading_refuses_the_fresh_split(tmp_path: Path, monke
         main(["adaptive_fresh_five_tasks", "--out", str(tmp_path / "runs"), "--measure-only"])
 
 
+def test_a_screen_of_some_variants_keeps_the_random_initialisations_unless_told() -> None:
+    screen = experiment("variant_screen")
+    some = narrowed(screen, ["alias_target", "alias_target_trained"], [1])
+    assert some.models == ("aape_tiny random init", "vit_tiny random init", "alias_target", "alias_target_trained") and some.seeds == (1,)
+    assert narrowed(screen, ["fixed_poles"], None, random_init=False).models == ("fixed_poles",)
+    assert not screen.baselines and narrowed(screen, None, None, baselines=True).baselines
+
+
 def test_unknown_names_list_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(ValueError, match="Unknown experiment 'round_3'; known: lambda_options, "):
         experiment("round_3")
