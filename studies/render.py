@@ -5,7 +5,11 @@ alone: nothing is trained or measured.
     python -m studies.render --all --docs docs
 
 ``--all`` rebuilds every declared page whose outcomes are stored (a page whose outcomes are not
-stored yet is named and left unwritten). A page's sections (another experiment's tables on the
+stored yet is named and left unwritten), and the text pages of the separate analyses that are
+rebuilt from their stored JSON alone (:data:`ANALYSES`: the pole-gradient page and the modulation
+section of ``results.md``). The findings (README table, figures) and ``make study``'s page keep
+their own commands (``python -m studies.findings``, ``python -m studies.study --from-docs``):
+they draw figures. A page's sections (another experiment's tables on the
 same page) follow when their outcomes are stored. ``--note`` and ``--adaptivity`` change the
 stored note under a page's tables (or a screen's adaptivity cells) before rendering.
 """
@@ -103,6 +107,24 @@ def write(exp: Experiment, docs: Path) -> Page:
     return page
 
 
+def _pole_gradients(docs: Path) -> None:
+    from studies.pole_gradients import render
+
+    (docs / "pole-gradients.md").write_text(render(json.loads((docs / "pole-gradients.json").read_text())))
+
+
+def _modulation_section(docs: Path) -> None:
+    from studies.modulation_section import section, splice
+
+    page = docs / "results.md"
+    page.write_text(splice(page.read_text(), section(docs)))
+
+
+ANALYSES = {"pole-gradients.md": (_pole_gradients, "pole-gradients.json"), "results.md": (_modulation_section, "results.md")}
+"""Pages of analyses outside the declarations that ``--all`` rebuilds from stored data: page ->
+(how, the file it needs)."""
+
+
 def rebuildable(docs: Path) -> list[Experiment]:
     """The declared experiments with a page of their own and stored outcomes."""
     return [e for e in EXPERIMENTS.values() if e.page is not None and stored(e, docs)]
@@ -155,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     if args.all:
+        for page_name, (rebuild, needs) in ANALYSES.items():
+            if (args.docs / needs).is_file():
+                rebuild(args.docs)
+                print(f"{args.docs / page_name}: rebuilt from {args.docs / needs}")
         for exp in EXPERIMENTS.values():
             if exp.page is not None and not stored(exp, args.docs):
                 print(f"{exp.name}: no stored outcomes yet ({exp.outcomes}.json); its page is not written")

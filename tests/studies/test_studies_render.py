@@ -56,3 +56,11 @@ def test_a_page_without_stored_outcomes_is_not_written(tmp_path: Path, capsys: p
 def test_a_section_has_no_page_of_its_own() -> None:
     with pytest.raises(ValueError, match="a section of adaptive_fresh's"):
         build(experiment("adaptive_fresh_five_tasks"), DOCS)
+
+
+def test_all_rebuilds_every_page_the_stored_data_give_unchanged(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCS, docs)
+    assert main(["--all", "--docs", str(docs)]) == 0
+    changed = [p.name for p in sorted(DOCS.glob("*.md")) + sorted(DOCS.glob("*.json")) if p.read_bytes() != (docs / p.name).read_bytes()]
+    assert changed == []
