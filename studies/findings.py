@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from aape_plugin.eval.bootstrap import Interval
-from studies import adaptive_test
+from studies.experiments import ADAPTIVE_FRESH, ADAPTIVE_FRESH_FIVE_TASKS
 from studies.common import MODULATION_TASKS, SHORT, TASKS
 from studies.outcomes import Outcome, load_readings
 
@@ -43,9 +43,10 @@ RANDOM = "aape_tiny random init"
 
 PROBE = ("objectives-outcomes", "objectives-alias-outcomes", "objectives-visible-outcomes")
 FINETUNE = ("objectives-visible-finetune-outcomes",)
-FRESH = (adaptive_test.FIVE_OUTCOMES, adaptive_test.OUTCOMES)
+FRESH = (str(ADAPTIVE_FRESH_FIVE_TASKS.outcomes), str(ADAPTIVE_FRESH.outcomes))
 """The adaptive half's reading: the modulation group on its fresh test split, the five tasks on
-their old ones (``studies.adaptive_test``)."""
+their old ones (``studies.experiments.ADAPTIVE_FRESH`` and its five-task section)."""
+FRESH_PAGE = str(ADAPTIVE_FRESH.page)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "modulation group": MODULATION_TASKS,
@@ -110,12 +111,12 @@ FINDINGS = (
     Finding("study preset minus paper's objective, both 3k steps", f"{STUDY_PRESET}, 3000 steps", f"{PAPER}, 3000 steps", SEEDS, SEEDS,
             PROBE, "objectives-visible-test"),
     Finding("Lambda Encoder trained (the paper's) minus fixed poles, both 3k steps: what adaptivity adds", "trained_visible, 3000 steps",
-            "fixed_poles, 3000 steps", SEEDS, SEEDS, FRESH, adaptive_test.PAGE),
+            "fixed_poles, 3000 steps", SEEDS, SEEDS, FRESH, FRESH_PAGE),
     Finding("Lambda Encoder trained, 3k steps, minus its random initialisation", "trained_visible, 3000 steps", RANDOM, SEEDS, SEEDS,
-            FRESH, adaptive_test.PAGE),
-    Finding("fixed poles, 3k steps, minus random `aape_tiny`", "fixed_poles, 3000 steps", RANDOM, SEEDS, SEEDS, FRESH, adaptive_test.PAGE),
+            FRESH, FRESH_PAGE),
+    Finding("fixed poles, 3k steps, minus random `aape_tiny`", "fixed_poles, 3000 steps", RANDOM, SEEDS, SEEDS, FRESH, FRESH_PAGE),
     Finding("the modulation spectrum (no model) minus random `aape_tiny`", "modulation spectrum", RANDOM, (), SEEDS, FRESH,
-            adaptive_test.PAGE, no_model=True),
+            FRESH_PAGE, no_model=True),
 )
 """The rows of the README's table and of the current section of ``docs/results.md``, in order."""
 

@@ -104,34 +104,31 @@ def section(docs: Path) -> str:
                 f"The rule of round 5 (five-task mean within {100 * FIVE_TASK_MARGIN:.0f} point of `alias_subband`, modulation mean",
                 f"more than {100 * MODULATION_GAIN:.0f} point above it) picks **`{chosen}`**, the objective of the `study` and `demo` presets.",
                 "(The `alias_subband` rows are its runs of rounds 3-4.)"]
-    from studies import objectives, objectives_finetune
+    from studies.experiments import experiment
+    from studies.finetune_page import report as finetune_report
+    from studies.paired_page import report as probe_report
 
-    probe_readings = (
-        (objectives.STEP4, "### Test: the probe (all labels; pre-training seeds 1-3, `docs/objectives-test.md`)",
+    readings = (
+        ("lambda_options", "### Test: the probe (all labels; pre-training seeds 1-3, `docs/objectives-test.md`)",
          "The probe on test is not published yet (`docs/objectives-test.md`)."),
-        (objectives.ALIAS_TARGET, "### Test, rounds 2-4: the probe (`docs/objectives-alias-test.md`)", None),
-        (objectives.ALIAS_VISIBLE, "### Test, round 5: the probe (`docs/objectives-visible-test.md`)", None),
-    )
-    for plan, heading, missing in probe_readings:
-        stored = docs / f"{plan.outcomes}.json"
-        if stored.is_file():
-            text, _ = objectives.test_report(load(json.loads(stored.read_text())), 3000, [1, 2, 3], plan)
-            out += ["", heading, "", text]
-        elif missing:
-            out += ["", missing]
-    finetune_readings = (
-        (objectives_finetune.STEP4, "### Test: fine-tuning with 10 clips per class (`docs/objectives-finetune.md`)",
+        ("alias_feature_target", "### Test, rounds 2-4: the probe (`docs/objectives-alias-test.md`)", None),
+        ("visible_alias_target", "### Test, round 5: the probe (`docs/objectives-visible-test.md`)", None),
+        ("lambda_options_finetune", "### Test: fine-tuning with 10 clips per class (`docs/objectives-finetune.md`)",
          "Low-label fine-tuning on test is not published yet (`docs/objectives-finetune.md`)."),
-        (objectives_finetune.ALIAS_TARGET,
+        ("alias_feature_target_finetune",
          "### Test, rounds 2-4: fine-tuning with 10 clips per class (`docs/objectives-alias-finetune.md`)", None),
-        (objectives_finetune.ALIAS_VISIBLE,
+        ("visible_alias_target_finetune",
          "### Test, round 5: fine-tuning with 10 clips per class (`docs/objectives-visible-finetune.md`)", None),
     )
-    for finetune_plan, heading, missing in finetune_readings:
-        stored = docs / f"{finetune_plan.outcomes}.json"
+    for name, heading, missing in readings:
+        reading = experiment(name)
+        stored = docs / f"{reading.outcomes}.json"
         if stored.is_file():
-            text, _ = objectives_finetune.report(load(json.loads(stored.read_text())), objectives_finetune.SETTINGS.finetune_seeds,
-                                                 finetune_plan)
+            outcomes = load(json.loads(stored.read_text()))
+            if reading.regime == "finetune":  # the tables without the learning rates
+                text, _ = finetune_report(outcomes, reading.seeds, reading)
+            else:
+                text, _ = probe_report(outcomes, reading)
             out += ["", heading, "", text]
         elif missing:
             out += ["", missing]

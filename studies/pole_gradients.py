@@ -33,7 +33,7 @@ from studies.common import say
 
 TERMS = ("masked tokens", "CLS", "contrastive", "alias", "total")
 VARIANT_STEMS = {"trained_visible": {}, "modulation_lambda": {"lambda_modulation_input": True}}
-"""The variants of ``studies.objectives`` with a trained Lambda Encoder: their stem options."""
+"""The variants of ``studies.variants`` with a trained Lambda Encoder: their stem options."""
 
 
 def study_model_config(variant: str):  # noqa: ANN201

@@ -1,11 +1,11 @@
-"""The objective screen: one run per Lambda Encoder option beside the plain stem, each the
-study's pre-training with exactly its own overrides, which the recipe accepts."""
+"""The pre-training variants: one run per option beside the plain stem, each the study's
+pre-training with exactly its own overrides, which the recipe accepts."""
 
 from pathlib import Path
 
 import yaml
 
-from studies.objectives import REFERENCE, VARIANTS, runs_of
+from studies.variants import REFERENCE, VARIANTS, runs_of
 from tests.recipes.helpers import run_cli
 
 
@@ -65,20 +65,20 @@ def test_outcomes_pack_one_bit_per_clip_and_come_back_unchanged() -> None:
         store(scores, corpus=Path("/c"))
 
 
-def test_a_reading_reuses_only_the_stored_models_it_lacks_and_the_published_ones_cover_round_5() -> None:
+def test_a_reading_reuses_only_the_stored_models_it_lacks_and_the_published_ones_cover_the_visible_target() -> None:
     import json
 
-    from studies.objectives import ALIAS_VISIBLE, RANDOM_AAPE
+    from studies.experiments import RANDOM_AAPE, VISIBLE_ALIAS_TARGET
     from studies.outcomes import Outcome, load, with_reused
 
     new = Outcome(0.9, 0.8, ["x.flac"], [1])
     old = Outcome(0.1, 0.2, ["x.flac"], [0])
     merged = with_reused({"a": {"t": new}}, {"a": {"t": old}, "b": {"t": old}, "c": {"t": old}}, wanted={"a", "b"})
     assert merged == {"a": {"t": new}, "b": {"t": old}}
-    # Round 5 measures alias_visible only: everything else it compares is in the reused reading.
+    # The visible alias target measures alias_visible only: everything else it compares is in the reused reading.
     docs = Path(__file__).resolve().parents[2] / "docs"
-    stored = {k: v for name in ALIAS_VISIBLE.reuses for k, v in load(json.loads((docs / f"{name}.json").read_text())).items()}
-    for a, b in ALIAS_VISIBLE.comparisons:
+    stored = {k: v for name in VISIBLE_ALIAS_TARGET.reuses for k, v in load(json.loads((docs / f"{name}.json").read_text())).items()}
+    for a, b in VISIBLE_ALIAS_TARGET.comparisons:
         assert a == "alias_visible"
         names = [f"{b}, seed {s}" if b == RANDOM_AAPE else f"{b}, 3000 steps, seed {s}" for s in (1, 2, 3)]
         assert all(n in stored for n in names), names

@@ -1,22 +1,15 @@
-"""Step 4's low-label fine-tuning of the objective study: what runs in which order, from which
-checkpoint, and a page that the stored per-clip outcomes rebuild byte for byte."""
+"""Low-label fine-tuning of the experiments' models: what runs in which order, from which
+checkpoint, and a page whose comparisons need every task of their group."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from studies.common import MODULATION_TASKS, StudySettings
-from studies.objectives_finetune import (
-    ModelStart,
-    ObjectiveFinetune,
-    main,
-    parse_start,
-    report,
-    results,
-    runs_needed,
-)
+from studies.experiments import LAMBDA_OPTIONS_FINETUNE
+from studies.finetune_page import report
+from studies.finetune_runs import ModelStart, ObjectiveFinetune, parse_start, results, runs_needed
 from studies.outcomes import load, store
 from tests.studies.test_studies_finetuning import finish
 
@@ -76,59 +69,32 @@ def test_the_page_compares_complete_groups_and_rebuilds_from_its_outcomes(tmp_pa
     _finish_cell(tmp_path, random, {s: [1] * 20 + [0] * 20 for s in (1, 2, 3)})
     found = results(tmp_path, settings, [frozen, random], tasks)
     assert sorted(found) == [f"{m}, seed {s}" for m in ("aape_tiny random init", "frozen_lambda, 3000 steps") for s in (1, 2, 3)]
-    import studies.objectives_finetune as module
-
     # The group of one task here: the comparison needs every task of its group.
-    text, data = report(found, settings.finetune_seeds)
+    text, data = report(found, settings.finetune_seeds, LAMBDA_OPTIONS_FINETUNE)
     assert "minus" not in text and "| 75.0 |" in text and "| 50.0 |" in text
-    module.GROUPS, saved = {"first task": tasks}, module.GROUPS
-    try:
-        text, data = report(found, settings.finetune_seeds)
-        back, _ = report(load(json.loads(json.dumps(store(found, corpus=Path("/corpus"))))), settings.finetune_seeds)
-    finally:
-        module.GROUPS = saved
+    one_task = {"first task": tasks}
+    text, data = report(found, settings.finetune_seeds, LAMBDA_OPTIONS_FINETUNE, one_task)
+    back, _ = report(load(json.loads(json.dumps(store(found, corpus=Path("/corpus"))))), settings.finetune_seeds,
+                     LAMBDA_OPTIONS_FINETUNE, one_task)
     assert "frozen_lambda, 3000 steps minus aape_tiny random init" in text and back == text
     comparison = data["comparisons"]["frozen_lambda, 3000 steps - aape_tiny random init: first task"]
     assert comparison["estimate"] == pytest.approx(0.25) and comparison["low"] > 0
     # Validation rose with the rate, and this grid may not widen: the choice is its end, and said so.
-    from studies.objectives_finetune import choices, choices_table
+    from studies.finetune_page import choices_table
+    from studies.finetune_runs import choices
 
     chosen = choices(tmp_path, settings, [frozen], tasks)
     assert chosen == {"frozen_lambda, 3000 steps": {tasks[0]: {"grid": [1e-3, 3e-3], "lr": 3e-3, "at_end": True}}}
-    assert "| frozen_lambda, 3000 steps | 0.003 (end) |" in choices_table(chosen) and "1 of 1 choices" in choices_table(chosen)
+    table = choices_table(chosen, LAMBDA_OPTIONS_FINETUNE)
+    assert "| frozen_lambda, 3000 steps | 0.003 (end) |" in table and "1 of 1 choices" in table
 
 
-@pytest.mark.parametrize("page", ["objectives-finetune", "objectives-test", "objectives-alias-finetune", "objectives-alias-test",
-                                  "objectives-visible-finetune", "objectives-visible-test"])
-def test_the_published_page_is_what_its_stored_outcomes_give(tmp_path: Path, page: str) -> None:
-    outcomes = DOCS / f"{page.replace('-test', '')}-outcomes.json"
-    if not (DOCS / f"{page}.md").is_file():
-        pytest.skip(f"docs/{page}.md is not published yet")
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(outcomes, docs / outcomes.name)
-    if "-visible-" in page:  # round 5 reads the models it did not run from the rounds 2-4 outcomes
-        for reused in ("objectives-alias-outcomes.json", "objectives-alias-finetune-outcomes.json"):
-            shutil.copy(DOCS / reused, docs / reused)
-    round_ = ["--round", "3" if "-visible-" in page else "2" if "-alias-" in page else "1"]
-    if page.endswith("finetune"):
-        assert main(["--report-only", "--docs", str(docs), "--from-docs", *round_]) == 0
-    else:
-        from studies.objectives import main as objectives_main
+def test_the_visible_target_reuses_the_stored_fine_tuning_of_the_models_it_does_not_run() -> None:
+    from studies.experiments import VISIBLE_ALIAS_TARGET_FINETUNE as experiment
+    from studies.finetune_page import order
+    from studies.finetune_runs import reused_readings
 
-        assert objectives_main(["--test", "--docs", str(docs), "--from-docs", "--seeds", "1", "2", "3", *round_]) == 0
-    assert (docs / f"{page}.md").read_text() == (DOCS / f"{page}.md").read_text()
-    assert (docs / f"{page}.json").read_text() == (DOCS / f"{page}.json").read_text()
-
-
-def test_round_5_reuses_the_stored_fine_tuning_of_the_models_it_does_not_run() -> None:
-    from pathlib import Path
-
-    from studies.common import MODULATION_TASKS
-    from studies.objectives_finetune import ALIAS_VISIBLE, reused_readings
-
-    docs = Path(__file__).resolve().parents[2] / "docs"
-    found, chosen = reused_readings(docs, ALIAS_VISIBLE, {}, {})
+    found, chosen = reused_readings(DOCS, experiment.reuses, order(experiment), {}, {})
     for label in ("alias_subband, 3000 steps", "aape_tiny random init", "vit_tiny, 3000 steps"):
         for seed in (1, 2, 3):
             assert set(MODULATION_TASKS) <= set(found[f"{label}, seed {seed}"]), label

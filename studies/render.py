@@ -1,0 +1,191 @@
+"""Rebuilds an experiment's page (``DOCS/<page>.md`` and ``.json``) from its stored outcomes
+alone: nothing is trained or measured.
+
+    python -m studies.render EXPERIMENT [EXPERIMENT ...] --docs docs
+    python -m studies.render --all --docs docs
+
+``--all`` rebuilds every declared page whose outcomes are stored (a page whose outcomes are not
+stored yet is named and left unwritten), and the text pages of the separate analyses that are
+rebuilt from their stored JSON alone (:data:`ANALYSES`: the pole-gradient page and the modulation
+section of ``results.md``). The findings (README table, figures) and ``make study``'s page keep
+their own commands (``python -m studies.findings``, ``python -m studies.study --from-docs``):
+they draw figures. A page's sections (another experiment's tables on the
+same page) follow when their outcomes are stored. ``--note`` and ``--adaptivity`` change the
+stored note under a page's tables (or a screen's adaptivity cells) before rendering.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from studies.experiments import EXPERIMENTS, Experiment, experiment, host_of
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """A page's files, as text: ``DOCS/<page>.md`` and (except a screen's, which is its stored form) ``.json``."""
+
+    markdown: str
+    data: str | None
+
+
+def outcomes_file(exp: Experiment, docs: Path) -> Path:
+    if exp.outcomes is None:
+        raise ValueError(f"{exp.name} stores no outcomes (it has no page of its own).")
+    return docs / f"{exp.outcomes}.json"
+
+
+def stored(exp: Experiment, docs: Path) -> bool:
+    return exp.outcomes is not None and outcomes_file(exp, docs).is_file()
+
+
+def tables_of(exp: Experiment, outcomes: Mapping[str, Mapping[str, Any]], choices: Mapping[str, Any] | None = None
+              ) -> tuple[str, dict[str, object]]:
+    """The tables and data of a probe or fine-tuning experiment's page, from per-clip outcomes."""
+    if exp.layout == "paired":
+        from studies.paired_page import report
+
+        return report(outcomes, exp)
+    if exp.layout == "per_task":
+        from studies.per_task_page import report as per_task
+
+        return per_task(outcomes, exp)
+    if exp.layout == "finetune":
+        from studies.finetune_page import page
+
+        return page(outcomes, choices or {}, exp)
+    raise ValueError(f"{exp.name}: a {exp.layout} page has no per-clip tables.")
+
+
+def tables(exp: Experiment, docs: Path) -> tuple[str, dict[str, object]]:
+    """The tables (below the head, with the stored note) and data, from the stored outcomes."""
+    from studies.outcomes import load
+
+    document = json.loads(outcomes_file(exp, docs).read_text())
+    text, data = tables_of(exp, load(document), document.get("choices"))
+    if exp.layout == "paired":
+        return text, data
+    note = str(document.get("note", ""))
+    return text + "\n" + (f"\n{note}\n" if note else ""), data
+
+
+def build(exp: Experiment, docs: Path) -> Page:
+    """The page of ``exp`` from ``docs``' stored outcomes (refused when they are not stored)."""
+    if exp.page is None:
+        host = host_of(exp.name)
+        raise ValueError(f"{exp.name} has no page of its own" + (f": it is a section of {host.name}'s" if host else "") + ".")
+    if not stored(exp, docs):
+        raise FileNotFoundError(f"{exp.name}: no stored outcomes at {outcomes_file(exp, docs)} (run "
+                                f"`python -m studies.run {exp.name} --docs {docs}` first).")
+    if exp.layout == "screen":
+        from studies.screen_page import render
+
+        return Page(markdown=render(json.loads(outcomes_file(exp, docs).read_text()), exp), data=None)
+    text, data = tables(exp, docs)
+    markdown = exp.head + text + ("\n" if exp.layout == "paired" else "")
+    for name in exp.sections:
+        section = experiment(name)
+        if stored(section, docs):
+            section_text, section_data = tables(section, docs)
+            markdown += section.head + section_text
+            data[section.group_name] = section_data
+    return Page(markdown=markdown, data=json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def write(exp: Experiment, docs: Path) -> Page:
+    page = build(exp, docs)
+    assert exp.page is not None
+    (docs / f"{exp.page}.md").write_text(page.markdown)
+    if page.data is not None:
+        (docs / f"{exp.page}.json").write_text(page.data)
+    return page
+
+
+def _pole_gradients(docs: Path) -> None:
+    from studies.pole_gradients import render
+
+    (docs / "pole-gradients.md").write_text(render(json.loads((docs / "pole-gradients.json").read_text())))
+
+
+def _modulation_section(docs: Path) -> None:
+    from studies.modulation_section import section, splice
+
+    page = docs / "results.md"
+    page.write_text(splice(page.read_text(), section(docs)))
+
+
+ANALYSES = {"pole-gradients.md": (_pole_gradients, "pole-gradients.json"), "results.md": (_modulation_section, "results.md")}
+"""Pages of analyses outside the declarations that ``--all`` rebuilds from stored data: page ->
+(how, the file it needs)."""
+
+
+def rebuildable(docs: Path) -> list[Experiment]:
+    """The declared experiments with a page of their own and stored outcomes."""
+    return [e for e in EXPERIMENTS.values() if e.page is not None and stored(e, docs)]
+
+
+def set_note(exp: Experiment, docs: Path, note: str) -> None:
+    """The paragraph under the page's tables, kept in its stored outcomes."""
+    path = outcomes_file(exp, docs)
+    document = json.loads(path.read_text())
+    document["note"] = note
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def set_adaptivity(exp: Experiment, docs: Path, cells: list[str]) -> None:
+    """A screen's adaptivity cells, ``VARIANT=TEXT`` (measured by ``aape_plugin.eval.adaptivity``)."""
+    if exp.rule is None:
+        raise ValueError(f"{exp.name} is not a screen with a rule; --adaptivity applies to {[e.name for e in EXPERIMENTS.values() if e.rule]}.")
+    path = outcomes_file(exp, docs)
+    document = json.loads(path.read_text())
+    for item in cells:
+        variant, _, text = item.partition("=")
+        if variant not in exp.rule.candidates or not text:
+            raise ValueError(f"--adaptivity {item!r}: expected VARIANT=TEXT with VARIANT one of {', '.join(exp.rule.candidates)}")
+        document.setdefault("adaptivity", {})[variant] = text
+    path.write_text(json.dumps(document, indent=1) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.render", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help=f"one of: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("--all", action="store_true", help="every page whose outcomes are stored")
+    parser.add_argument("--docs", type=Path, default=Path("docs"))
+    parser.add_argument("--note", default=None, help="with one EXPERIMENT: the paragraph under its tables (stored with its outcomes)")
+    parser.add_argument("--adaptivity", nargs="*", default=[], metavar="VARIANT=TEXT", help="with a screen: its adaptivity cells")
+    args = parser.parse_args(argv)
+    if args.all == bool(args.experiments):
+        parser.error("name the experiments, or give --all")
+    try:
+        chosen = rebuildable(args.docs) if args.all else [experiment(name) for name in args.experiments]
+        if (args.note is not None or args.adaptivity) and len(chosen) != 1:
+            parser.error("--note and --adaptivity need exactly one EXPERIMENT")
+        if args.note is not None:
+            set_note(chosen[0], args.docs, args.note)
+        if args.adaptivity:
+            set_adaptivity(chosen[0], args.docs, args.adaptivity)
+        for exp in chosen:
+            write(exp, args.docs)
+            print(f"{args.docs / str(exp.page)}.md: rebuilt from {outcomes_file(exp, args.docs)}")
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    if args.all:
+        for page_name, (rebuild, needs) in ANALYSES.items():
+            if (args.docs / needs).is_file():
+                rebuild(args.docs)
+                print(f"{args.docs / page_name}: rebuilt from {args.docs / needs}")
+        for exp in EXPERIMENTS.values():
+            if exp.page is not None and not stored(exp, args.docs):
+                print(f"{exp.name}: no stored outcomes yet ({exp.outcomes}.json); its page is not written")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
