@@ -20,7 +20,7 @@ from typing import Any
 
 from studies.common import Job, StudySettings, aape_command
 from studies.finetuning import FinetuneResult, few_label_overrides, read_finetune_result, widening_grid
-from studies.variants import RANDOM_SUFFIX, REFERENCE, VariantRun, known_models
+from studies.variants import RANDOM_SUFFIX, REFERENCE, VariantRun, finetune_overrides, known_models
 
 MAIN_STEPS = 3000
 """The pre-training length of the experiments' main runs (seeds 1-3)."""
@@ -111,7 +111,7 @@ class ObjectiveFinetune:
         if run is None:
             overrides.append(f"dataset.stats_file={pool_stats}")  # the statistics the pre-trained models normalise with
         else:
-            overrides += [f"pretrained.checkpoint={run.folder(root)}", f"pretrained.step={run.steps}"]
+            overrides += [f"pretrained.checkpoint={run.folder(root)}", f"pretrained.step={run.steps}", *finetune_overrides(run.variant)]
         overrides += few_label_overrides(settings, self.task)
         command = aape_command("aape_finetune", str(out), "--preset", self.task, "--no-rich", "--config", *overrides)
         name = f"fine-tune {self.start.label}, {self.task}, 10 per class, lr {self.lr:g}, seed {self.seed}"

@@ -32,6 +32,16 @@ VISIBLE = "alias_features: true, alias_norm: subband, alias_visible: true"
 PATCH_NORM = "alias_features: true, alias_norm: patch, alias_visible: false"
 """The alias target normalised per patch (its subband's fixed pattern left in), masked patches only."""
 
+STEMS: dict[str, str] = {
+    "offsets": "pole_mode: offsets",
+    "balanced_fusion": "fusion_balance: true",
+    "offsets_balanced": "pole_mode: offsets, fusion_balance: true",
+    "fixed_poles": "adaptive: false",
+    "modulation_lambda": "lambda_modulation_input: true",
+}
+"""The variants whose encoder differs from the preset's (``encoder.stem`` options): fine-tuning one
+must build the same encoder, which ``aape_finetune`` checks against the checkpoint."""
+
 TRAINED_LAMBDA = "optimizer.config.lambda_lr_scale=1"
 """The Lambda Encoder trained at the full learning rate, as the paper trains it (the study preset freezes it)."""
 
@@ -42,9 +52,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "frozen_lambda": ("optimizer.config.lambda_lr_scale=0", model_overrides(targets=NO_ALIAS)),
     "slow_lambda": ("optimizer.config.lambda_lr_scale=0.1", model_overrides(targets=NO_ALIAS)),
     # Poles as learned offsets of fixed centres; Patch Fusion's two streams balanced; both.
-    "offsets": (TRAINED_LAMBDA, model_overrides(stem="pole_mode: offsets", targets=NO_ALIAS)),
-    "balanced_fusion": (TRAINED_LAMBDA, model_overrides(stem="fusion_balance: true", targets=NO_ALIAS)),
-    "offsets_balanced": (TRAINED_LAMBDA, model_overrides(stem="pole_mode: offsets, fusion_balance: true", targets=NO_ALIAS)),
+    "offsets": (TRAINED_LAMBDA, model_overrides(stem=STEMS["offsets"], targets=NO_ALIAS)),
+    "balanced_fusion": (TRAINED_LAMBDA, model_overrides(stem=STEMS["balanced_fusion"], targets=NO_ALIAS)),
+    "offsets_balanced": (TRAINED_LAMBDA, model_overrides(stem=STEMS["offsets_balanced"], targets=NO_ALIAS)),
     # A target that includes the alias stream (normalised per patch), Lambda Encoder frozen or trained.
     "alias_target": (model_overrides(targets=PATCH_NORM),),
     "alias_target_trained": (TRAINED_LAMBDA, model_overrides(targets=PATCH_NORM)),
@@ -58,11 +68,19 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     # arm (one learned pole set per subband, no input dependence) under the same schedule: what
     # the input-dependent estimate adds is the difference between the two.
     "trained_visible": (TRAINED_LAMBDA, model_overrides(targets=VISIBLE)),
-    "fixed_poles": (TRAINED_LAMBDA, model_overrides(stem="adaptive: false", targets=VISIBLE)),
+    "fixed_poles": (TRAINED_LAMBDA, model_overrides(stem=STEMS["fixed_poles"], targets=VISIBLE)),
     # A trained Lambda Encoder whose tokens also see each patch's modulation spectrum.
-    "modulation_lambda": (TRAINED_LAMBDA, model_overrides(stem="lambda_modulation_input: true", targets=VISIBLE)),
+    "modulation_lambda": (TRAINED_LAMBDA, model_overrides(stem=STEMS["modulation_lambda"], targets=VISIBLE)),
 }
 """``aape_tiny`` variants: name -> the ``--config`` overrides that make it."""
+
+
+
+def finetune_overrides(variant: str) -> list[str]:
+    """The ``aape_finetune`` overrides that build ``variant``'s encoder (none for the preset's)."""
+    stem = STEMS.get(variant)
+    return [f"model.config_overrides={{encoder: {{stem: {{{stem}}}}}}}"] if stem else []
+
 
 REFERENCE = "vit_tiny"
 """The plain-stem reference, pre-trained beside the variants with the preset as it is."""

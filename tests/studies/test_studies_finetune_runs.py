@@ -100,3 +100,19 @@ def test_the_visible_target_reuses_the_stored_fine_tuning_of_the_models_it_does_
             assert set(MODULATION_TASKS) <= set(found[f"{label}, seed {seed}"]), label
         assert set(MODULATION_TASKS) <= set(chosen[label])
     assert not any(key.startswith(("frozen_lambda", "alias_visible")) for key in found)
+
+
+def test_a_variant_with_its_own_encoder_is_fine_tuned_with_that_encoder(tmp_path: Path) -> None:
+    # aape_finetune refuses a checkpoint whose encoder options differ from the ones it builds.
+    from studies.variants import STEMS, VARIANTS
+
+    for variant, overrides in VARIANTS.items():
+        encoder = [o for o in overrides if "encoder:" in o]
+        start = ModelStart(variant)
+        command = ObjectiveFinetune(start, MODULATION_TASKS[0], 1e-3, 1).job(tmp_path, SETTINGS, Path("/pool/stats.json")).command
+        config = [a for a in command if a.startswith("model.config_overrides=")]
+        if encoder:
+            assert config == [f"model.config_overrides={{encoder: {{stem: {{{STEMS[variant]}}}}}}}"], variant
+            assert f"stem: {{{STEMS[variant]}}}" in encoder[0], variant
+        else:
+            assert config == [], variant
