@@ -77,9 +77,11 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 
 
 def finetune_overrides(variant: str) -> list[str]:
-    """The ``aape_finetune`` overrides that build ``variant``'s encoder (none for the preset's)."""
-    stem = STEMS.get(variant)
-    return [f"model.config_overrides={{encoder: {{stem: {{{stem}}}}}}}"] if stem else []
+    """The ``aape_finetune`` overrides that build ``variant``'s encoder (none for the preset's),
+    one dotted key per option: they merge into the task preset's ``model.config_overrides``
+    (its ``num_classes``), where a whole mapping would replace it."""
+    options = [item.split(":", 1) for item in STEMS.get(variant, "").split(",") if item.strip()]
+    return [f"model.config_overrides.encoder.stem.{key.strip()}={value.strip()}" for key, value in options]
 
 
 REFERENCE = "vit_tiny"

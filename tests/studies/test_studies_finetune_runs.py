@@ -102,17 +102,23 @@ def test_the_visible_target_reuses_the_stored_fine_tuning_of_the_models_it_does_
     assert not any(key.startswith(("frozen_lambda", "alias_visible")) for key in found)
 
 
-def test_a_variant_with_its_own_encoder_is_fine_tuned_with_that_encoder(tmp_path: Path) -> None:
-    # aape_finetune refuses a checkpoint whose encoder options differ from the ones it builds.
+
+@pytest.mark.parametrize("variant", ["fixed_poles", "offsets_balanced", "alias_visible"])
+def test_a_variant_is_fine_tuned_with_its_own_encoder_and_the_tasks_head(tmp_path: Path, variant: str) -> None:
+    # aape_finetune refuses a checkpoint whose encoder options differ from the ones it builds, and
+    # a head whose class count is not the task's: the resolved configuration must keep both.
+    import subprocess
+    import sys
+
+    import yaml
+
     from studies.variants import STEMS, VARIANTS
 
-    for variant, overrides in VARIANTS.items():
-        encoder = [o for o in overrides if "encoder:" in o]
-        start = ModelStart(variant)
-        command = ObjectiveFinetune(start, MODULATION_TASKS[0], 1e-3, 1).job(tmp_path, SETTINGS, Path("/pool/stats.json")).command
-        config = [a for a in command if a.startswith("model.config_overrides=")]
-        if encoder:
-            assert config == [f"model.config_overrides={{encoder: {{stem: {{{STEMS[variant]}}}}}}}"], variant
-            assert f"stem: {{{STEMS[variant]}}}" in encoder[0], variant
-        else:
-            assert config == [], variant
+    task = MODULATION_TASKS[0]
+    command = ObjectiveFinetune(ModelStart(variant), task, 1e-3, 1).job(tmp_path, SETTINGS, Path("/pool/stats.json")).command
+    resolved = subprocess.run([*command, "--dump-config"], capture_output=True, text=True, check=True)
+    overrides = yaml.safe_load(resolved.stdout)["model"]["config_overrides"]
+    assert overrides["num_classes"] == 7, resolved.stdout
+    expected = yaml.safe_load("{" + STEMS[variant] + "}") if variant in STEMS else None
+    assert overrides.get("encoder", {}).get("stem") == expected
+    assert any("encoder: {stem:" in o for o in VARIANTS[variant]) == (variant in STEMS)
