@@ -102,6 +102,9 @@ class Experiment:
     sections: tuple[str, ...] = ()
     """Experiments whose tables follow this page's as sections, when their outcomes are stored."""
     rule: ScreenRule | None = None
+    per_task_comparisons: bool = False
+    """``finetune``: the paired differences also per task, beside the task groups (the earlier
+    fine-tuning pages show the groups only)."""
 
     def model_tasks(self, model: str) -> tuple[str, ...]:
         """Fine-tuning: the tasks ``model`` is run on."""
@@ -426,6 +429,7 @@ ADAPTIVE_FRESH_FINETUNE = Experiment(
     models=(*ADAPTIVE_MODELS, RANDOM_AAPE),
     tasks=MODULATION_TASKS,
     comparisons=tuple(pair for pair in FRESH_COMPARISONS),
+    per_task_comparisons=True,
     pretrains=False,
     page="adaptive-poles-fresh-finetune", outcomes="adaptive-poles-fresh-finetune-outcomes",
     head="""# The adaptive half: low-label fine-tuning on the fresh test split

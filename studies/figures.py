@@ -58,9 +58,7 @@ def plot_intervals(docs: Path, rows: Sequence[tuple[Finding, Mapping[str, Interv
         ax.set_title(column, fontsize=9)
         ax.set_xlabel("points (95% interval)", fontsize=8)
         ax.tick_params(labelsize=7)
-    from studies.findings import FRESH
-
-    axes[0].set_yticks(ys, [f.label.replace("`", "") + ("" if f.fine_tuned else " (probe, fresh split)" if f.readings == FRESH else " (probe)")
+    axes[0].set_yticks(ys, [f.label.replace("`", "") + ("" if f.reading == "fine-tuned" else f" ({f.reading.removeprefix('fine-tuned, ')})")
                             for f, _ in rows], fontsize=7)
     axes[-1].legend(fontsize=6, loc="upper right")
     fig.suptitle("aape_tiny on the study corpus' test splits: a minus b, test accuracy points", fontsize=10)

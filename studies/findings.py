@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from aape_plugin.eval.bootstrap import Interval
-from studies.experiments import ADAPTIVE_FRESH, ADAPTIVE_FRESH_FIVE_TASKS
+from studies.experiments import ADAPTIVE_FRESH, ADAPTIVE_FRESH_FINETUNE, ADAPTIVE_FRESH_FIVE_TASKS
 from studies.common import MODULATION_TASKS, SHORT, TASKS
 from studies.outcomes import Outcome, load_readings
 
@@ -47,6 +47,9 @@ FRESH = (str(ADAPTIVE_FRESH_FIVE_TASKS.outcomes), str(ADAPTIVE_FRESH.outcomes))
 """The adaptive half's reading: the modulation group on its fresh test split, the five tasks on
 their old ones (``studies.experiments.ADAPTIVE_FRESH`` and its five-task section)."""
 FRESH_PAGE = str(ADAPTIVE_FRESH.page)
+FRESH_FINETUNE = (str(ADAPTIVE_FRESH_FINETUNE.outcomes),)
+"""The same models fine-tuned with 10 clips per class, tested on the fresh split (no five-task column)."""
+FRESH_FINETUNE_PAGE = str(ADAPTIVE_FRESH_FINETUNE.page)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "modulation group": MODULATION_TASKS,
@@ -76,6 +79,12 @@ class Finding:
     one_run: bool = False
     """``a`` is one pre-training run: fine-tuned, its seeds are fine-tuning seeds; probed, it
     stands against every seed of ``b`` (unpaired)."""
+
+    @property
+    def reading(self) -> str:
+        """How it was read, as the table and the figure name it."""
+        fresh = self.readings in (FRESH, FRESH_FINETUNE)
+        return ("fine-tuned" if self.fine_tuned else "probe") + (", fresh split" if fresh else "")
 
     @property
     def paired(self) -> bool:
@@ -119,6 +128,12 @@ FINDINGS = (
             SEEDS, SEEDS, FRESH, FRESH_PAGE),
     Finding("fixed poles minus the study preset's frozen Lambda Encoder, both 3k steps", "fixed_poles, 3000 steps",
             f"{STUDY_PRESET}, 3000 steps", SEEDS, SEEDS, FRESH, FRESH_PAGE),
+    Finding("Lambda Encoder trained minus fixed poles, both 3k steps, both fine-tuned (10 per class)", "trained_visible, 3000 steps",
+            "fixed_poles, 3000 steps", SEEDS, SEEDS, FRESH_FINETUNE, FRESH_FINETUNE_PAGE, fine_tuned=True),
+    Finding("Lambda Encoder trained, 3k steps, minus its random initialisation, both fine-tuned (10 per class)",
+            "trained_visible, 3000 steps", RANDOM, SEEDS, SEEDS, FRESH_FINETUNE, FRESH_FINETUNE_PAGE, fine_tuned=True),
+    Finding("study preset, 3k steps, minus its random initialisation, both fine-tuned (10 per class)", f"{STUDY_PRESET}, 3000 steps",
+            RANDOM, SEEDS, SEEDS, FRESH_FINETUNE, FRESH_FINETUNE_PAGE, fine_tuned=True),
     Finding("the modulation spectrum (no model) minus random `aape_tiny`", "modulation spectrum", RANDOM, (), SEEDS, FRESH,
             FRESH_PAGE, no_model=True),
 )
@@ -161,7 +176,7 @@ def table(rows: Sequence[tuple[Finding, Mapping[str, Interval | None]]], pages: 
     lines = ["| a minus b (aape_tiny unless named) | reading | seeds | " + " | ".join(COLUMNS) + " |",
              "|---|---|---|" + "---|" * len(COLUMNS)]
     for finding, cells in rows:
-        reading = "fine-tuned" if finding.fine_tuned else "probe, fresh split" if finding.readings == FRESH else "probe"
+        reading = finding.reading
         values = [cells[c].describe() if cells[c] is not None else "not run" for c in COLUMNS]
         lines.append(f"| {finding.label} | [{reading}]({pages}{finding.page}.md) | {finding.seeds()} | " + " | ".join(values) + " |")
     return "\n".join(lines)

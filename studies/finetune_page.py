@@ -94,7 +94,10 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], expe
 def page(outcomes: Mapping[str, Mapping[str, Any]], chosen: Mapping[str, Mapping[str, Mapping[str, Any]]],
          experiment: Experiment) -> tuple[str, dict[str, object]]:
     """The page's tables below its head, and its data (with the choices)."""
-    text, data = report(outcomes, experiment.seeds, experiment)
+    groups = GROUPS
+    if experiment.per_task_comparisons:
+        groups = {**GROUPS, **{SHORT[t]: (t,) for t in experiment.tasks}}
+    text, data = report(outcomes, experiment.seeds, experiment, groups)
     text += "\n\nLearning rates chosen on seed 1's validation accuracy:\n\n" + choices_table(chosen, experiment)
     data["choices"] = chosen
     return text, data
