@@ -11,6 +11,7 @@ from typing import Any
 from studies.common import MODULATION_TASKS, SHORT, TASKS
 from studies.experiments import Experiment
 from studies.finetune_runs import parse_start
+from studies.outcomes import seed_difference
 
 GROUPS = {"modulation group": MODULATION_TASKS, "five tasks": TASKS}
 
@@ -48,8 +49,6 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], expe
     has finished every task of it."""
     import numpy as np
 
-    from aape_plugin.eval.bootstrap import check_same_clips
-    from aape_plugin.eval.seed_interval import seed_t_interval
 
     rows = order(experiment)
     labels = sorted({key.rsplit(", seed ", 1)[0] for key in outcomes}, key=lambda name: _model_order(name, rows))
@@ -73,11 +72,8 @@ def report(outcomes: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], expe
             if not complete:
                 cells.append("")
                 continue
-            for t in group_tasks:
-                check_same_clips([(f"{m} seed {s}", r[t].clips) for m in (a, b) for s, r in zip(seeds, per_model[m])])
-            pa = {t: np.array([r[t].correct for r in per_model[a]]) for t in group_tasks}
-            pb = {t: np.array([r[t].correct for r in per_model[b]]) for t in group_tasks}
-            interval = seed_t_interval(pa, pb, paired=True)
+            interval = seed_difference([(f"{a} seed {s}", r) for s, r in zip(seeds, per_model[a])],
+                                       [(f"{b} seed {s}", r) for s, r in zip(seeds, per_model[b])], group_tasks)
             cells.append(interval.describe())
             data["comparisons"][f"{a} - {b}: {group}"] = interval.as_dict()  # type: ignore[index]
             shown = True

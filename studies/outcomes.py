@@ -12,11 +12,30 @@ from __future__ import annotations
 import re
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from aape_plugin.eval.bootstrap import Interval
+
+
+def seed_difference(a: Sequence[tuple[str, Mapping[str, Any]]], b: Sequence[tuple[str, Mapping[str, Any]]],
+                    tasks: Sequence[str], *, paired: bool = True) -> Interval:
+    """``a`` minus ``b`` over ``tasks`` with :func:`aape_plugin.eval.seed_interval.seed_t_interval`:
+    each side one ``(name, per-task outcomes)`` per seed (anything with ``clips`` and
+    ``correct``), every side's clips checked to be the same, in the same order, before pairing."""
+    from aape_plugin.eval.bootstrap import check_same_clips
+    from aape_plugin.eval.seed_interval import seed_t_interval
+
+    for t in tasks:
+        check_same_clips([(name, r[t].clips) for name, r in (*a, *b)])
+    pa = {t: np.array([r[t].correct for _, r in a]) for t in tasks}
+    pb = {t: np.array([r[t].correct for _, r in b]) for t in tasks}
+    return seed_t_interval(pa, pb, paired=paired)
 
 
 _NAME = re.compile(r"^(?P<model>.+?)(?:, \d+ steps)?, seed (?P<seed>\d+)$")

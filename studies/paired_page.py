@@ -11,15 +11,13 @@ from typing import Any
 
 from studies.common import FREQUENCY_TASKS, MODULATION_TASKS, SHORT, TASKS
 from studies.experiments import Experiment
+from studies.outcomes import seed_difference
 
 GROUPS = {"modulation group": MODULATION_TASKS, "five tasks": TASKS, "pitch + instrument": FREQUENCY_TASKS}
 
 
 def report(scores: Mapping[str, Mapping[str, Any]], experiment: Experiment) -> tuple[str, dict[str, object]]:
     import numpy as np
-
-    from aape_plugin.eval.bootstrap import check_same_clips
-    from aape_plugin.eval.seed_interval import seed_t_interval
 
     models: dict[str, list[Mapping[str, Any]]] = {}
     for model in experiment.models:
@@ -44,22 +42,18 @@ def report(scores: Mapping[str, Mapping[str, Any]], experiment: Experiment) -> t
         if n < 2:
             continue
         cells = []
+        seeded = {m: [(f"{m} seed {k + 1}", models[m][k]) for k in range(n)] for m in (a, b)}
         for group, tasks in GROUPS.items():
-            for t in tasks:
-                check_same_clips([(f"{m} seed {k + 1}", models[m][k][t].clips) for m in (a, b) for k in range(n)])
-            pa = {t: np.array([models[a][k][t].correct for k in range(n)]) for t in tasks}
-            pb = {t: np.array([models[b][k][t].correct for k in range(n)]) for t in tasks}
-            interval = seed_t_interval(pa, pb, paired=True)
+            interval = seed_difference(seeded[a], seeded[b], tasks)
             cells.append(interval.describe())
             data["comparisons"][f"{a} - {b}: {group}"] = {**interval.as_dict(), "seeds": n}  # type: ignore[index]
         lines.append(f"| {a} minus {b} ({n} seeds) | " + " | ".join(cells) + " |")
     if long_name in models:
         for b in experiment.long_comparisons:
             cells = []
+            others = [(f"{b} seed {k + 1}", r) for k, r in enumerate(models[b])]
             for group, tasks in GROUPS.items():
-                pa = {t: np.array([r[t].correct for r in models[long_name]]) for t in tasks}
-                pb = {t: np.array([r[t].correct for r in models[b]]) for t in tasks}
-                interval = seed_t_interval(pa, pb, paired=False)
+                interval = seed_difference([(long_name, models[long_name][0])], others, tasks, paired=False)
                 cells.append(interval.describe())
                 data["comparisons"][f"{long_name} - {b}: {group}"] = {**interval.as_dict(), "seeds": [1, len(models[b])]}  # type: ignore[index]
             lines.append(f"| {long_name} (one run) minus {b} ({len(models[b])} seeds) | " + " | ".join(cells) + " |")

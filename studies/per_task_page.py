@@ -9,7 +9,7 @@ from typing import Any
 
 from studies.common import SHORT
 from studies.experiments import Experiment
-from studies.outcomes import model_and_seed
+from studies.outcomes import model_and_seed, seed_difference
 from studies.probe_measure import NO_MODEL
 
 
@@ -17,9 +17,6 @@ def report(scores: Mapping[str, Mapping[str, Any]], experiment: Experiment) -> t
     """The tables from per-encoder, per-task outcomes on the experiment's tasks; a comparison
     is shown when both models share at least two seeds (paired by seed number)."""
     import numpy as np
-
-    from aape_plugin.eval.bootstrap import check_same_clips
-    from aape_plugin.eval.seed_interval import seed_t_interval
 
     tasks, group_name = experiment.tasks, experiment.group_name
     grouped: dict[str, dict[int, Mapping[str, Any]]] = {}
@@ -42,12 +39,9 @@ def report(scores: Mapping[str, Mapping[str, Any]], experiment: Experiment) -> t
         if len(shared) < 2:
             continue
         cells = []
+        seeded = {m: [(f"{m} seed {s}", grouped[m][s]) for s in shared] for m in (a, b)}
         for group, group_tasks in groups.items():
-            for t in group_tasks:
-                check_same_clips([(f"{m} seed {s}", grouped[m][s][t].clips) for m in (a, b) for s in shared])
-            pa = {t: np.array([grouped[a][s][t].correct for s in shared]) for t in group_tasks}
-            pb = {t: np.array([grouped[b][s][t].correct for s in shared]) for t in group_tasks}
-            interval = seed_t_interval(pa, pb, paired=True)
+            interval = seed_difference(seeded[a], seeded[b], group_tasks)
             cells.append(interval.describe())
             data["comparisons"][f"{a} - {b}: {group}"] = {**interval.as_dict(), "seeds": shared}  # type: ignore[index]
         lines.append(f"| {a} minus {b} ({len(shared)} seeds) | " + " | ".join(cells) + " |")
