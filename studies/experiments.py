@@ -428,7 +428,7 @@ ADAPTIVE_FRESH_FINETUNE = Experiment(
     regime="finetune", split="fresh", layout="finetune",
     models=(*ADAPTIVE_MODELS, RANDOM_AAPE),
     tasks=MODULATION_TASKS,
-    comparisons=tuple(pair for pair in FRESH_COMPARISONS),
+    comparisons=FRESH_COMPARISONS,
     per_task_comparisons=True,
     pretrains=False,
     page="adaptive-poles-fresh-finetune", outcomes="adaptive-poles-fresh-finetune-outcomes",

@@ -180,7 +180,8 @@ def read(exp: Experiment, root: Path, docs: Path | None, reuse_docs: Path) -> st
             earlier: dict[str, Any] = {}
             for reuse in exp.reuses:
                 earlier |= json.loads((reuse_docs / f"{reuse}.json").read_text())
-            reused = [m for m in exp.models if m in reused_models(exp, reuse_docs)]
+            reusable = reused_models(exp, reuse_docs)
+            reused = [m for m in exp.models if m in reusable]
             kept = {name: earlier[name] for k in range(len(exp.seeds)) for m in reused
                     for name in [exp.row_names(m)[k]] if name in earlier}
             path.write_text(json.dumps(merged(old, kept, valid), indent=1) + "\n")
