@@ -104,7 +104,7 @@ def test_too_many_unreadable_clips_stop_the_run_with_a_summary(odd_corpus: dict)
     )
     assert found, message
     num_bad, seen = int(found.group(1)), int(found.group(2))
-    assert seen >= 5 and num_bad / seen > 0.1 and float(found.group(3)) == pytest.approx(100 * num_bad / seen, abs=0.05)
+    assert seen >= 5 and num_bad / seen > 0.1 and found.group(3) == f"{100 * num_bad / seen:.1f}"
     # The first unreadable clips, in reading order (no shuffle), each with its reason.
     listed = found.group(4).split("; ")
     assert [item.split(" (", 1)[0] for item in listed] == bad[: min(num_bad, 5)]
