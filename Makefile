@@ -52,7 +52,7 @@ gpu-check: setup
 # Where pre-training pays and how it grows, AaPE vs. the plain stem, on the study corpus (make
 # study-corpus first): docs/results.md. Resumes where it stopped (run it again to continue).
 # Budget on 2 CPU cores: docs/results.md says what the runs so far took. Without the runs,
-# `python -m studies.study --from-docs` rewrites what the published data give (summaries, figures).
+# `python -m studies.render --all` rewrites what the published data give (pages, summaries, figures).
 study:
 	@scripts/setup.sh figures
 	nice -n 5 $(PY) -m studies.study

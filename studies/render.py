@@ -5,11 +5,12 @@ alone: nothing is trained or measured.
     python -m studies.render --all --docs docs
 
 ``--all`` rebuilds every declared page whose outcomes are stored (a page whose outcomes are not
-stored yet is named and left unwritten), and the text pages of the separate analyses that are
-rebuilt from their stored JSON alone (:data:`ANALYSES`: the pole-gradient page and the modulation
-section of ``results.md``). The findings (README table, figures) and ``make study``'s page keep
-their own commands (``python -m studies.findings``, ``python -m studies.study --from-docs``):
-they draw figures. A page's sections (another experiment's tables on the
+stored yet is named and left unwritten), then every page of the other analyses that their stored
+JSON gives (:data:`ANALYSES`): the stem-part pages (``modulation.md``, ``shift-parts.md``,
+``pole-gradients.md``) and what ``make study``'s published data give (``results.md``'s summary,
+modulation section and findings, the README's tables and the figures: ``python -m studies.study
+--from-docs``). The parts of ``results.md`` that report the main study's runs are written by
+``python -m studies.study`` from its runs. A page's sections (another experiment's tables on the
 same page) follow when their outcomes are stored. ``--note`` and ``--adaptivity`` change the
 stored note under a page's tables (or a screen's adaptivity cells) before rendering.
 """
@@ -113,16 +114,33 @@ def _pole_gradients(docs: Path) -> None:
     (docs / "pole-gradients.md").write_text(render(json.loads((docs / "pole-gradients.json").read_text())))
 
 
-def _modulation_section(docs: Path) -> None:
-    from studies.modulation_section import section, splice
+def _modulation(docs: Path) -> None:
+    from studies.modulation import page
 
-    page = docs / "results.md"
-    page.write_text(splice(page.read_text(), section(docs)))
+    (docs / "modulation.md").write_text(page(json.loads((docs / "modulation.json").read_text())))
 
 
-ANALYSES = {"pole-gradients.md": (_pole_gradients, "pole-gradients.json"), "results.md": (_modulation_section, "results.md")}
-"""Pages of analyses outside the declarations that ``--all`` rebuilds from stored data: page ->
-(how, the file it needs)."""
+def _shift_parts(docs: Path) -> None:
+    from studies.shift_parts import page
+
+    (docs / "shift-parts.md").write_text(page(json.loads((docs / "shift-parts.json").read_text())))
+
+
+def _study_from_docs(docs: Path) -> None:
+    from studies.study import rewrite_from_docs
+
+    rewrite_from_docs(docs)
+
+
+ANALYSES = {
+    "modulation.md": (_modulation, "modulation.json"),
+    "shift-parts.md": (_shift_parts, "shift-parts.json"),
+    "pole-gradients.md": (_pole_gradients, "pole-gradients.json"),
+    "results.md, the README's tables, figures/": (_study_from_docs, "results.json"),
+}
+"""Pages of the analyses outside the declarations that ``--all`` rebuilds from stored data:
+page -> (how, the file it needs). The last one reads the declared readings' stored outcomes too
+(the findings), so it comes after the declared pages."""
 
 
 def rebuildable(docs: Path) -> list[Experiment]:

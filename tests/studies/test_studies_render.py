@@ -61,6 +61,26 @@ def test_a_section_has_no_page_of_its_own() -> None:
 def test_all_rebuilds_every_page_the_stored_data_give_unchanged(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     shutil.copytree(DOCS, docs)
+    shutil.copy(DOCS.parent / "README.md", tmp_path / "README.md")
+    # What the analyses' stored JSON alone must give back: their pages and the findings' figures.
+    redrawn = ["modulation.md", "shift-parts.md", "pole-gradients.md",
+               "figures/findings_intervals.png", "figures/findings_modulation_erosion.png", "figures/study_length_curve.png"]
+    for name in redrawn:
+        (docs / name).unlink()
     assert main(["--all", "--docs", str(docs)]) == 0
-    changed = [p.name for p in sorted(DOCS.glob("*.md")) + sorted(DOCS.glob("*.json")) if p.read_bytes() != (docs / p.name).read_bytes()]
+    committed = [*sorted(DOCS.glob("*.md")), *sorted(DOCS.glob("*.json")), *sorted(DOCS.glob("figures/*.png"))]
+    changed = [str(p.relative_to(DOCS)) for p in committed if p.read_bytes() != (docs / p.relative_to(DOCS)).read_bytes()]
     assert changed == []
+    assert (tmp_path / "README.md").read_text() == (DOCS.parent / "README.md").read_text()
+
+
+def test_all_rewrites_the_findings_from_the_stored_outcomes(tmp_path: Path) -> None:
+    """The README's findings table is generated: a stale copy is put right by ``--all``."""
+    docs = tmp_path / "docs"
+    shutil.copytree(DOCS, docs)
+    readme = (DOCS.parent / "README.md").read_text()
+    table = readme.split("<!-- findings:begin -->", 1)[1].split("<!-- findings:end -->", 1)[0]
+    row = next(line for line in table.splitlines() if line.startswith("| ") and " [" in line)
+    (tmp_path / "README.md").write_text(readme.replace(row, row.replace(" [", " [9", 1)))
+    assert main(["--all", "--docs", str(docs)]) == 0
+    assert (tmp_path / "README.md").read_text() == readme
