@@ -3,6 +3,11 @@ stores the per-clip outcomes its page is rebuilt from.
 
     python -m studies.run EXPERIMENT --out R [--jobs 2] [--train-only | --measure-only] [--docs docs]
     python -m studies.run EXPERIMENT --out R --list          # the jobs it would start now, and nothing else
+    python -m studies.run ANALYSIS --out R [--jobs 2] [--train-only | --measure-only | --list] [--docs docs]
+
+An ``ANALYSIS`` (:mod:`studies.analyses`: the main study, the stem-part analyses) is run the same
+way: the pre-training runs it reads are trained when missing, then its measuring command runs
+(``--list`` prints both); the main study's own runner (:mod:`studies.study`) does both itself.
 
 Pre-training runs go to ``R/<variant>_<steps>/seed<k>`` (``aape_pretrain --preset study`` with the
 variant's overrides, :class:`studies.variants.VariantRun`), fine-tuning runs to
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from studies.common import MODULATION_TASKS, TASKS, Job, StudySettings, run_jobs, say
+from studies.analyses import ANALYSES, Analysis
 from studies.experiments import EXPERIMENTS, Experiment, experiment, host_of
 from studies.finetune_runs import SETTINGS, ModelStart, parse_start
 from studies.variants import VariantRun
@@ -216,10 +222,45 @@ def narrowed(exp: Experiment, models: list[str] | None, seeds: list[int] | None,
     return exp if not baselines else dataclasses.replace(exp, baselines=True)
 
 
+EXPERIMENT_ONLY = ("models", "seeds", "no_random_init", "baselines", "sklearn_check")
+"""Options that narrow or check a declared experiment; an analysis is run whole."""
+
+
+def run_analysis(analysis: Analysis, args: argparse.Namespace) -> int:
+    """Trains the runs ``analysis`` reads (those missing), then runs its measuring command."""
+    import importlib
+
+    mode = "train" if args.train_only else "measure" if args.measure_only else "all"
+    command = [sys.executable, "-m", analysis.module, *analysis.argv(args.out, args.docs, mode=mode)]
+    own_runner = analysis.module == "studies.study"
+    pending = [] if own_runner else [r.job(args.out) for r in analysis.runs() if not r.finished(args.out)]
+    if args.list:
+        for job in pending:
+            print(f"{job.name}: {' '.join(job.command)}")
+        print(f"{analysis.name}: {' '.join(command)}")
+        return 0
+    from aape_plugin.inference.loading import ensure_fairseq2
+
+    ensure_fairseq2()
+    if pending and not args.measure_only:
+        failed = run_jobs(lambda: [r.job(args.out) for r in analysis.runs() if not r.finished(args.out)], jobs=args.jobs)
+        if failed:
+            say(f"{len(failed)} run(s) failed: " + "; ".join(failed))
+            return 1
+    if args.train_only and not own_runner:
+        return 0
+    missing = [str(r.folder(args.out)) for r in analysis.runs() if not r.finished(args.out)]
+    if missing:
+        say(f"{analysis.name} reads runs that are not finished: " + ", ".join(missing))
+        return 1
+    say(f"{analysis.name}: {' '.join(command[1:])}")
+    return int(importlib.import_module(analysis.module).main(command[3:]) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", metavar="EXPERIMENT", help=f"one of: {', '.join(EXPERIMENTS)}")
+    parser.add_argument("experiment", metavar="EXPERIMENT", help=f"one of: {', '.join([*EXPERIMENTS, *ANALYSES])}")
     parser.add_argument("--out", type=Path, required=True, help="the runs' root")
     parser.add_argument("--jobs", type=int, default=2)
     mode = parser.add_mutually_exclusive_group()
@@ -237,6 +278,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baselines", action="store_true", help="probe: also the no-model rows (log-mel statistics, modulation spectrum)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the measurement")
     args = parser.parse_args(argv)
+    if args.experiment in ANALYSES:
+        given = [f"--{name.replace('_', '-')}" for name in EXPERIMENT_ONLY if getattr(args, name) not in (None, False)]
+        if given:
+            parser.error(f"{args.experiment} is an analysis, run whole: {', '.join(given)} narrow or check a declared experiment")
+        return run_analysis(ANALYSES[args.experiment], args)
+    if args.experiment not in EXPERIMENTS:
+        parser.error(f"Unknown experiment {args.experiment!r}; known: {', '.join(EXPERIMENTS)}; analyses: {', '.join(ANALYSES)}.")
     try:
         exp = narrowed(experiment(args.experiment), args.models, args.seeds, random_init=not args.no_random_init,
                        baselines=args.baselines)
