@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -257,20 +258,31 @@ FREE_ENCODER_FIELDS = frozenset({"encoder.drop_path", "encoder.num_frames"})
 weights compute."""
 
 
-def config_differences(pretrained: object, current: object, prefix: str) -> list[str]:
-    """``field=value`` of every (nested) dataclass field where ``pretrained`` differs from
-    ``current``, with the dotted path (:data:`FREE_ENCODER_FIELDS` aside)."""
-    out = []
+def config_differences(pretrained: object, current: object, prefix: str) -> dict[str, object]:
+    """The pre-trained value of every (nested) dataclass field where ``pretrained`` differs from
+    ``current``, by dotted path (:data:`FREE_ENCODER_FIELDS` aside)."""
+    out: dict[str, object] = {}
     for item in fields(pretrained):  # type: ignore[arg-type]
         a, b = getattr(pretrained, item.name), getattr(current, item.name)
         path = f"{prefix}.{item.name}"
         if path in FREE_ENCODER_FIELDS:
             continue
         if is_dataclass(a) and is_dataclass(b):
-            out += config_differences(a, b, path)
+            out.update(config_differences(a, b, path))
         elif a != b:
-            out.append(f"{path}={a!r}")
+            out[path] = a
     return out
+
+
+def override_argument(path: str, value: object) -> str:
+    """``--config`` item that sets ``model.config_overrides.<path>`` to ``value`` (YAML), one
+    key at a time: a whole ``config_overrides`` mapping would replace the preset's (its head's
+    class count with it)."""
+    import yaml
+
+    plain = list(value) if isinstance(value, tuple) else value
+    text = yaml.safe_dump(plain, default_flow_style=True, width=10_000).strip()
+    return f"model.config_overrides.{path}={text.removesuffix('...').strip()}"
 
 
 class FinetuneTask(Task):
@@ -419,10 +431,12 @@ class FinetuneRecipe(Recipe):
             differences = config_differences(loaded.config.encoder, classifier.config.encoder, "encoder")
             if differences:
                 # Weights may fit while the computation differs (e.g. `stem.context`): refuse.
+                pretrained_with = ", ".join(f"{path}={value!r}" for path, value in differences.items())
+                arguments = " ".join(shlex.quote(override_argument(path, value)) for path, value in differences.items())
                 raise EncoderLoadError(
-                    f"The encoder of {config.pretrained.checkpoint} was pre-trained with {', '.join(differences)}; "
-                    f"`model.arch` {config.model.arch!r} differs. Set the same values with "
-                    f"--config 'model.config_overrides={{encoder: {{...}}}}'."
+                    f"The encoder of {config.pretrained.checkpoint} was pre-trained with {pretrained_with}; "
+                    f"`model.arch` {config.model.arch!r} with this run's configuration differs. Fine-tune it with the "
+                    f"same values: --config {arguments}"
                 )
             try:
                 classifier.encoder.load_state_dict(loaded.encoder.state_dict())

@@ -2,6 +2,7 @@
 tests/inference/test_inference_embedding_contract.py)."""
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -63,12 +64,24 @@ def test_finetune_refuses_a_head_of_the_wrong_size(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "num_classes=6" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_finetune_refuses_an_encoder_pre_trained_to_compute_differently(tmp_path: Path) -> None:
+def test_finetune_refuses_an_encoder_pre_trained_to_compute_differently_and_says_how_to_match_it(tmp_path: Path) -> None:
     # The weights would fit (no parameter changes), but the stem would compute another function.
-    proc = run_cli("recipe", "run", "aape_finetune", str(tmp_path / "x"), "--preset", "demo_drums", "--no-rich",
-                   "--config", "model.config_overrides={encoder: {stem: {centre_tap: exact}}}")
+    changed = ("model.config_overrides.encoder.stem.centre_tap=exact", "model.config_overrides.encoder.stem.init_decay=0.5",
+               "model.config_overrides.encoder.stem.adaptive=false")
+    proc = run_cli("recipe", "run", "aape_finetune", str(tmp_path / "x"), "--preset", "demo_drums", "--no-rich", "--config", *changed)
     err = one_line_error(proc)
-    assert "was pre-trained with encoder.stem.centre_tap='paper'" in err and "model.config_overrides" in err
+    assert "was pre-trained with encoder.stem.centre_tap='paper', encoder.stem.init_decay=0.25, encoder.stem.adaptive=True;" in err
+    suggested = shlex.split(err.split("Fine-tune it with the same values: --config ", 1)[1])
+    assert suggested == ["model.config_overrides.encoder.stem.centre_tap=paper", "model.config_overrides.encoder.stem.init_decay=0.25",
+                         "model.config_overrides.encoder.stem.adaptive=true"]
+    # What it suggests, given after the changed values, fine-tunes (one step), the head's class count kept.
+    out = tmp_path / "y"
+    proc = run_cli("recipe", "run", "aape_finetune", str(out), "--preset", "demo_drums", "--no-rich", "--config", *changed, *suggested,
+                   "regime.num_steps=2", "regime.validate_every_n_steps=2", "regime.checkpoint_every_n_steps=2",
+                   "regime.publish_metrics_every_n_steps=2", "lr_scheduler.config.num_warmup_steps=1", "dataset.clip_seconds=0.5",
+                   "dataset.eval_clip_seconds=0.5")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "results.json").read_text())["best_step"] == 2
 
 
 def test_report_merges_runs_into_one_table(tmp_path: Path) -> None:
