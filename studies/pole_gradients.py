@@ -140,6 +140,13 @@ def render(document: dict[str, object]) -> str:
     return "\n".join(lines + ([""] + [note] if note else [])) + "\n"
 
 
+def new_document(measurements: list[dict[str, object]], out: Path | None, note: str | None) -> dict[str, object]:
+    """What ``--out`` stores: measured again, the page keeps the note it has unless ``note`` is
+    given (as a declared experiment's page does)."""
+    kept = json.loads(out.read_text()).get("note", "") if out is not None and out.is_file() else ""
+    return {"measurements": measurements, "note": note if note is not None else kept}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m studies.pole_gradients", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.seeds:
                 say(f"gradients of {variant}, initialisation seed {seed}")
                 measurements.append(measure(variant, seed, batches=args.batches, batch_size=args.batch_size, rate_clips=args.rate_clips))
-        document = {"measurements": measurements, "note": args.note or ""}
+        document = new_document(measurements, args.out, args.note)
         if args.out:
             args.out.write_text(json.dumps(document, indent=1) + "\n")
     text = render(document)

@@ -52,3 +52,16 @@ def test_the_page_is_its_stored_measurement_rendered() -> None:
     assert (REPO / "docs" / "pole-gradients.md").read_text() == render(document)
     assert {m["variant"] for m in document["measurements"]} == {"trained_visible", "modulation_lambda"}
     assert all(set(m["terms"]) == set(TERMS) for m in document["measurements"])
+
+
+def test_measured_again_the_page_keeps_its_note_unless_a_new_one_is_given(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from studies.pole_gradients import new_document
+
+    out = tmp_path / "pole-gradients.json"
+    assert new_document([], out, None) == {"measurements": [], "note": ""}
+    out.write_text(json.dumps({"measurements": [{"seed": 1}], "note": "what the numbers say"}))
+    assert new_document([{"seed": 2}], out, None) == {"measurements": [{"seed": 2}], "note": "what the numbers say"}
+    assert new_document([{"seed": 2}], out, "a new reading")["note"] == "a new reading"
+    assert new_document([], None, None)["note"] == ""
