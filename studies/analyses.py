@@ -46,6 +46,11 @@ class Analysis:
     pages: tuple[str, ...] = ()
     """The pages (``DOCS/<page>``) it writes."""
 
+    @property
+    def trains_itself(self) -> bool:
+        """The main study's runner trains its own runs; the others' runs are trained by :mod:`studies.run`."""
+        return self.module == "studies.study"
+
     def runs(self) -> list[VariantRun]:
         """The pre-training runs it reads, each once, in the order declared."""
         return list(dict.fromkeys(e.run for e in self.encoders))
@@ -54,7 +59,7 @@ class Analysis:
         """The module's command line: its runs under ``root``; ``docs``: where its pages go (none:
         measure and print only). ``mode``: ``all``, ``train`` or ``measure`` (only the main study's
         runner trains for itself)."""
-        if self.module == "studies.study":
+        if self.trains_itself:
             flags = {"all": [], "train": ["--train-only"], "measure": ["--no-train"]}[mode]
             return ["--out", str(root), *flags, *(["--docs", str(docs)] if docs else [])]
         if self.module == "studies.modulation":

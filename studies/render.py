@@ -18,9 +18,10 @@ stored note under a page's tables (or a screen's adaptivity cells) before render
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,22 +109,15 @@ def write(exp: Experiment, docs: Path) -> Page:
     return page
 
 
-def _pole_gradients(docs: Path) -> None:
-    from studies.pole_gradients import render
+def _json_page(page: str, module: str, render: str) -> tuple[Callable[[Path], None], str]:
+    """How ``DOCS/<page>`` is rebuilt from ``DOCS/<page stem>.json`` by ``module.render``, and that file."""
+    data = page.removesuffix(".md") + ".json"
 
-    (docs / "pole-gradients.md").write_text(render(json.loads((docs / "pole-gradients.json").read_text())))
+    def rebuild(docs: Path) -> None:
+        text = getattr(importlib.import_module(module), render)(json.loads((docs / data).read_text()))
+        (docs / page).write_text(text)
 
-
-def _modulation(docs: Path) -> None:
-    from studies.modulation import page
-
-    (docs / "modulation.md").write_text(page(json.loads((docs / "modulation.json").read_text())))
-
-
-def _shift_parts(docs: Path) -> None:
-    from studies.shift_parts import page
-
-    (docs / "shift-parts.md").write_text(page(json.loads((docs / "shift-parts.json").read_text())))
+    return rebuild, data
 
 
 def _study_from_docs(docs: Path) -> None:
@@ -133,9 +127,9 @@ def _study_from_docs(docs: Path) -> None:
 
 
 ANALYSES = {
-    "modulation.md": (_modulation, "modulation.json"),
-    "shift-parts.md": (_shift_parts, "shift-parts.json"),
-    "pole-gradients.md": (_pole_gradients, "pole-gradients.json"),
+    "modulation.md": _json_page("modulation.md", "studies.modulation", "page"),
+    "shift-parts.md": _json_page("shift-parts.md", "studies.shift_parts", "page"),
+    "pole-gradients.md": _json_page("pole-gradients.md", "studies.pole_gradients", "render"),
     "results.md, the README's tables, figures/": (_study_from_docs, "results.json"),
 }
 """Pages of the analyses outside the declarations that ``--all`` rebuilds from stored data:

@@ -232,8 +232,7 @@ def run_analysis(analysis: Analysis, args: argparse.Namespace) -> int:
 
     mode = "train" if args.train_only else "measure" if args.measure_only else "all"
     command = [sys.executable, "-m", analysis.module, *analysis.argv(args.out, args.docs, mode=mode)]
-    own_runner = analysis.module == "studies.study"
-    pending = [] if own_runner else [r.job(args.out) for r in analysis.runs() if not r.finished(args.out)]
+    pending = [] if analysis.trains_itself else [r.job(args.out) for r in analysis.runs() if not r.finished(args.out)]
     if args.list:
         for job in pending:
             print(f"{job.name}: {' '.join(job.command)}")
@@ -247,7 +246,7 @@ def run_analysis(analysis: Analysis, args: argparse.Namespace) -> int:
         if failed:
             say(f"{len(failed)} run(s) failed: " + "; ".join(failed))
             return 1
-    if args.train_only and not own_runner:
+    if args.train_only and not analysis.trains_itself:
         return 0
     missing = [str(r.folder(args.out)) for r in analysis.runs() if not r.finished(args.out)]
     if missing:
